@@ -1,0 +1,36 @@
+/* fp_keys.h - names of every Redis key fetchpool uses (see PROTOCOL.md).
+ * One prefix, "fp:", so a shared Redis can be inspected and cleaned with one pattern. */
+#ifndef FP_KEYS_H
+#define FP_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FP_KEY_SEQ "fp:seq"
+#define FP_KEY_JOBS_NEW "fp:jobs:new"
+#define FP_KEY_JOBS_ACTIVE "fp:jobs:active"
+#define FP_KEY_TASKS "fp:tasks"
+#define FP_KEY_WORKERS "fp:workers"
+#define FP_KEY_RETRY "fp:retry"
+#define FP_KEY_DONE "fp:done"
+#define FP_KEY_DEAD "fp:dead"
+
+#define FP_KEY_MAX 128
+
+/* Per-job keys: fp:job:<id>, fp:job:<id>:in, :res, :lat, :summary, :wake. */
+typedef enum fp_job_key {
+    FP_JOB_META,
+    FP_JOB_IN,
+    FP_JOB_RES,
+    FP_JOB_LAT,
+    FP_JOB_SUMMARY,
+    FP_JOB_WAKE
+} fp_job_key;
+
+/* Writes the key into buf (FP_KEY_MAX bytes). Returns buf. */
+char *fp_key_job(char *buf, uint64_t job, fp_job_key which);
+/* fp:proc:<worker> and fp:worker:<worker> (heartbeat). */
+char *fp_key_proc(char *buf, const char *worker);
+char *fp_key_heartbeat(char *buf, const char *worker);
+
+#endif

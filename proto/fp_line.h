@@ -1,0 +1,20 @@
+/* fp_line.h - reads one line of a submitted URL list and decides what it is.
+ *
+ * Input files are untrusted: each line is checked for length, NUL bytes, UTF-8 and
+ * control characters, then parsed by libcurl's URL API (never by hand) and normalised.
+ * Blank lines and lines starting with '#' are skipped. */
+#ifndef FP_LINE_H
+#define FP_LINE_H
+
+#include <stddef.h>
+
+#define FP_LINE_MAX 8192 /* longer lines are invalid input */
+
+typedef enum fp_line_kind { FP_LINE_SKIP, FP_LINE_URL, FP_LINE_INVALID } fp_line_kind;
+
+/* line: len raw bytes without the '\n' (a trailing '\r' is dropped). For FP_LINE_URL the
+ * normalised URL is written to out; for FP_LINE_INVALID a short reason. outlen must be at
+ * least FP_URL_MAX + 1 (fp_record.h). */
+fp_line_kind fp_line_parse(const char *line, size_t len, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,72 @@
+/* fp_scripts.c - Lua source of the scripts declared in fp_scripts.h.
+ * Redis caches a script by its SHA1, so sending the source with EVAL costs only bandwidth. */
+#include "fp_scripts.h"
+
+const char fp_script_fetch[] =
+    "local out = {}\n"
+    "for i = 1, tonumber(ARGV[1]) do\n"
+    "  local t = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')\n"
+    "  if not t then break end\n"
+    "  out[i] = t\n"
+    "end\n"
+    "return out\n";
+
+const char fp_script_finish[] =
+    "if ARGV[1] ~= '' then redis.call('LREM', KEYS[1], 1, ARGV[1]) end\n"
+    "if redis.call('HEXISTS', KEYS[2], 'total') == 0 then return -1 end\n"
+    "if redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[3]) == 0 then return 0 end\n"
+    "local done = redis.call('HINCRBY', KEYS[2], 'done', 1)\n"
+    "if ARGV[4] == '1' then\n"
+    "  redis.call('HINCRBY', KEYS[2], 'ok', 1)\n"
+    "  redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[6])\n"
+    "else\n"
+    "  redis.call('HINCRBY', KEYS[2], 'failed', 1)\n"
+    "  redis.call('HINCRBY', KEYS[2], 'fail:' .. ARGV[5], 1)\n"
+    "end\n"
+    "redis.call('HINCRBY', KEYS[2], 'sum_us', ARGV[7])\n"
+    "if ARGV[8] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[8], 1) end\n"
+    "if redis.call('HGET', KEYS[2], 'sealed') == '1' and\n"
+    "   done >= tonumber(redis.call('HGET', KEYS[2], 'total')) then\n"
+    "  local t = redis.call('TIME')\n"
+    "  redis.call('HSET', KEYS[2], 'finished_us', t[1] * 1000000 + t[2])\n"
+    "  redis.call('RPUSH', KEYS[5], ARGV[9])\n"
+    "end\n"
+    "return 1\n";
+
+const char fp_script_seal[] =
+    "if redis.call('HGET', KEYS[1], 'sealed') == '1' then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'sealed', 1)\n"
+    "local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')\n"
+    "local done = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')\n"
+    "if done >= total then\n"
+    "  local t = redis.call('TIME')\n"
+    "  redis.call('HSET', KEYS[1], 'finished_us', t[1] * 1000000 + t[2])\n"
+    "  redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+    "end\n"
+    "return 1\n";
+
+const char fp_script_retry[] =
+    "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
+    "local t = redis.call('TIME')\n"
+    "local due = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[3])\n"
+    "redis.call('ZADD', KEYS[2], due, ARGV[2])\n"
+    "return 1\n";
+
+const char fp_script_promote[] =
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])\n"
+    "for i = #due, 1, -1 do redis.call('LPUSH', KEYS[2], due[i]) end\n"
+    "if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end\n"
+    "return #due\n";
+
+const char fp_script_release[] =
+    "local n = 0\n"
+    "while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end\n"
+    "return n\n";
+
+const char fp_script_bury[] =
+    "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
+    "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+    "redis.call('LTRIM', KEYS[2], -10000, -1)\n"
+    "return 1\n";

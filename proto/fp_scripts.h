@@ -1,0 +1,40 @@
+/* fp_scripts.h - the Lua scripts that make each queue step one atomic Redis command.
+ *
+ * Every state change that touches more than one key runs as one script, so a crash of
+ * any process between two commands can never lose a task or count a result twice: a
+ * task is always in exactly one of fp:tasks, a processing list, fp:retry, or (as its
+ * result) the job's result hash. Keys and arguments are listed with each script. */
+#ifndef FP_SCRIPTS_H
+#define FP_SCRIPTS_H
+
+/* Move up to ARGV[1] tasks from the queue to a processing list. Returns them.
+ * KEYS: fp:tasks, fp:proc:<worker>. */
+extern const char fp_script_fetch[];
+
+/* Record a task's final result. Returns 1 (counted), 0 (duplicate, ignored) or -1 (the
+ * job no longer exists). KEYS: fp:proc:<worker>, fp:job:<id>, fp:job:<id>:res,
+ * fp:job:<id>:lat, fp:done. ARGV: task record ("" if none), idx, result record,
+ * ok (1/0), status, bytes, total_us, latency bucket ("" for none), job id. */
+extern const char fp_script_finish[];
+
+/* Mark a job as fully fed; completes it if every task already has a result.
+ * KEYS: fp:job:<id>, fp:done. ARGV: job id. */
+extern const char fp_script_seal[];
+
+/* Put a task back for a later attempt. KEYS: fp:proc:<worker>, fp:retry.
+ * ARGV: old task record, new task record (attempt raised), delay in ms. */
+extern const char fp_script_retry[];
+
+/* Move retries that are due to the head of the queue. Returns how many.
+ * KEYS: fp:retry, fp:tasks. ARGV: at most this many. */
+extern const char fp_script_promote[];
+
+/* Hand every task of a processing list back to the head of the queue. Returns how many.
+ * KEYS: fp:proc:<worker>, fp:tasks. */
+extern const char fp_script_release[];
+
+/* Move an undecodable record from a processing list to the dead-letter list (capped).
+ * KEYS: fp:proc:<worker>, fp:dead. ARGV: the record. */
+extern const char fp_script_bury[];
+
+#endif

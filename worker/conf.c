@@ -1,0 +1,199 @@
+/* conf.c - worker options: getopt_long with FETCHPOOL_* environment fallbacks, so the same
+ * binary is configured by flags on a shell and by variables in a container. */
+#include "conf.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: fetchpool-worker [options]\n"
+    "\n"
+    "Takes download tasks from Redis, fetches them with libcurl (many at once on one\n"
+    "libuv loop), stores each image as <output>/<ab>/<sha256>.<ext> and sends a result\n"
+    "per task back through Redis.\n"
+    "\n"
+    "  -r, --redis URL           redis://[:password@]host[:port][/db]\n"
+    "                            (env FETCHPOOL_REDIS; default " FP_REDIS_URL_DEFAULT ")\n"
+    "  -o, --output DIR          where images are stored (env FETCHPOOL_OUTPUT; default ./images)\n"
+    "  -c, --concurrency N       transfers in flight (env FETCHPOOL_CONCURRENCY; default 64)\n"
+    "      --host-conns N        transfers in flight per host, 0 for no cap\n"
+    "                            (env FETCHPOOL_HOST_CONNS; default 8)\n"
+    "      --id ID               worker id (env FETCHPOOL_WORKER_ID; default host-pid)\n"
+    "      --connect-timeout S   connect timeout in seconds (default 10)\n"
+    "      --timeout S           whole-transfer timeout in seconds (default 60)\n"
+    "      --low-speed BYTES     abort a transfer slower than this many bytes/s ... (default 1024)\n"
+    "      --low-speed-time S    ... for this many seconds (default 15)\n"
+    "      --max-size BYTES      largest body accepted (env FETCHPOOL_MAX_SIZE; default 50000000)\n"
+    "      --grace S             on SIGTERM, let transfers finish this long (env FETCHPOOL_GRACE;\n"
+    "                            default 20), then hand the rest back to the queue\n"
+    "      --allow-private       allow loopback/private/link-local addresses (for local use;\n"
+    "                            env FETCHPOOL_ALLOW_PRIVATE=1)\n"
+    "      --fsync               fsync each file before publishing it (env FETCHPOOL_FSYNC=1)\n"
+    "  -v, --verbose             log every task\n"
+    "  -h, --help                this text\n";
+
+enum {
+    OPT_HOST_CONNS = 256,
+    OPT_ID,
+    OPT_CONNECT_TIMEOUT,
+    OPT_TIMEOUT,
+    OPT_LOW_SPEED,
+    OPT_LOW_SPEED_TIME,
+    OPT_MAX_SIZE,
+    OPT_GRACE,
+    OPT_ALLOW_PRIVATE,
+    OPT_FSYNC
+};
+
+static int parse_num(const char *name, const char *s, double min, double max, double *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || *end || v < min || v > max) {
+        fprintf(stderr, "fetchpool-worker: bad value for %s: '%s' (want %g..%g)\n", name, s, min,
+                max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
+}
+
+int fp_conf_parse(fp_conf *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"redis", required_argument, NULL, 'r'},
+        {"output", required_argument, NULL, 'o'},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"host-conns", required_argument, NULL, OPT_HOST_CONNS},
+        {"id", required_argument, NULL, OPT_ID},
+        {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"low-speed", required_argument, NULL, OPT_LOW_SPEED},
+        {"low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME},
+        {"max-size", required_argument, NULL, OPT_MAX_SIZE},
+        {"grace", required_argument, NULL, OPT_GRACE},
+        {"allow-private", no_argument, NULL, OPT_ALLOW_PRIVATE},
+        {"fsync", no_argument, NULL, OPT_FSYNC},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *redis = getenv("FETCHPOOL_REDIS"), *output = getenv("FETCHPOOL_OUTPUT");
+    const char *id = getenv("FETCHPOOL_WORKER_ID"), *s;
+    char host[64], err[256];
+    double v;
+    int ch;
+
+    memset(c, 0, sizeof(*c));
+    c->concurrency = 64;
+    c->host_conns = 8;
+    c->connect_timeout_ms = 10000;
+    c->timeout_ms = 60000;
+    c->low_speed_bytes = 1024;
+    c->low_speed_time = 15;
+    c->max_size = 50000000;
+    c->grace_ms = 20000;
+    c->allow_private = env_flag("FETCHPOOL_ALLOW_PRIVATE");
+    c->fsync = env_flag("FETCHPOOL_FSYNC");
+    if ((s = getenv("FETCHPOOL_CONCURRENCY")) && parse_num("FETCHPOOL_CONCURRENCY", s, 1, 10000, &v) == 0)
+        c->concurrency = (int)v;
+    if ((s = getenv("FETCHPOOL_HOST_CONNS")) && parse_num("FETCHPOOL_HOST_CONNS", s, 0, 10000, &v) == 0)
+        c->host_conns = (int)v;
+    if ((s = getenv("FETCHPOOL_MAX_SIZE")) && parse_num("FETCHPOOL_MAX_SIZE", s, 1, 1e12, &v) == 0)
+        c->max_size = (uint64_t)v;
+    if ((s = getenv("FETCHPOOL_GRACE")) && parse_num("FETCHPOOL_GRACE", s, 0, 3600, &v) == 0)
+        c->grace_ms = (long)(v * 1000);
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "r:o:c:vh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'r': redis = optarg; break;
+        case 'o': output = optarg; break;
+        case 'c':
+            if (parse_num("--concurrency", optarg, 1, 10000, &v)) return -1;
+            c->concurrency = (int)v;
+            break;
+        case OPT_HOST_CONNS:
+            if (parse_num("--host-conns", optarg, 0, 10000, &v)) return -1;
+            c->host_conns = (int)v;
+            break;
+        case OPT_ID: id = optarg; break;
+        case OPT_CONNECT_TIMEOUT:
+            if (parse_num("--connect-timeout", optarg, 0.001, 3600, &v)) return -1;
+            c->connect_timeout_ms = (long)(v * 1000);
+            break;
+        case OPT_TIMEOUT:
+            if (parse_num("--timeout", optarg, 0.001, 86400, &v)) return -1;
+            c->timeout_ms = (long)(v * 1000);
+            break;
+        case OPT_LOW_SPEED:
+            if (parse_num("--low-speed", optarg, 0, 1e9, &v)) return -1;
+            c->low_speed_bytes = (long)v;
+            break;
+        case OPT_LOW_SPEED_TIME:
+            if (parse_num("--low-speed-time", optarg, 1, 3600, &v)) return -1;
+            c->low_speed_time = (long)v;
+            break;
+        case OPT_MAX_SIZE:
+            if (parse_num("--max-size", optarg, 1, 1e12, &v)) return -1;
+            c->max_size = (uint64_t)v;
+            break;
+        case OPT_GRACE:
+            if (parse_num("--grace", optarg, 0, 3600, &v)) return -1;
+            c->grace_ms = (long)(v * 1000);
+            break;
+        case OPT_ALLOW_PRIVATE: c->allow_private = 1; break;
+        case OPT_FSYNC: c->fsync = 1; break;
+        case 'v': c->verbose = 1; break;
+        case 'h': fputs(usage, stdout); return 1;
+        default: fputs(usage, stderr); return -1;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "fetchpool-worker: unexpected argument '%s'\n%s", argv[optind], usage);
+        return -1;
+    }
+    snprintf(c->redis_url, sizeof(c->redis_url), "%s", redis ? redis : FP_REDIS_URL_DEFAULT);
+    if (fp_redis_url_parse(c->redis_url, &c->redis, err, sizeof(err))) {
+        fprintf(stderr, "fetchpool-worker: %s\n", err);
+        return -1;
+    }
+    if (snprintf(c->output, sizeof(c->output), "%s", output ? output : "./images") >=
+        (int)sizeof(c->output)) {
+        fprintf(stderr, "fetchpool-worker: output path too long\n");
+        return -1;
+    }
+    if (id) {
+        snprintf(c->id, sizeof(c->id), "%s", id);
+    } else {
+        if (gethostname(host, sizeof(host)) != 0)
+            strcpy(host, "worker");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(c->id, sizeof(c->id), "%.40s-%d", host, (int)getpid());
+    }
+    for (s = c->id; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '_' || *s == ':' || *s == '-')) {
+            fprintf(stderr, "fetchpool-worker: worker id may hold only [A-Za-z0-9._:-]\n");
+            return -1;
+        }
+    }
+    if (c->id[0] == '\0') {
+        fprintf(stderr, "fetchpool-worker: empty worker id\n");
+        return -1;
+    }
+    return 0;
+}

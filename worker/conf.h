@@ -1,0 +1,33 @@
+/* conf.h - the worker's settings: defaults, command line and environment. */
+#ifndef FP_WORKER_CONF_H
+#define FP_WORKER_CONF_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "fp_record.h"
+#include "fp_redis_url.h"
+
+typedef struct fp_conf {
+    fp_redis_url redis;
+    char redis_url[512];
+    char output[PATH_MAX - 128]; /* room for the shard and file name */
+    char id[FP_WORKER_ID_MAX + 1];
+    int concurrency;          /* transfers in flight at most */
+    int host_conns;           /* transfers in flight per host at most (0: no cap) */
+    long connect_timeout_ms;
+    long timeout_ms;          /* whole transfer */
+    long low_speed_bytes;     /* abort below this many bytes/s ... */
+    long low_speed_time;      /* ... for this many seconds */
+    uint64_t max_size;        /* body bytes at most */
+    long grace_ms;            /* drain time on SIGTERM */
+    int allow_private;        /* let the SSRF guard pass private/loopback addresses */
+    int fsync;                /* fsync each file before publishing it */
+    int verbose;
+} fp_conf;
+
+/* Parses argv and the FETCHPOOL_* environment. Returns 0 to run, 1 if --help was printed,
+ * -1 on a usage error (message printed). */
+int fp_conf_parse(fp_conf *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,27 @@
+/* fetch.h - drives libcurl's multi interface from a libuv loop (the multi-uv.c pattern).
+ *
+ * One non-repeating uv_timer_t follows CURLMOPT_TIMERFUNCTION; one uv_poll_t per socket
+ * follows CURLMOPT_SOCKETFUNCTION and hangs on the socket with curl_multi_assign. After
+ * every curl_multi_socket_action the finished transfers are handed to done_cb, which must
+ * read what it needs from the easy handle and then call fp_fetch_remove. All transfers
+ * share the multi handle's connection pool and DNS cache. */
+#ifndef FP_FETCH_H
+#define FP_FETCH_H
+
+#include <curl/curl.h>
+#include <uv.h>
+
+typedef struct fp_fetch fp_fetch;
+typedef void (*fp_fetch_done_cb)(void *arg, CURL *easy, CURLcode result);
+typedef void (*fp_fetch_closed_cb)(void *arg);
+
+/* max_conns: size of the connection cache (connections kept for reuse). NULL on failure. */
+fp_fetch *fp_fetch_new(uv_loop_t *loop, long max_conns, fp_fetch_done_cb done, void *arg);
+/* 0, or -1 if libcurl refused the handle. */
+int fp_fetch_add(fp_fetch *f, CURL *easy);
+void fp_fetch_remove(fp_fetch *f, CURL *easy);
+/* Closes every handle; f is freed once the last libuv close callback ran, then closed(arg).
+ * Every easy handle must have been removed first. */
+void fp_fetch_close(fp_fetch *f, fp_fetch_closed_cb closed, void *arg);
+
+#endif

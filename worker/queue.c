@@ -1,0 +1,610 @@
+/* queue.c - Redis connections, task intake, result outbox and heartbeats (see queue.h). */
+#include "queue.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_keys.h"
+#include "fp_log.h"
+#include "fp_scripts.h"
+
+#define HEARTBEAT_MS 1000
+#define HEARTBEAT_TTL_MS 5000
+#define BLOCK_S "1"          /* BLMOVE wait when the queue is empty */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define MAX_ARGS 20
+
+/* One command waiting for Redis to acknowledge it. */
+typedef struct cmd_item {
+    int argc;
+    const char *argv[MAX_ARGS];
+    size_t len[MAX_ARGS];
+    char *own[MAX_ARGS]; /* copies this item frees */
+    struct cmd_item *next;
+    fp_queue *q;
+} cmd_item;
+
+typedef struct conn {
+    fp_queue *q;
+    const char *name;
+    redisAsyncContext *ac;
+    int up;
+    int down_logged;
+    long backoff_ms;
+    uv_timer_t retry;
+} conn;
+
+struct fp_queue {
+    uv_loop_t *loop;
+    const fp_conf *conf;
+    fp_queue_task_cb on_task;
+    void *arg;
+    conn pull, cmd;
+    char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
+    int want, pulling;
+    cmd_item *out_head, *out_tail;
+    int sent;
+    uv_timer_t heartbeat, deadline;
+    int stopping, forced, final_sent;
+    int open_handles;
+    fp_queue_closed_cb closed;
+    void *closed_arg;
+    fp_queue_stats stats;
+};
+
+static void conn_open(conn *c);
+static void pull_kick(fp_queue *q);
+static void flush(fp_queue *q);
+static void progress(fp_queue *q);
+
+/* Connections ----------------------------------------------------------------------- */
+
+static void retry_cb(uv_timer_t *t)
+{
+    conn_open(t->data);
+}
+
+static void conn_schedule(conn *c)
+{
+    if (c->q->final_sent)
+        return;
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (c->backoff_ms > BACKOFF_MAX_MS)
+        c->backoff_ms = BACKOFF_MAX_MS;
+    uv_timer_start(&c->retry, retry_cb, (uint64_t)c->backoff_ms, 0);
+}
+
+static void conn_lost(conn *c, const char *why)
+{
+    if (!c->down_logged)
+        fp_warn("redis %s connection lost (%s); reconnecting", c->name, why);
+    c->down_logged = 1;
+    conn_schedule(c);
+}
+
+static void auth_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *r = reply;
+    conn *c = priv;
+
+    (void)ac;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        fp_error("redis %s: %s", c->name, r->str);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    conn *c = ac->data;
+    const fp_conf *conf = c->q->conf;
+
+    if (status != REDIS_OK) {
+        c->ac = NULL; /* hiredis frees the context after this callback */
+        conn_lost(c, ac->errstr);
+        return;
+    }
+    if (conf->redis.password[0])
+        redisAsyncCommand(c->ac, auth_cb, c, "AUTH %s", conf->redis.password);
+    if (conf->redis.db)
+        redisAsyncCommand(c->ac, auth_cb, c, "SELECT %d", conf->redis.db);
+    c->up = 1;
+    c->backoff_ms = 0;
+    if (c->down_logged)
+        fp_info("redis %s connection back", c->name);
+    c->down_logged = 0;
+    if (c == &c->q->pull)
+        pull_kick(c->q);
+    else
+        flush(c->q);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    conn *c = ac->data;
+
+    c->ac = NULL;
+    c->up = 0;
+    if (c->q->final_sent) {
+        progress(c->q);
+        return;
+    }
+    conn_lost(c, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+static void conn_open(conn *c)
+{
+    const fp_conf *conf = c->q->conf;
+    redisAsyncContext *ac = redisAsyncConnect(conf->redis.host, conf->redis.port);
+
+    if (ac == NULL) {
+        conn_lost(c, "out of memory");
+        return;
+    }
+    if (ac->err) {
+        conn_lost(c, ac->errstr);
+        redisAsyncFree(ac);
+        return;
+    }
+    ac->data = c;
+    if (redisLibuvAttach(ac, c->q->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        conn_lost(c, "cannot attach to the loop");
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->ac = ac;
+}
+
+static void conn_init(fp_queue *q, conn *c, const char *name)
+{
+    c->q = q;
+    c->name = name;
+    uv_timer_init(q->loop, &c->retry);
+    c->retry.data = c;
+    q->open_handles++;
+}
+
+/* Pulling tasks --------------------------------------------------------------------- */
+
+static void deliver(fp_queue *q, const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_STRING && !q->stopping)
+        q->on_task(q->arg, r->str, r->len);
+}
+
+static void pull_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    fp_queue *q = priv;
+    redisReply *r = reply;
+    size_t i, got = 0;
+
+    (void)ac;
+    q->pulling = 0;
+    if (r == NULL) {
+        progress(q);
+        return; /* connection gone; pull_kick runs again after the reconnect */
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        fp_warn("redis: taking tasks failed: %s", r->str);
+    } else if (r->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < r->elements; i++)
+            deliver(q, r->element[i]);
+        got = r->elements;
+        if (got == 0 && !q->stopping && q->want > 0 && q->pull.up) {
+            /* Queue empty: wait for the next task without polling. */
+            q->pulling = 1;
+            redisAsyncCommand(q->pull.ac, pull_reply, q, "BLMOVE %s %s LEFT RIGHT " BLOCK_S,
+                              FP_KEY_TASKS, q->proc_key);
+            return;
+        }
+    } else {
+        deliver(q, r);
+    }
+    if (q->stopping)
+        progress(q);
+    else
+        pull_kick(q);
+}
+
+static void pull_kick(fp_queue *q)
+{
+    char n[16];
+
+    if (!q->pull.up || q->pulling || q->stopping || q->want <= 0)
+        return;
+    snprintf(n, sizeof(n), "%d", q->want);
+    q->pulling = 1;
+    redisAsyncCommand(q->pull.ac, pull_reply, q, "EVAL %s 2 %s %s %s", fp_script_fetch,
+                      FP_KEY_TASKS, q->proc_key, n);
+}
+
+void fp_queue_want(fp_queue *q, int n)
+{
+    q->want = n;
+    pull_kick(q);
+}
+
+/* Results and other commands -------------------------------------------------------- */
+
+static cmd_item *item_new(fp_queue *q)
+{
+    cmd_item *it = calloc(1, sizeof(*it));
+
+    if (it == NULL) {
+        fp_error("out of memory queueing a result");
+        abort(); /* a result we cannot keep would be lost: better to be reaped */
+    }
+    it->q = q;
+    return it;
+}
+
+static void arg_static(cmd_item *it, const char *s)
+{
+    it->argv[it->argc] = s;
+    it->len[it->argc] = strlen(s);
+    it->argc++;
+}
+
+static void arg_copy(cmd_item *it, const char *s, size_t len)
+{
+    char *p = malloc(len + 1);
+
+    if (p == NULL) {
+        fp_error("out of memory queueing a result");
+        abort();
+    }
+    memcpy(p, s, len);
+    p[len] = '\0';
+    it->own[it->argc] = p;
+    it->argv[it->argc] = p;
+    it->len[it->argc] = len;
+    it->argc++;
+}
+
+static void arg_str(cmd_item *it, const char *s)
+{
+    arg_copy(it, s, strlen(s));
+}
+
+static void arg_u64(cmd_item *it, uint64_t v)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%" PRIu64, v);
+    arg_copy(it, buf, (size_t)n);
+}
+
+static void item_free(cmd_item *it)
+{
+    int i;
+
+    for (i = 0; i < it->argc; i++)
+        free(it->own[i]);
+    free(it);
+}
+
+static void outbox_push(fp_queue *q, cmd_item *it, int front)
+{
+    it->next = NULL;
+    if (q->out_head == NULL) {
+        q->out_head = q->out_tail = it;
+    } else if (front) {
+        it->next = q->out_head;
+        q->out_head = it;
+    } else {
+        q->out_tail->next = it;
+        q->out_tail = it;
+    }
+}
+
+/* Errors Redis gives while it cannot take writes yet; anything else is a bug to log. */
+static int transient_error(const char *s)
+{
+    return !strncmp(s, "LOADING", 7) || !strncmp(s, "BUSY", 4) || !strncmp(s, "OOM", 3) ||
+           !strncmp(s, "READONLY", 8) || !strncmp(s, "MASTERDOWN", 10) ||
+           !strncmp(s, "TRYAGAIN", 8) || !strncmp(s, "NOAUTH", 6);
+}
+
+static void cmd_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    cmd_item *it = priv;
+    fp_queue *q = it->q;
+    redisReply *r = reply;
+
+    (void)ac;
+    q->sent--;
+    if (r == NULL) {
+        outbox_push(q, it, 1); /* not acknowledged: send again after the reconnect */
+    } else if (r->type == REDIS_REPLY_ERROR && transient_error(r->str)) {
+        fp_warn("redis: %s; will retry", r->str);
+        outbox_push(q, it, 0);
+        if (q->cmd.up && q->cmd.ac)
+            redisAsyncDisconnect(q->cmd.ac); /* reconnect with backoff, then resend */
+    } else {
+        if (r->type == REDIS_REPLY_ERROR)
+            fp_error("redis: command failed: %s", r->str);
+        item_free(it);
+    }
+    progress(q);
+}
+
+static void flush(fp_queue *q)
+{
+    while (q->cmd.up && q->out_head) {
+        cmd_item *it = q->out_head;
+        q->out_head = it->next;
+        if (q->out_head == NULL)
+            q->out_tail = NULL;
+        if (redisAsyncCommandArgv(q->cmd.ac, cmd_reply, it, it->argc, it->argv, it->len) !=
+            REDIS_OK) {
+            outbox_push(q, it, 1);
+            return;
+        }
+        q->sent++;
+    }
+}
+
+void fp_queue_finish(fp_queue *q, const char *raw, size_t rawlen, uint64_t job, uint64_t idx,
+                     const char *result, size_t resultlen, int ok, const char *status,
+                     uint64_t bytes, uint64_t total_us, int64_t bucket)
+{
+    cmd_item *it = item_new(q);
+    char key[FP_KEY_MAX];
+
+    arg_static(it, "EVAL");
+    arg_static(it, fp_script_finish);
+    arg_static(it, "5");
+    arg_str(it, q->proc_key);
+    arg_str(it, fp_key_job(key, job, FP_JOB_META));
+    arg_str(it, fp_key_job(key, job, FP_JOB_RES));
+    arg_str(it, fp_key_job(key, job, FP_JOB_LAT));
+    arg_static(it, FP_KEY_DONE);
+    arg_copy(it, raw, rawlen);
+    arg_u64(it, idx);
+    arg_copy(it, result, resultlen);
+    arg_static(it, ok ? "1" : "0");
+    arg_str(it, status);
+    arg_u64(it, bytes);
+    arg_u64(it, total_us);
+    if (bucket >= 0)
+        arg_u64(it, (uint64_t)bucket);
+    else
+        arg_static(it, "");
+    arg_u64(it, job);
+    outbox_push(q, it, 0);
+    flush(q);
+}
+
+void fp_queue_retry(fp_queue *q, const char *raw, size_t rawlen, const char *next,
+                    size_t nextlen, long delay_ms)
+{
+    cmd_item *it = item_new(q);
+
+    arg_static(it, "EVAL");
+    arg_static(it, fp_script_retry);
+    arg_static(it, "2");
+    arg_str(it, q->proc_key);
+    arg_static(it, FP_KEY_RETRY);
+    arg_copy(it, raw, rawlen);
+    arg_copy(it, next, nextlen);
+    arg_u64(it, (uint64_t)(delay_ms < 0 ? 0 : delay_ms));
+    outbox_push(q, it, 0);
+    flush(q);
+}
+
+void fp_queue_bury(fp_queue *q, const char *raw, size_t rawlen)
+{
+    cmd_item *it = item_new(q);
+
+    arg_static(it, "EVAL");
+    arg_static(it, fp_script_bury);
+    arg_static(it, "2");
+    arg_str(it, q->proc_key);
+    arg_static(it, FP_KEY_DEAD);
+    arg_copy(it, raw, rawlen);
+    outbox_push(q, it, 0);
+    flush(q);
+}
+
+fp_queue_stats *fp_queue_stats_of(fp_queue *q)
+{
+    return &q->stats;
+}
+
+/* Heartbeat ------------------------------------------------------------------------- */
+
+static void heartbeat_cb(uv_timer_t *t)
+{
+    fp_queue *q = t->data;
+    char v[160];
+
+    if (!q->cmd.up)
+        return;
+    snprintf(v, sizeof(v),
+             "inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64 " retried=%" PRIu64
+             " bytes=%" PRIu64,
+             q->stats.inflight, q->stats.done, q->stats.failed, q->stats.retried, q->stats.bytes);
+    redisAsyncCommand(q->cmd.ac, NULL, NULL, "SET %s %s PX %d", q->hb_key, v, HEARTBEAT_TTL_MS);
+    redisAsyncCommand(q->cmd.ac, NULL, NULL, "SADD %s %s", FP_KEY_WORKERS, q->conf->id);
+}
+
+/* Start ----------------------------------------------------------------------------- */
+
+static int sync_setup(fp_queue *q)
+{
+    const fp_conf *conf = q->conf;
+    struct timeval tv = {3, 0};
+    redisContext *c = redisConnectWithTimeout(conf->redis.host, conf->redis.port, tv);
+    redisReply *r;
+    int rc = -1;
+
+    if (c == NULL || c->err) {
+        fp_error("cannot reach Redis at %s: %s", conf->redis_url, c ? c->errstr : "out of memory");
+        goto done;
+    }
+    redisSetTimeout(c, tv);
+    if (conf->redis.password[0]) {
+        r = redisCommand(c, "AUTH %s", conf->redis.password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            fp_error("Redis AUTH failed: %s", r ? r->str : c->errstr);
+            freeReplyObject(r);
+            goto done;
+        }
+        freeReplyObject(r);
+    }
+    /* Tasks a crashed worker of the same id left behind go back to the queue first. */
+    r = redisCommand(c, "SELECT %d", conf->redis.db);
+    freeReplyObject(r);
+    r = redisCommand(c, "EVAL %s 2 %s %s", fp_script_release, q->proc_key, FP_KEY_TASKS);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        fp_error("Redis at %s: %s", conf->redis_url, r ? r->str : c->errstr);
+        freeReplyObject(r);
+        goto done;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        fp_info("handed back %lld tasks left by an earlier worker %s", r->integer, conf->id);
+    freeReplyObject(r);
+    rc = 0;
+done:
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
+fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on_task, void *arg)
+{
+    fp_queue *q = calloc(1, sizeof(*q));
+
+    if (q == NULL)
+        return NULL;
+    q->loop = loop;
+    q->conf = conf;
+    q->on_task = on_task;
+    q->arg = arg;
+    fp_key_proc(q->proc_key, conf->id);
+    fp_key_heartbeat(q->hb_key, conf->id);
+    if (sync_setup(q) != 0) {
+        free(q);
+        return NULL;
+    }
+    conn_init(q, &q->pull, "pull");
+    conn_init(q, &q->cmd, "cmd");
+    uv_timer_init(loop, &q->heartbeat);
+    q->heartbeat.data = q;
+    uv_timer_init(loop, &q->deadline);
+    q->deadline.data = q;
+    q->open_handles += 2;
+    conn_open(&q->cmd);
+    conn_open(&q->pull);
+    uv_timer_start(&q->heartbeat, heartbeat_cb, 0, HEARTBEAT_MS);
+    return q;
+}
+
+/* Shutdown -------------------------------------------------------------------------- */
+
+static void handle_closed(uv_handle_t *h)
+{
+    fp_queue *q = h->data;
+
+    q->open_handles--;
+    progress(q);
+}
+
+static void release_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *r = reply;
+
+    (void)ac;
+    (void)priv;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        fp_info("handed %lld unfinished tasks back to the queue", r->integer);
+    else if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        fp_warn("could not hand tasks back; the master's reaper will");
+}
+
+static void close_everything(fp_queue *q)
+{
+    conn *c[2] = {&q->pull, &q->cmd};
+    int i;
+
+    q->final_sent = 1;
+    uv_timer_stop(&q->pull.retry);
+    uv_timer_stop(&q->cmd.retry);
+    q->pull.retry.data = q; /* every handle's close callback finds the queue */
+    q->cmd.retry.data = q;
+    uv_close((uv_handle_t *)&q->pull.retry, handle_closed);
+    uv_close((uv_handle_t *)&q->cmd.retry, handle_closed);
+    uv_close((uv_handle_t *)&q->heartbeat, handle_closed);
+    uv_close((uv_handle_t *)&q->deadline, handle_closed);
+    for (i = 0; i < 2; i++) {
+        redisAsyncContext *ac = c[i]->ac;
+        if (ac == NULL)
+            continue;
+        if (c[i]->up) {
+            redisAsyncDisconnect(ac); /* sends what is queued, then closes */
+        } else {
+            c[i]->ac = NULL; /* still connecting: hiredis would not call on_disconnect */
+            redisAsyncFree(ac);
+        }
+    }
+}
+
+static void progress(fp_queue *q)
+{
+    if (!q->stopping)
+        return;
+    if (q->final_sent) {
+        if (q->open_handles == 0 && q->pull.ac == NULL && q->cmd.ac == NULL && q->closed) {
+            fp_queue_closed_cb cb = q->closed;
+            void *arg = q->closed_arg;
+            cmd_item *it;
+            q->closed = NULL;
+            while ((it = q->out_head) != NULL) {
+                q->out_head = it->next;
+                item_free(it);
+            }
+            free(q);
+            cb(arg);
+        }
+        return;
+    }
+    if (q->pulling || q->out_head || q->sent) {
+        if (!q->forced)
+            return;
+    } else if (q->cmd.up) {
+        redisAsyncCommand(q->cmd.ac, release_reply, q, "EVAL %s 2 %s %s", fp_script_release,
+                          q->proc_key, FP_KEY_TASKS);
+        redisAsyncCommand(q->cmd.ac, NULL, NULL, "DEL %s", q->hb_key);
+        redisAsyncCommand(q->cmd.ac, NULL, NULL, "SREM %s %s", FP_KEY_WORKERS, q->conf->id);
+    } else if (!q->forced) {
+        return; /* wait for the reconnect, up to the deadline */
+    }
+    if (q->out_head || q->sent)
+        fp_warn("stopping with %d results not acknowledged by Redis; their tasks stay in "
+                "%s for the master to hand out again",
+                (int)(q->sent + (q->out_head != NULL)), q->proc_key);
+    close_everything(q);
+}
+
+static void deadline_cb(uv_timer_t *t)
+{
+    fp_queue *q = t->data;
+
+    q->forced = 1;
+    progress(q);
+}
+
+void fp_queue_shutdown(fp_queue *q, long wait_ms, fp_queue_closed_cb closed, void *arg)
+{
+    q->stopping = 1;
+    q->want = 0;
+    q->closed = closed;
+    q->closed_arg = arg;
+    uv_timer_start(&q->deadline, deadline_cb, (uint64_t)(wait_ms > 0 ? wait_ms : 1), 0);
+    progress(q);
+}

@@ -1,0 +1,233 @@
+/* store.c - atomic, content-addressed file storage (see store.h). */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t i, n = strlen(path);
+
+    if (n == 0 || n >= sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return -errno;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+static void sweep(const fp_store *s, long stale_s)
+{
+    DIR *d = opendir(s->tmpdir);
+    struct dirent *e;
+    struct stat st;
+    time_t now = time(NULL);
+    char path[PATH_MAX];
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || strcmp(e->d_name + n - 5, ".part") != 0)
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (now - st.st_mtime < stale_s)
+            continue; /* may belong to a live worker sharing this folder */
+        snprintf(path, sizeof(path), "%s/%s", s->tmpdir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsync, long stale_s)
+{
+    char shard[PATH_MAX];
+    int rc, i;
+
+    memset(s, 0, sizeof(*s));
+    if (snprintf(s->root, sizeof(s->root), "%s", root) >= (int)sizeof(s->root))
+        return -ENAMETOOLONG;
+    snprintf(s->tmpdir, sizeof(s->tmpdir), "%s/.tmp", s->root);
+    snprintf(s->id, sizeof(s->id), "%s", worker_id);
+    s->fsync = fsync;
+    if ((rc = mkdir_p(s->tmpdir)) != 0)
+        return rc;
+    for (i = 0; i < 256; i++) {
+        snprintf(shard, sizeof(shard), "%s/%02x", s->root, i);
+        if (mkdir(shard, 0755) != 0 && errno != EEXIST)
+            return -errno;
+    }
+    sweep(s, stale_s);
+    s->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    return s->md ? 0 : -ENOSYS;
+}
+
+void fp_store_close(fp_store *s)
+{
+    EVP_MD_free((EVP_MD *)s->md);
+    s->md = NULL;
+}
+
+int fp_body_init(fp_body *b)
+{
+    memset(b, 0, sizeof(*b));
+    b->fd = -1;
+    b->sha = EVP_MD_CTX_new();
+    return b->sha ? 0 : -ENOMEM;
+}
+
+void fp_body_free(fp_body *b)
+{
+    fp_body_discard(b);
+    EVP_MD_CTX_free(b->sha);
+    free(b->mem);
+    memset(b, 0, sizeof(*b));
+    b->fd = -1;
+}
+
+void fp_body_discard(fp_body *b)
+{
+    if (b->fd >= 0) {
+        close(b->fd);
+        unlink(b->tmp);
+        b->fd = -1;
+    }
+    b->len = 0;
+    b->bytes = 0;
+}
+
+int fp_body_begin(fp_store *s, fp_body *b)
+{
+    fp_body_discard(b);
+    return EVP_DigestInit_ex(b->sha, s->md, NULL) == 1 ? 0 : -EIO;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int open_temp(fp_store *s, fp_body *b)
+{
+    if (snprintf(b->tmp, sizeof(b->tmp), "%s/%s.%" PRIu64 ".part", s->tmpdir, s->id, ++s->seq) >=
+        (int)sizeof(b->tmp))
+        return -ENAMETOOLONG;
+    b->fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    return b->fd < 0 ? -errno : 0;
+}
+
+int fp_body_append(fp_store *s, fp_body *b, const void *data, size_t len)
+{
+    int rc;
+
+    if (EVP_DigestUpdate(b->sha, data, len) != 1)
+        return -EIO;
+    b->bytes += len;
+    if (b->fd < 0 && b->len + len > FP_BODY_MEM) {
+        /* Too big to keep in memory: move what we have to a temp file. */
+        if ((rc = open_temp(s, b)) != 0)
+            return rc;
+        if ((rc = write_all(b->fd, b->mem, b->len)) != 0)
+            return rc;
+    }
+    if (b->fd >= 0)
+        return write_all(b->fd, data, len);
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 16384;
+        unsigned char *m;
+        while (cap < b->len + len)
+            cap *= 2;
+        if ((m = realloc(b->mem, cap)) == NULL)
+            return -ENOMEM;
+        b->mem = m;
+        b->cap = cap;
+    }
+    memcpy(b->mem + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, char *sha)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0, i;
+    char final[PATH_MAX];
+    int rc;
+
+    if (EVP_DigestFinal_ex(b->sha, md, &mdlen) != 1 || mdlen != 32) {
+        rc = -EIO;
+        goto err;
+    }
+    for (i = 0; i < 32; i++) {
+        sha[2 * i] = hex[md[i] >> 4];
+        sha[2 * i + 1] = hex[md[i] & 15];
+    }
+    sha[64] = '\0';
+    snprintf(relpath, 128, "%.2s/%s.%s", sha, sha, ext);
+    snprintf(final, sizeof(final), "%s/%s", s->root, relpath);
+
+    if (b->fd < 0) {
+        /* The same name means the same bytes: a file already published is complete. */
+        if (access(final, F_OK) == 0) {
+            b->len = 0;
+            return 0;
+        }
+        if ((rc = open_temp(s, b)) != 0)
+            goto err;
+        if ((rc = write_all(b->fd, b->mem, b->len)) != 0)
+            goto err;
+    }
+    /* A failed fsync is not retried: the page cache may have dropped the data. */
+    if (s->fsync && fsync(b->fd) != 0) {
+        rc = -errno;
+        goto err;
+    }
+    rc = close(b->fd);
+    b->fd = -1;
+    if (rc != 0) {
+        rc = -errno;
+        unlink(b->tmp);
+        goto err;
+    }
+    if (rename(b->tmp, final) != 0) {
+        rc = -errno;
+        unlink(b->tmp);
+        goto err;
+    }
+    b->len = 0;
+    return 0;
+err:
+    fp_body_discard(b);
+    return rc;
+}

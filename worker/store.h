@@ -1,0 +1,55 @@
+/* store.h - puts downloaded bodies on disk under content-addressed names.
+ *
+ * A body is collected in memory (up to FP_BODY_MEM bytes) and hashed as it arrives; a
+ * larger one spills to a temp file. On commit the file is published atomically as
+ * <root>/<first two hex digits>/<sha256>.<ext>: temp file in <root>/.tmp (created with
+ * O_EXCL|O_NOFOLLOW), optional fsync, rename. No name ever comes from the URL, and the
+ * same bytes always land on the same name, so a retried task rewrites nothing. */
+#ifndef FP_STORE_H
+#define FP_STORE_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FP_BODY_MEM (64 * 1024)
+
+typedef struct fp_store {
+    char root[PATH_MAX - 128];
+    char tmpdir[PATH_MAX - 64];
+    char id[80];      /* worker id, names temp files */
+    uint64_t seq;     /* temp file counter */
+    int fsync;
+    const void *md;   /* the fetched SHA-256 implementation (EVP_MD) */
+} fp_store;
+
+/* One body being received. Owned by a transfer slot and reused across transfers. */
+typedef struct fp_body {
+    void *sha;           /* EVP_MD_CTX */
+    unsigned char *mem;  /* first bytes, or all of a small body */
+    size_t len, cap;
+    int fd;              /* temp file once spilled, else -1 */
+    char tmp[PATH_MAX];
+    uint64_t bytes;
+} fp_body;
+
+/* Creates root, root/.tmp and the 256 shard folders; removes temp files left by a crash
+ * (older than stale_s seconds). Returns 0 or -errno. */
+int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsync,
+                  long stale_s);
+void fp_store_close(fp_store *s);
+
+int fp_body_init(fp_body *b);
+void fp_body_free(fp_body *b);
+/* Starts a new body; drops whatever the last one left (temp file included). */
+int fp_body_begin(fp_store *s, fp_body *b);
+/* Returns 0 or -errno (ENOSPC for a full disk). */
+int fp_body_append(fp_store *s, fp_body *b, const void *data, size_t len);
+/* Publishes the body. ext: file extension. Writes "ab/<sha>.<ext>" to relpath (128 bytes)
+ * and the hex digest to sha (65 bytes). Returns 0 or -errno; the temp file is gone either
+ * way. */
+int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, char *sha);
+/* Forgets the body, removing its temp file if any. */
+void fp_body_discard(fp_body *b);
+
+#endif
