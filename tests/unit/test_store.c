@@ -1,0 +1,201 @@
+/* test_store.c - content-addressed names, atomic publish, spill to disk, temp sweeping. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static char root[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(root, sizeof(root), "/tmp/fp-store-test-XXXXXX");
+    return mkdtemp(root) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void read_file(const char *path, unsigned char *buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    *len = fread(buf, 1, *len, f);
+    fclose(f);
+}
+
+static void names_and_publishes(void **state)
+{
+    fp_store s;
+    fp_body b;
+    char rel[128], sha[65], path[512], tmp[300];
+    unsigned char got[16];
+    size_t len = sizeof(got);
+
+    (void)state;
+    assert_int_equal(fp_store_open(&s, root, "w1", 0, 600), 0);
+    assert_int_equal(fp_body_init(&b), 0);
+    assert_int_equal(fp_body_begin(&s, &b), 0);
+    assert_int_equal(fp_body_append(&s, &b, "abc", 3), 0);
+    assert_int_equal(fp_store_commit(&s, &b, "jpg", rel, sha), 0);
+    /* SHA-256("abc") */
+    assert_string_equal(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_string_equal(rel, "ba/ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad.jpg");
+    snprintf(path, sizeof(path), "%s/%s", root, rel);
+    read_file(path, got, &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(got, "abc", 3);
+    snprintf(tmp, sizeof(tmp), "%s/.tmp", root);
+    assert_int_equal(count_entries(tmp), 0); /* no temp left behind */
+    snprintf(tmp, sizeof(tmp), "%s/ff", root);
+    assert_int_equal(count_entries(tmp), 0); /* shards exist */
+
+    /* The same bytes again land on the same name: nothing new is written. */
+    assert_int_equal(fp_body_begin(&s, &b), 0);
+    assert_int_equal(fp_body_append(&s, &b, "ab", 2), 0);
+    assert_int_equal(fp_body_append(&s, &b, "c", 1), 0);
+    assert_int_equal(fp_store_commit(&s, &b, "jpg", rel, sha), 0);
+    snprintf(tmp, sizeof(tmp), "%s/ba", root);
+    assert_int_equal(count_entries(tmp), 1);
+    fp_body_free(&b);
+    fp_store_close(&s);
+}
+
+static void large_bodies_spill_to_a_temp_file(void **state)
+{
+    fp_store s;
+    fp_body b;
+    char rel[128], sha[65], path[512], tmp[300];
+    static unsigned char chunk[10000], got[5 * FP_BODY_MEM];
+    size_t i, len = sizeof(got), total = 0;
+
+    (void)state;
+    assert_int_equal(fp_store_open(&s, root, "w2", 1, 600), 0); /* with fsync */
+    assert_int_equal(fp_body_init(&b), 0);
+    assert_int_equal(fp_body_begin(&s, &b), 0);
+    for (i = 0; i < sizeof(chunk); i++)
+        chunk[i] = (unsigned char)(i * 7);
+    while (total < 3 * FP_BODY_MEM) {
+        assert_int_equal(fp_body_append(&s, &b, chunk, sizeof(chunk)), 0);
+        total += sizeof(chunk);
+    }
+    assert_true(b.fd >= 0); /* spilled */
+    snprintf(tmp, sizeof(tmp), "%s/.tmp", root);
+    assert_int_equal(count_entries(tmp), 1);
+    assert_int_equal(fp_store_commit(&s, &b, "png", rel, sha), 0);
+    assert_int_equal(count_entries(tmp), 0);
+    snprintf(path, sizeof(path), "%s/%s", root, rel);
+    read_file(path, got, &len);
+    assert_int_equal(len, total);
+    assert_memory_equal(got, chunk, sizeof(chunk));
+
+    /* A discarded body leaves nothing behind either. */
+    assert_int_equal(fp_body_begin(&s, &b), 0);
+    while (b.fd < 0)
+        assert_int_equal(fp_body_append(&s, &b, chunk, sizeof(chunk)), 0);
+    assert_int_equal(count_entries(tmp), 1);
+    fp_body_discard(&b);
+    assert_int_equal(count_entries(tmp), 0);
+    fp_body_free(&b);
+    fp_store_close(&s);
+}
+
+static void sweeps_stale_temps_only(void **state)
+{
+    fp_store s;
+    char old[300], fresh[300], other[300];
+    struct timeval tv[2];
+    int fd;
+
+    (void)state;
+    assert_int_equal(fp_store_open(&s, root, "w3", 0, 600), 0);
+    fp_store_close(&s);
+    snprintf(old, sizeof(old), "%s/.tmp/dead.1.part", root);
+    snprintf(fresh, sizeof(fresh), "%s/.tmp/live.1.part", root);
+    snprintf(other, sizeof(other), "%s/.tmp/keep.txt", root);
+    assert_true((fd = open(old, O_CREAT | O_WRONLY, 0644)) >= 0);
+    close(fd);
+    assert_true((fd = open(fresh, O_CREAT | O_WRONLY, 0644)) >= 0);
+    close(fd);
+    assert_true((fd = open(other, O_CREAT | O_WRONLY, 0644)) >= 0);
+    close(fd);
+    gettimeofday(&tv[0], NULL);
+    tv[0].tv_sec -= 3600;
+    tv[1] = tv[0];
+    assert_int_equal(utimes(old, tv), 0);
+    utimes(other, tv);
+    assert_int_equal(fp_store_open(&s, root, "w3", 0, 600), 0);
+    assert_int_equal(access(old, F_OK), -1);
+    assert_int_equal(access(fresh, F_OK), 0);
+    assert_int_equal(access(other, F_OK), 0); /* not ours: left alone */
+    fp_store_close(&s);
+}
+
+static void refuses_to_follow_a_planted_link(void **state)
+{
+    fp_store s;
+    fp_body b;
+    char link[300], target[300], rel[128], sha[65];
+    static unsigned char big[FP_BODY_MEM + 10];
+
+    (void)state;
+    assert_int_equal(fp_store_open(&s, root, "w4", 0, 600), 0);
+    /* The next temp name is w4.1.part: plant a symlink there. */
+    snprintf(link, sizeof(link), "%s/.tmp/w4.1.part", root);
+    snprintf(target, sizeof(target), "%s/victim", root);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(fp_body_init(&b), 0);
+    assert_int_equal(fp_body_begin(&s, &b), 0);
+    assert_true(fp_body_append(&s, &b, big, sizeof(big)) < 0);
+    assert_int_equal(access(target, F_OK), -1);
+    fp_body_discard(&b);
+    /* The next body gets a fresh name and works. */
+    assert_int_equal(fp_body_begin(&s, &b), 0);
+    assert_int_equal(fp_body_append(&s, &b, "x", 1), 0);
+    assert_int_equal(fp_store_commit(&s, &b, "gif", rel, sha), 0);
+    fp_body_free(&b);
+    fp_store_close(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(names_and_publishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(large_bodies_spill_to_a_temp_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(sweeps_stale_temps_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(refuses_to_follow_a_planted_link, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
