@@ -6,14 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FP_KEY_SEQ "fp:seq"
-#define FP_KEY_JOBS_NEW "fp:jobs:new"
+#define FP_KEY_SEQ         "fp:seq"
+#define FP_KEY_JOBS_NEW    "fp:jobs:new"
 #define FP_KEY_JOBS_ACTIVE "fp:jobs:active"
-#define FP_KEY_TASKS "fp:tasks"
-#define FP_KEY_WORKERS "fp:workers"
-#define FP_KEY_RETRY "fp:retry"
-#define FP_KEY_DONE "fp:done"
-#define FP_KEY_DEAD "fp:dead"
+#define FP_KEY_TASKS       "fp:tasks"
+#define FP_KEY_WORKERS     "fp:workers"
+#define FP_KEY_RETRY       "fp:retry"
+#define FP_KEY_DONE        "fp:done"
+#define FP_KEY_DEAD        "fp:dead"
 
 #define FP_KEY_MAX 128
 

@@ -8,8 +8,8 @@ void fp_log_init(const char *program, int verbose);
 void fp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define fp_error(...) fp_log(FP_LOG_ERROR, __VA_ARGS__)
-#define fp_warn(...) fp_log(FP_LOG_WARN, __VA_ARGS__)
-#define fp_info(...) fp_log(FP_LOG_INFO, __VA_ARGS__)
+#define fp_warn(...)  fp_log(FP_LOG_WARN, __VA_ARGS__)
+#define fp_info(...)  fp_log(FP_LOG_INFO, __VA_ARGS__)
 #define fp_debug(...) fp_log(FP_LOG_DEBUG, __VA_ARGS__)
 
 #endif

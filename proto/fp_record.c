@@ -11,7 +11,7 @@
 
 #include "fp_text.h"
 
-#define TASK_FIELDS 8
+#define TASK_FIELDS   8
 #define RESULT_FIELDS 18
 
 static const char *const reason_names[FP_R_COUNT] = {
@@ -50,13 +50,11 @@ int fp_reason_transient(fp_reason r, uint32_t http_code)
     case FP_R_CONNECT_REFUSED:
     case FP_R_CONNECT:
     case FP_R_TIMEOUT:
-    case FP_R_RESET:
-        return 1;
+    case FP_R_RESET: return 1;
     case FP_R_HTTP:
         return http_code == 408 || http_code == 429 || http_code == 500 || http_code == 502 ||
                http_code == 503 || http_code == 504;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -162,8 +160,9 @@ int fp_task_encode(const fp_task *t, char *buf, size_t buflen)
     if (ulen == 0 || ulen > FP_URL_MAX || !fp_text_valid(t->url, ulen, 0) || t->attempt == 0 ||
         t->max_attempts == 0 || (t->flags & ~FP_TASK_FLAGS_ALL))
         return -1;
-    n = snprintf(buf, buflen, "T1\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32 "\t%" PRIu32
-                 "\t%" PRIu32 "\t%s",
+    n = snprintf(buf, buflen,
+                 "T1\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32 "\t%" PRIu32 "\t%" PRIu32
+                 "\t%s",
                  t->job, t->idx, t->line, t->attempt, t->max_attempts, t->flags, t->url);
     return (n < 0 || (size_t)n >= buflen) ? -1 : n;
 }
@@ -181,9 +180,9 @@ int fp_result_encode(const fp_result *r, char *buf, size_t buflen)
     n = snprintf(buf, buflen,
                  "R1\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%s\t%" PRIu32 "\t%" PRIu64 "\t%" PRIu64
                  "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32 "\t%s\t%s\t%s\t%s\t%s\t%s",
-                 r->job, r->idx, r->line, r->status, r->http_code, r->bytes, r->total_us,
-                 r->dns_us, r->connect_us, r->ttfb_us, r->attempts, r->worker, r->sha256,
-                 r->path, r->content_type, r->url, r->error);
+                 r->job, r->idx, r->line, r->status, r->http_code, r->bytes, r->total_us, r->dns_us,
+                 r->connect_us, r->ttfb_us, r->attempts, r->worker, r->sha256, r->path,
+                 r->content_type, r->url, r->error);
     return (n < 0 || (size_t)n >= buflen) ? -1 : n;
 }
 
@@ -222,10 +221,10 @@ static int copy_field(char *dst, size_t dstlen, const field *f)
     return 0;
 }
 
-#define FAIL(...)                                                                              \
-    do {                                                                                       \
-        snprintf(err, errlen, __VA_ARGS__);                                                    \
-        return -1;                                                                             \
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        snprintf(err, errlen, __VA_ARGS__);                                                        \
+        return -1;                                                                                 \
     } while (0)
 
 int fp_task_decode(fp_task *t, const char *data, size_t len, char *err, size_t errlen)
@@ -273,8 +272,7 @@ int fp_result_decode(fp_result *r, const char *data, size_t len, char *err, size
         fp_text_u64(f[6].p, f[6].len, &r->bytes) || fp_text_u64(f[7].p, f[7].len, &r->total_us) ||
         fp_text_u64(f[8].p, f[8].len, &r->dns_us) ||
         fp_text_u64(f[9].p, f[9].len, &r->connect_us) ||
-        fp_text_u64(f[10].p, f[10].len, &r->ttfb_us) ||
-        fp_text_u64(f[11].p, f[11].len, &attempts))
+        fp_text_u64(f[10].p, f[10].len, &r->ttfb_us) || fp_text_u64(f[11].p, f[11].len, &attempts))
         FAIL("result record: bad number");
     if (code > 999 || attempts > UINT32_MAX)
         FAIL("result record: http code or attempts out of range");

@@ -11,26 +11,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FP_URL_MAX 8192        /* longest URL accepted anywhere */
-#define FP_CTYPE_MAX 128       /* content type is cut to this */
-#define FP_ERROR_MAX 256       /* error text is cut to this */
+#define FP_URL_MAX       8192 /* longest URL accepted anywhere */
+#define FP_CTYPE_MAX     128  /* content type is cut to this */
+#define FP_ERROR_MAX     256  /* error text is cut to this */
 #define FP_WORKER_ID_MAX 64
-#define FP_REASON_MAX 32
-#define FP_RECORD_MAX 16384    /* every encoded record fits in this */
+#define FP_REASON_MAX    32
+#define FP_RECORD_MAX    16384 /* every encoded record fits in this */
 
 /* Task flags (per job, carried by every task). */
-#define FP_TASK_ALLOW_SVG 0x1u
+#define FP_TASK_ALLOW_SVG     0x1u
 #define FP_TASK_IGNORE_OPTOUT 0x2u
-#define FP_TASK_FLAGS_ALL 0x3u
+#define FP_TASK_FLAGS_ALL     0x3u
 
 typedef struct fp_task {
     uint64_t job;
-    uint64_t idx;      /* slot of the result, 0-based, input order */
-    uint64_t line;     /* 1-based line of the submitted file */
-    uint32_t attempt;  /* 1 for the first try */
+    uint64_t idx;     /* slot of the result, 0-based, input order */
+    uint64_t line;    /* 1-based line of the submitted file */
+    uint32_t attempt; /* 1 for the first try */
     uint32_t max_attempts;
     uint32_t flags;
-    const char *url;   /* points into buf */
+    const char *url; /* points into buf */
     char buf[FP_URL_MAX + 1];
 } fp_task;
 
@@ -44,8 +44,8 @@ typedef struct fp_result {
     uint64_t total_us, dns_us, connect_us, ttfb_us;
     uint32_t attempts;
     char worker[FP_WORKER_ID_MAX + 1];
-    char sha256[65];                   /* lower-case hex, or "" */
-    char path[128];                    /* relative to the output folder, or "" */
+    char sha256[65]; /* lower-case hex, or "" */
+    char path[128];  /* relative to the output folder, or "" */
     char content_type[FP_CTYPE_MAX + 1];
     char url[FP_URL_MAX + 1];
     char error[FP_ERROR_MAX + 1];
@@ -54,25 +54,25 @@ typedef struct fp_result {
 /* Failure reasons. The string form is what results and summaries carry. */
 typedef enum fp_reason {
     FP_OK = 0,
-    FP_R_INVALID_INPUT,   /* the line is not a usable URL */
-    FP_R_HTTP,            /* HTTP status >= 400: reported as "http_<code>" */
-    FP_R_DNS,             /* name did not resolve */
+    FP_R_INVALID_INPUT, /* the line is not a usable URL */
+    FP_R_HTTP,          /* HTTP status >= 400: reported as "http_<code>" */
+    FP_R_DNS,           /* name did not resolve */
     FP_R_CONNECT_REFUSED,
-    FP_R_CONNECT,         /* other connect failures (unreachable, ...) */
-    FP_R_TIMEOUT,         /* connect, total or low-speed timeout */
-    FP_R_RESET,           /* connection reset or closed early */
+    FP_R_CONNECT, /* other connect failures (unreachable, ...) */
+    FP_R_TIMEOUT, /* connect, total or low-speed timeout */
+    FP_R_RESET,   /* connection reset or closed early */
     FP_R_TLS,
     FP_R_TOO_MANY_REDIRECTS,
     FP_R_BAD_SCHEME,      /* not http/https, also after a redirect */
     FP_R_BLOCKED_ADDRESS, /* SSRF guard refused the address */
     FP_R_TOO_LARGE,
     FP_R_NOT_AN_IMAGE,
-    FP_R_OPTOUT,          /* X-Robots-Tag noai / noimageai */
-    FP_R_EMPTY,           /* 2xx with no body */
+    FP_R_OPTOUT, /* X-Robots-Tag noai / noimageai */
+    FP_R_EMPTY,  /* 2xx with no body */
     FP_R_DISK_FULL,
-    FP_R_IO,              /* storing failed for another reason */
-    FP_R_WORKER_LOST,     /* the attempt limit was reached by workers dying on it */
-    FP_R_PROTOCOL,        /* malformed HTTP or other transfer error */
+    FP_R_IO,          /* storing failed for another reason */
+    FP_R_WORKER_LOST, /* the attempt limit was reached by workers dying on it */
+    FP_R_PROTOCOL,    /* malformed HTTP or other transfer error */
     FP_R_INTERNAL,
     FP_R_COUNT
 } fp_reason;

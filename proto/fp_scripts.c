@@ -65,8 +65,7 @@ const char fp_script_release[] =
     "while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end\n"
     "return n\n";
 
-const char fp_script_bury[] =
-    "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
-    "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
-    "redis.call('LTRIM', KEYS[2], -10000, -1)\n"
-    "return 1\n";
+const char fp_script_bury[] = "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
+                              "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+                              "redis.call('LTRIM', KEYS[2], -10000, -1)\n"
+                              "return 1\n";

@@ -4,8 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define LINEAR 64       /* below this many microseconds every value has its own bucket */
-#define GROWTH 1.02     /* each bucket above is 2% wider than the one before */
+#define LINEAR 64   /* below this many microseconds every value has its own bucket */
+#define GROWTH 1.02 /* each bucket above is 2% wider than the one before */
 
 uint32_t fp_stats_bucket(uint64_t us)
 {

@@ -6,8 +6,8 @@ int fp_text_u64(const char *s, size_t len, uint64_t *out)
     uint64_t v = 0;
     size_t i;
 
-    if (len == 0 || len > 20)
-        return -1;
+    if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
+        return -1; /* one spelling per number: no leading zeros */
     for (i = 0; i < len; i++) {
         unsigned d = (unsigned char)s[i] - '0';
         if (d > 9)

@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Strict unsigned decimal: 1 to 20 digits, no sign, no spaces, no overflow. 0 or -1. */
+/* Strict unsigned decimal: 1 to 20 digits, no sign, spaces, leading zeros or overflow.
+ * Returns 0 or -1. */
 int fp_text_u64(const char *s, size_t len, uint64_t *out);
 /* Valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
 int fp_text_utf8_valid(const char *s, size_t len);

@@ -26,7 +26,7 @@ static const char usage[] =
     "      --id ID               worker id (env FETCHPOOL_WORKER_ID; default host-pid)\n"
     "      --connect-timeout S   connect timeout in seconds (default 10)\n"
     "      --timeout S           whole-transfer timeout in seconds (default 60)\n"
-    "      --low-speed BYTES     abort a transfer slower than this many bytes/s ... (default 1024)\n"
+    "      --low-speed BYTES     abort a transfer below this many bytes/s ... (default 1024)\n"
     "      --low-speed-time S    ... for this many seconds (default 15)\n"
     "      --max-size BYTES      largest body accepted (env FETCHPOOL_MAX_SIZE; default 50000000)\n"
     "      --grace S             on SIGTERM, let transfers finish this long (env FETCHPOOL_GRACE;\n"
@@ -108,9 +108,11 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
     c->grace_ms = 20000;
     c->allow_private = env_flag("FETCHPOOL_ALLOW_PRIVATE");
     c->fsync = env_flag("FETCHPOOL_FSYNC");
-    if ((s = getenv("FETCHPOOL_CONCURRENCY")) && parse_num("FETCHPOOL_CONCURRENCY", s, 1, 10000, &v) == 0)
+    if ((s = getenv("FETCHPOOL_CONCURRENCY")) &&
+        parse_num("FETCHPOOL_CONCURRENCY", s, 1, 10000, &v) == 0)
         c->concurrency = (int)v;
-    if ((s = getenv("FETCHPOOL_HOST_CONNS")) && parse_num("FETCHPOOL_HOST_CONNS", s, 0, 10000, &v) == 0)
+    if ((s = getenv("FETCHPOOL_HOST_CONNS")) &&
+        parse_num("FETCHPOOL_HOST_CONNS", s, 0, 10000, &v) == 0)
         c->host_conns = (int)v;
     if ((s = getenv("FETCHPOOL_MAX_SIZE")) && parse_num("FETCHPOOL_MAX_SIZE", s, 1, 1e12, &v) == 0)
         c->max_size = (uint64_t)v;
@@ -123,36 +125,44 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         case 'r': redis = optarg; break;
         case 'o': output = optarg; break;
         case 'c':
-            if (parse_num("--concurrency", optarg, 1, 10000, &v)) return -1;
+            if (parse_num("--concurrency", optarg, 1, 10000, &v))
+                return -1;
             c->concurrency = (int)v;
             break;
         case OPT_HOST_CONNS:
-            if (parse_num("--host-conns", optarg, 0, 10000, &v)) return -1;
+            if (parse_num("--host-conns", optarg, 0, 10000, &v))
+                return -1;
             c->host_conns = (int)v;
             break;
         case OPT_ID: id = optarg; break;
         case OPT_CONNECT_TIMEOUT:
-            if (parse_num("--connect-timeout", optarg, 0.001, 3600, &v)) return -1;
+            if (parse_num("--connect-timeout", optarg, 0.001, 3600, &v))
+                return -1;
             c->connect_timeout_ms = (long)(v * 1000);
             break;
         case OPT_TIMEOUT:
-            if (parse_num("--timeout", optarg, 0.001, 86400, &v)) return -1;
+            if (parse_num("--timeout", optarg, 0.001, 86400, &v))
+                return -1;
             c->timeout_ms = (long)(v * 1000);
             break;
         case OPT_LOW_SPEED:
-            if (parse_num("--low-speed", optarg, 0, 1e9, &v)) return -1;
+            if (parse_num("--low-speed", optarg, 0, 1e9, &v))
+                return -1;
             c->low_speed_bytes = (long)v;
             break;
         case OPT_LOW_SPEED_TIME:
-            if (parse_num("--low-speed-time", optarg, 1, 3600, &v)) return -1;
+            if (parse_num("--low-speed-time", optarg, 1, 3600, &v))
+                return -1;
             c->low_speed_time = (long)v;
             break;
         case OPT_MAX_SIZE:
-            if (parse_num("--max-size", optarg, 1, 1e12, &v)) return -1;
+            if (parse_num("--max-size", optarg, 1, 1e12, &v))
+                return -1;
             c->max_size = (uint64_t)v;
             break;
         case OPT_GRACE:
-            if (parse_num("--grace", optarg, 0, 3600, &v)) return -1;
+            if (parse_num("--grace", optarg, 0, 3600, &v))
+                return -1;
             c->grace_ms = (long)(v * 1000);
             break;
         case OPT_ALLOW_PRIVATE: c->allow_private = 1; break;

@@ -13,16 +13,16 @@ typedef struct fp_conf {
     char redis_url[512];
     char output[PATH_MAX - 128]; /* room for the shard and file name */
     char id[FP_WORKER_ID_MAX + 1];
-    int concurrency;          /* transfers in flight at most */
-    int host_conns;           /* transfers in flight per host at most (0: no cap) */
+    int concurrency; /* transfers in flight at most */
+    int host_conns;  /* transfers in flight per host at most (0: no cap) */
     long connect_timeout_ms;
-    long timeout_ms;          /* whole transfer */
-    long low_speed_bytes;     /* abort below this many bytes/s ... */
-    long low_speed_time;      /* ... for this many seconds */
-    uint64_t max_size;        /* body bytes at most */
-    long grace_ms;            /* drain time on SIGTERM */
-    int allow_private;        /* let the SSRF guard pass private/loopback addresses */
-    int fsync;                /* fsync each file before publishing it */
+    long timeout_ms;      /* whole transfer */
+    long low_speed_bytes; /* abort below this many bytes/s ... */
+    long low_speed_time;  /* ... for this many seconds */
+    uint64_t max_size;    /* body bytes at most */
+    long grace_ms;        /* drain time on SIGTERM */
+    int allow_private;    /* let the SSRF guard pass private/loopback addresses */
+    int fsync;            /* fsync each file before publishing it */
     int verbose;
 } fp_conf;
 

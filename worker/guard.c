@@ -71,7 +71,7 @@ static const char *classify_v6(const uint8_t *a)
     if (all_zero(a, 12)) /* IPv4-compatible ::a.b.c.d (deprecated) */
         return classify_v4(be32(a + 12));
     if (a[0] == 0x00 && a[1] == 0x64 && a[2] == 0xff && a[3] == 0x9b && a[4] == 0 && a[5] == 1)
-        return "nat64_local"; /* 64:ff9b:1::/48 */
+        return "nat64_local";         /* 64:ff9b:1::/48 */
     if (a[0] == 0x20 && a[1] == 0x02) /* 6to4 2002:V4ADDR::/48 */
         return classify_v4(be32(a + 2));
     if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x00 && a[3] == 0x00)

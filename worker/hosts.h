@@ -7,12 +7,12 @@
 #include "xfer.h"
 
 typedef struct fp_host {
-    struct fp_host *hnext;          /* hash chain */
-    struct fp_host *rprev, *rnext;  /* ring of hosts with waiting transfers */
+    struct fp_host *hnext;         /* hash chain */
+    struct fp_host *rprev, *rnext; /* ring of hosts with waiting transfers */
     int on_ring;
-    int active;                     /* transfers in flight */
+    int active; /* transfers in flight */
     fp_xfer *wait_head, *wait_tail;
-    char name[];                    /* lower-case host name */
+    char name[]; /* lower-case host name */
 } fp_host;
 
 #define FP_HOSTS_BUCKETS 4096

@@ -13,12 +13,12 @@
 #include "fp_log.h"
 #include "fp_scripts.h"
 
-#define HEARTBEAT_MS 1000
+#define HEARTBEAT_MS     1000
 #define HEARTBEAT_TTL_MS 5000
-#define BLOCK_S "1"          /* BLMOVE wait when the queue is empty */
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
-#define MAX_ARGS 20
+#define BLOCK_S          "1" /* BLMOVE wait when the queue is empty */
+#define BACKOFF_MIN_MS   100
+#define BACKOFF_MAX_MS   2000
+#define MAX_ARGS         20
 
 /* One command waiting for Redis to acknowledge it. */
 typedef struct cmd_item {
@@ -380,8 +380,8 @@ void fp_queue_finish(fp_queue *q, const char *raw, size_t rawlen, uint64_t job, 
     flush(q);
 }
 
-void fp_queue_retry(fp_queue *q, const char *raw, size_t rawlen, const char *next,
-                    size_t nextlen, long delay_ms)
+void fp_queue_retry(fp_queue *q, const char *raw, size_t rawlen, const char *next, size_t nextlen,
+                    long delay_ms)
 {
     cmd_item *it = item_new(q);
 

@@ -30,8 +30,7 @@ typedef struct fp_queue_stats {
 /* Checks Redis is reachable (synchronously, so a bad address fails at start), hands back
  * any tasks a previous worker with the same id left in its processing list, then opens the
  * async connections. NULL with a message logged on failure. */
-fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on_task,
-                       void *arg);
+fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on_task, void *arg);
 
 /* Asks for up to n more tasks (replaces an earlier wish; 0 stops asking). */
 void fp_queue_want(fp_queue *q, int n);
@@ -42,8 +41,8 @@ void fp_queue_finish(fp_queue *q, const char *raw, size_t rawlen, uint64_t job, 
                      const char *result, size_t resultlen, int ok, const char *status,
                      uint64_t bytes, uint64_t total_us, int64_t bucket);
 /* Puts the task back for another attempt after delay_ms. */
-void fp_queue_retry(fp_queue *q, const char *raw, size_t rawlen, const char *next,
-                    size_t nextlen, long delay_ms);
+void fp_queue_retry(fp_queue *q, const char *raw, size_t rawlen, const char *next, size_t nextlen,
+                    long delay_ms);
 /* Moves an undecodable record from the processing list to the dead-letter list. */
 void fp_queue_bury(fp_queue *q, const char *raw, size_t rawlen);
 

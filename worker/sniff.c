@@ -76,9 +76,9 @@ fp_image_type fp_sniff(const unsigned char *p, size_t len, int final, int allow_
 const char *fp_sniff_ext(fp_image_type t)
 {
     static const char *const ext[] = {
-        [FP_IMG_UNKNOWN] = "bin", [FP_IMG_NONE] = "bin", [FP_IMG_JPEG] = "jpg",
-        [FP_IMG_PNG] = "png",     [FP_IMG_GIF] = "gif",  [FP_IMG_WEBP] = "webp",
-        [FP_IMG_BMP] = "bmp",     [FP_IMG_ICO] = "ico",  [FP_IMG_TIFF] = "tif",
+        [FP_IMG_UNKNOWN] = "bin", [FP_IMG_NONE] = "bin",  [FP_IMG_JPEG] = "jpg",
+        [FP_IMG_PNG] = "png",     [FP_IMG_GIF] = "gif",   [FP_IMG_WEBP] = "webp",
+        [FP_IMG_BMP] = "bmp",     [FP_IMG_ICO] = "ico",   [FP_IMG_TIFF] = "tif",
         [FP_IMG_AVIF] = "avif",   [FP_IMG_HEIF] = "heic", [FP_IMG_SVG] = "svg"};
     return (unsigned)t <= FP_IMG_SVG ? ext[t] : "bin";
 }

@@ -17,26 +17,25 @@
 typedef struct fp_store {
     char root[PATH_MAX - 128];
     char tmpdir[PATH_MAX - 64];
-    char id[80];      /* worker id, names temp files */
-    uint64_t seq;     /* temp file counter */
+    char id[80];  /* worker id, names temp files */
+    uint64_t seq; /* temp file counter */
     int fsync;
-    const void *md;   /* the fetched SHA-256 implementation (EVP_MD) */
+    const void *md; /* the fetched SHA-256 implementation (EVP_MD) */
 } fp_store;
 
 /* One body being received. Owned by a transfer slot and reused across transfers. */
 typedef struct fp_body {
-    void *sha;           /* EVP_MD_CTX */
-    unsigned char *mem;  /* first bytes, or all of a small body */
+    void *sha;          /* EVP_MD_CTX */
+    unsigned char *mem; /* first bytes, or all of a small body */
     size_t len, cap;
-    int fd;              /* temp file once spilled, else -1 */
+    int fd; /* temp file once spilled, else -1 */
     char tmp[PATH_MAX];
     uint64_t bytes;
 } fp_body;
 
 /* Creates root, root/.tmp and the 256 shard folders; removes temp files left by a crash
  * (older than stale_s seconds). Returns 0 or -errno. */
-int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsync,
-                  long stale_s);
+int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsync, long stale_s);
 void fp_store_close(fp_store *s);
 
 int fp_body_init(fp_body *b);

@@ -16,8 +16,8 @@
 #include "xfer.h"
 
 #define RETRY_AFTER_MAX_S 60
-#define BACKOFF_BASE_MS 1000
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_BASE_MS   1000
+#define BACKOFF_MAX_MS    30000
 
 typedef struct fp_worker {
     uv_loop_t *loop;
@@ -92,8 +92,7 @@ static long retry_delay_ms(const fp_xfer *x)
     long d;
 
     if (x->retry_after_s >= 0)
-        return (x->retry_after_s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : x->retry_after_s) *
-               1000;
+        return (x->retry_after_s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : x->retry_after_s) * 1000;
     d = BACKOFF_BASE_MS << (x->task.attempt - 1 < 5 ? x->task.attempt - 1 : 5);
     if (d > BACKOFF_MAX_MS)
         d = BACKOFF_MAX_MS;
@@ -113,8 +112,8 @@ static void report(fp_worker *w, fp_xfer *x, fp_reason reason, fp_result *r)
         next.attempt++;
         n = fp_task_encode(&next, buf, sizeof(buf));
         if (n > 0) {
-            fp_debug("retry %s in %ld ms (attempt %u of %u: %s)", x->task.url, delay,
-                     next.attempt, next.max_attempts, r->status);
+            fp_debug("retry %s in %ld ms (attempt %u of %u: %s)", x->task.url, delay, next.attempt,
+                     next.max_attempts, r->status);
             fp_queue_retry(w->queue, x->raw, x->rawlen, buf, (size_t)n, delay);
             st->retried++;
             return;
@@ -132,8 +131,8 @@ static void report(fp_worker *w, fp_xfer *x, fp_reason reason, fp_result *r)
         st->failed++;
     }
     fp_debug("%s %s %s %.1f ms", r->status, r->url, r->path, (double)r->total_us / 1000.0);
-    fp_queue_finish(w->queue, x->raw, x->rawlen, r->job, r->idx, buf, (size_t)n,
-                    reason == FP_OK, r->status, r->bytes, r->total_us,
+    fp_queue_finish(w->queue, x->raw, x->rawlen, r->job, r->idx, buf, (size_t)n, reason == FP_OK,
+                    r->status, r->bytes, r->total_us,
                     reason == FP_OK ? (int64_t)fp_stats_bucket(r->total_us) : -1);
 }
 
@@ -357,8 +356,8 @@ int fp_worker_run(const fp_conf *conf)
     uv_signal_start(&w.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&w.sigint, signal_cb, SIGINT);
     fp_info("worker %s: redis %s:%d, output %s, concurrency %d, %d per host%s", conf->id,
-            conf->redis.host, conf->redis.port, conf->output, conf->concurrency,
-            conf->host_conns, conf->allow_private ? ", private addresses allowed" : "");
+            conf->redis.host, conf->redis.port, conf->output, conf->concurrency, conf->host_conns,
+            conf->allow_private ? ", private addresses allowed" : "");
     top_up(&w);
 
     uv_run(w.loop, UV_RUN_DEFAULT);

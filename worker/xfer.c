@@ -12,7 +12,8 @@
 #include "fp_log.h"
 #include "guard.h"
 
-#define ERROR_BODY_MAX 65536 /* bytes of a non-2xx body read (and dropped) to keep the connection */
+#define ERROR_BODY_MAX 65536 /* bytes of a non-2xx body read (and dropped) to keep the connection  \
+                              */
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -70,8 +71,8 @@ static int contains_token(const char *v, size_t len, const char *tok)
     size_t n = strlen(tok), i;
 
     for (i = 0; i + n <= len; i++) {
-        if (strncasecmp(v + i, tok, n) == 0 && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',' ||
-                                                v[i - 1] == ':' || v[i - 1] == '\t') &&
+        if (strncasecmp(v + i, tok, n) == 0 &&
+            (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',' || v[i - 1] == ':' || v[i - 1] == '\t') &&
             (i + n == len || v[i + n] == ' ' || v[i + n] == ',' || v[i + n] == '\r' ||
              v[i + n] == '\n' || v[i + n] == '\t' || v[i + n] == ';'))
             return 1;
@@ -229,8 +230,7 @@ static fp_reason classify(fp_xfer *x, CURLcode rc, char *err, size_t errlen)
     long os_errno = 0;
 
     switch (rc) {
-    case CURLE_OK:
-        return FP_OK;
+    case CURLE_OK: return FP_OK;
     case CURLE_WRITE_ERROR:
         if (x->abort_reason != FP_OK) {
             if (x->abort_errno)
@@ -242,8 +242,7 @@ static fp_reason classify(fp_xfer *x, CURLcode rc, char *err, size_t errlen)
             return FP_R_HTTP;
         }
         return FP_R_INTERNAL;
-    case CURLE_COULDNT_RESOLVE_HOST:
-        return FP_R_DNS;
+    case CURLE_COULDNT_RESOLVE_HOST: return FP_R_DNS;
     case CURLE_COULDNT_CONNECT:
         if (x->blocked) {
             snprintf(err, errlen, "address is %s (SSRF guard)", x->blocked);
@@ -257,30 +256,22 @@ static fp_reason classify(fp_xfer *x, CURLcode rc, char *err, size_t errlen)
             return FP_R_BLOCKED_ADDRESS;
         }
         return FP_R_INTERNAL;
-    case CURLE_OPERATION_TIMEDOUT:
-        return FP_R_TIMEOUT;
+    case CURLE_OPERATION_TIMEDOUT: return FP_R_TIMEOUT;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-        return FP_R_RESET;
+    case CURLE_PARTIAL_FILE: return FP_R_RESET;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-        return FP_R_TLS;
-    case CURLE_TOO_MANY_REDIRECTS:
-        return FP_R_TOO_MANY_REDIRECTS;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        return FP_R_BAD_SCHEME;
-    case CURLE_FILESIZE_EXCEEDED:
-        return FP_R_TOO_LARGE;
-    case CURLE_OUT_OF_MEMORY:
-        return FP_R_INTERNAL;
-    default:
-        return FP_R_PROTOCOL;
+    case CURLE_SSL_ISSUER_ERROR: return FP_R_TLS;
+    case CURLE_TOO_MANY_REDIRECTS: return FP_R_TOO_MANY_REDIRECTS;
+    case CURLE_UNSUPPORTED_PROTOCOL: return FP_R_BAD_SCHEME;
+    case CURLE_FILESIZE_EXCEEDED: return FP_R_TOO_LARGE;
+    case CURLE_OUT_OF_MEMORY: return FP_R_INTERNAL;
+    default: return FP_R_PROTOCOL;
     }
 }
 

@@ -35,7 +35,7 @@ typedef struct fp_xfer {
     fp_reason abort_reason; /* why the write callback stopped the transfer */
     int abort_errno;
     int code_checked, discard, optout;
-    long retry_after_s; /* -1 if none */
+    long retry_after_s;  /* -1 if none */
     const char *blocked; /* range the SSRF guard refused, or NULL */
     char errbuf[CURL_ERROR_SIZE];
 } fp_xfer;

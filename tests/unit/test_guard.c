@@ -93,8 +93,8 @@ static void classifies_every_range(void **state)
  * guard judges the resolved socket address. getaddrinfo parses them without DNS. */
 static void loopback_spellings_resolve_to_blocked(void **state)
 {
-    static const char *const spellings[] = {"2130706433", "127.1", "0x7f.1", "0177.0.0.1",
-                                            "0x7f000001", "127.0.1"};
+    static const char *const spellings[] = {"2130706433", "127.1",      "0x7f.1",
+                                            "0177.0.0.1", "0x7f000001", "127.0.1"};
     struct addrinfo hints, *res;
     size_t i;
 

@@ -12,8 +12,13 @@
 
 static void task_round_trip(void **state)
 {
-    fp_task t = {.job = 42, .idx = 7, .line = 9, .attempt = 2, .max_attempts = 3,
-                 .flags = FP_TASK_ALLOW_SVG, .url = "http://example.com/a%20b.jpg?x=1"};
+    fp_task t = {.job = 42,
+                 .idx = 7,
+                 .line = 9,
+                 .attempt = 2,
+                 .max_attempts = 3,
+                 .flags = FP_TASK_ALLOW_SVG,
+                 .url = "http://example.com/a%20b.jpg?x=1"};
     fp_task d;
     char buf[FP_RECORD_MAX], err[128];
     int n;
@@ -54,20 +59,21 @@ static void task_decode_malformed(void **state)
     static const char *const bad[] = {
         "",
         "T",
-        "T2\t1\t0\t1\t1\t3\t0\thttp://a/",          /* unknown version */
-        "T1\t1\t0\t1\t1\t3\t0",                      /* too few fields */
-        "T1\t1\t0\t1\t1\t3\t0\thttp://a/\textra",    /* too many */
-        "T1\t-1\t0\t1\t1\t3\t0\thttp://a/",          /* sign */
-        "T1\t1\t0\t1\t0\t3\t0\thttp://a/",           /* attempt 0 */
-        "T1\t1\t0\t1\t1\t0\t0\thttp://a/",           /* limit 0 */
-        "T1\t1\t0\t1\t1\t3\t9\thttp://a/",           /* unknown flags */
+        "T2\t1\t0\t1\t1\t3\t0\thttp://a/",                    /* unknown version */
+        "T1\t1\t0\t1\t1\t3\t0",                               /* too few fields */
+        "T1\t1\t0\t1\t1\t3\t0\thttp://a/\textra",             /* too many */
+        "T1\t-1\t0\t1\t1\t3\t0\thttp://a/",                   /* sign */
+        "T1\t1\t0\t1\t0\t3\t0\thttp://a/",                    /* attempt 0 */
+        "T1\t1\t0\t1\t1\t0\t0\thttp://a/",                    /* limit 0 */
+        "T1\t1\t0\t1\t1\t3\t9\thttp://a/",                    /* unknown flags */
         "T1\t99999999999999999999\t0\t1\t1\t3\t0\thttp://a/", /* overflow */
-        "T1\t1\t0\t1\t1\t3\t0\t",                    /* empty url */
-        "T1\t1\t0\t1\t1\t3\t0\thttp://a/\x01",       /* control char */
-        "T1\t1\t0\t1\t1\t3\t0\thttp://a/\xff",       /* not UTF-8 */
-        "T1\t 1\t0\t1\t1\t3\t0\thttp://a/",          /* space in number */
-        "T1x\t1\t0\t1\t1\t3\t0\thttp://a/",          /* bad version field */
-        "R1\t1\t0\t1\t1\t3\t0\thttp://a/",           /* a result, not a task */
+        "T1\t1\t0\t1\t1\t3\t0\t",                             /* empty url */
+        "T1\t1\t0\t1\t1\t3\t0\thttp://a/\x01",                /* control char */
+        "T1\t1\t0\t1\t1\t3\t0\thttp://a/\xff",                /* not UTF-8 */
+        "T1\t 1\t0\t1\t1\t3\t0\thttp://a/",                   /* space in number */
+        "T1\t01\t0\t1\t1\t3\t0\thttp://a/",                   /* leading zero */
+        "T1x\t1\t0\t1\t1\t3\t0\thttp://a/",                   /* bad version field */
+        "R1\t1\t0\t1\t1\t3\t0\thttp://a/",                    /* a result, not a task */
     };
     fp_task t;
     char err[128];

@@ -22,9 +22,18 @@ static void known_signatures(void **state)
     assert_int_equal(fp_sniff(S("\0\0\1\0\1\0\x10\x10\0\0\1\0 \0"), 0, 0), FP_IMG_ICO);
     assert_int_equal(fp_sniff(S("II*\0\x08\0\0\0\0\0\0\0\0\0"), 0, 0), FP_IMG_TIFF);
     assert_int_equal(fp_sniff(S("MM\0*\0\0\0\x08\0\0\0\0\0\0"), 0, 0), FP_IMG_TIFF);
-    assert_int_equal(fp_sniff(S("\0\0\0\x1C" "ftypavif\0\0\0\0"), 0, 0), FP_IMG_AVIF);
-    assert_int_equal(fp_sniff(S("\0\0\0\x18" "ftypheic\0\0\0\0"), 0, 0), FP_IMG_HEIF);
-    assert_int_equal(fp_sniff(S("\0\0\0\x18" "ftypmif1\0\0\0\0"), 0, 0), FP_IMG_HEIF);
+    assert_int_equal(fp_sniff(S("\0\0\0\x1C"
+                                "ftypavif\0\0\0\0"),
+                              0, 0),
+                     FP_IMG_AVIF);
+    assert_int_equal(fp_sniff(S("\0\0\0\x18"
+                                "ftypheic\0\0\0\0"),
+                              0, 0),
+                     FP_IMG_HEIF);
+    assert_int_equal(fp_sniff(S("\0\0\0\x18"
+                                "ftypmif1\0\0\0\0"),
+                              0, 0),
+                     FP_IMG_HEIF);
     assert_string_equal(fp_sniff_ext(FP_IMG_JPEG), "jpg");
     assert_string_equal(fp_sniff_ext(FP_IMG_NONE), "bin");
 }
@@ -34,7 +43,10 @@ static void not_images(void **state)
     (void)state;
     assert_int_equal(fp_sniff(S("<!DOCTYPE html><html>"), 0, 0), FP_IMG_NONE);
     assert_int_equal(fp_sniff(S("{\"json\": true, \"x\": 1}"), 0, 0), FP_IMG_NONE);
-    assert_int_equal(fp_sniff(S("\0\0\0\x18" "ftypmp42\0\0\0\0"), 0, 0), FP_IMG_NONE); /* video */
+    assert_int_equal(fp_sniff(S("\0\0\0\x18"
+                                "ftypmp42\0\0\0\0"),
+                              0, 0),
+                     FP_IMG_NONE); /* video */
     assert_int_equal(fp_sniff(S("RIFF\x10\0\0\0WAVEfmt "), 0, 0), FP_IMG_NONE);
     assert_int_equal(fp_sniff(S("%PDF-1.7 ......."), 0, 0), FP_IMG_NONE);
 }
@@ -53,10 +65,8 @@ static void waits_for_enough_bytes(void **state)
 static void svg_only_when_allowed(void **state)
 {
     (void)state;
-    assert_int_equal(fp_sniff(S("<svg xmlns=\"http://www.w3.org/2000/svg\">"), 1, 0),
-                     FP_IMG_NONE);
-    assert_int_equal(fp_sniff(S("<svg xmlns=\"http://www.w3.org/2000/svg\">"), 1, 1),
-                     FP_IMG_SVG);
+    assert_int_equal(fp_sniff(S("<svg xmlns=\"http://www.w3.org/2000/svg\">"), 1, 0), FP_IMG_NONE);
+    assert_int_equal(fp_sniff(S("<svg xmlns=\"http://www.w3.org/2000/svg\">"), 1, 1), FP_IMG_SVG);
     assert_int_equal(fp_sniff(S("\xEF\xBB\xBF  <?xml version=\"1.0\"?><svg>"), 1, 1), FP_IMG_SVG);
     assert_int_equal(fp_sniff(S("<html><body>not svg</body></html>"), 1, 1), FP_IMG_NONE);
 }

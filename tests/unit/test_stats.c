@@ -76,8 +76,12 @@ static void percentile_edge_cases(void **state)
 
 static void summary_math(void **state)
 {
-    fp_summary s = {.total = 50, .ok = 48, .failed = 2, .bytes = 48 * 16384,
-                    .wall_us = 500000, .sum_us = 10000000};
+    fp_summary s = {.total = 50,
+                    .ok = 48,
+                    .failed = 2,
+                    .bytes = 48 * 16384,
+                    .wall_us = 500000,
+                    .sum_us = 10000000};
     fp_hist_entry e[1] = {{fp_stats_bucket(200000), 48}};
 
     (void)state;

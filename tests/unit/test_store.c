@@ -72,7 +72,8 @@ static void names_and_publishes(void **state)
     assert_int_equal(fp_store_commit(&s, &b, "jpg", rel, sha), 0);
     /* SHA-256("abc") */
     assert_string_equal(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    assert_string_equal(rel, "ba/ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad.jpg");
+    assert_string_equal(rel,
+                        "ba/ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad.jpg");
     snprintf(path, sizeof(path), "%s/%s", root, rel);
     read_file(path, got, &len);
     assert_int_equal(len, 3);
