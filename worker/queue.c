@@ -1,7 +1,6 @@
 /* queue.c - Redis connections, task intake, result outbox and heartbeats (see queue.h). */
 #include "queue.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -12,13 +11,15 @@
 #include "fp_keys.h"
 #include "fp_log.h"
 #include "fp_scripts.h"
+#include "redis_uv.h"
 
-#define HEARTBEAT_MS     1000
-#define HEARTBEAT_TTL_MS 5000
-#define BLOCK_S          "1" /* BLMOVE wait when the queue is empty */
-#define BACKOFF_MIN_MS   100
-#define BACKOFF_MAX_MS   2000
-#define MAX_ARGS         20
+#define HEARTBEAT_MS       1000
+#define HEARTBEAT_TTL_MS   5000
+#define BLOCK_S            "1" /* BLMOVE wait when the queue is empty */
+#define CONNECT_TIMEOUT_MS 5000
+#define BACKOFF_MIN_MS     100
+#define BACKOFF_MAX_MS     2000
+#define MAX_ARGS           20
 
 /* One command waiting for Redis to acknowledge it. */
 typedef struct cmd_item {
@@ -27,6 +28,9 @@ typedef struct cmd_item {
     size_t len[MAX_ARGS];
     char *own[MAX_ARGS]; /* copies this item frees */
     struct cmd_item *next;
+    struct cmd_item *all_prev, *all_next; /* every live item, queued or sent */
+    const char *raw;                      /* the task record it settles, if any */
+    size_t rawlen;
     fp_queue *q;
 } cmd_item;
 
@@ -44,7 +48,10 @@ struct fp_queue {
     uv_loop_t *loop;
     const fp_conf *conf;
     fp_queue_task_cb on_task;
+    fp_queue_known_cb known;
     void *arg;
+    cmd_item *items; /* all live items */
+    int pull_connected_before;
     conn pull, cmd;
     char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
     int want, pulling;
@@ -59,6 +66,7 @@ struct fp_queue {
 };
 
 static void conn_open(conn *c);
+static void adopt(fp_queue *q);
 static void pull_kick(fp_queue *q);
 static void flush(fp_queue *q);
 static void progress(fp_queue *q);
@@ -68,6 +76,21 @@ static void progress(fp_queue *q);
 static void retry_cb(uv_timer_t *t)
 {
     conn_open(t->data);
+}
+
+static void conn_lost(conn *c, const char *why);
+
+/* A connect that neither succeeds nor fails (a black-holed address) is given up. */
+static void connect_timeout_cb(uv_timer_t *t)
+{
+    conn *c = t->data;
+    redisAsyncContext *ac = c->ac;
+
+    if (c->up || ac == NULL)
+        return;
+    c->ac = NULL;
+    redisAsyncFree(ac); /* not connected: no callback runs */
+    conn_lost(c, "connect timed out");
 }
 
 static void conn_schedule(conn *c)
@@ -103,6 +126,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     conn *c = ac->data;
     const fp_conf *conf = c->q->conf;
 
+    uv_timer_stop(&c->retry);
     if (status != REDIS_OK) {
         c->ac = NULL; /* hiredis frees the context after this callback */
         conn_lost(c, ac->errstr);
@@ -112,15 +136,20 @@ static void on_connect(const redisAsyncContext *ac, int status)
         redisAsyncCommand(c->ac, auth_cb, c, "AUTH %s", conf->redis.password);
     if (conf->redis.db)
         redisAsyncCommand(c->ac, auth_cb, c, "SELECT %d", conf->redis.db);
+    uv_timer_stop(&c->retry);
     c->up = 1;
     c->backoff_ms = 0;
     if (c->down_logged)
         fp_info("redis %s connection back", c->name);
     c->down_logged = 0;
-    if (c == &c->q->pull)
+    if (c == &c->q->pull) {
+        if (c->q->pull_connected_before)
+            adopt(c->q);
+        c->q->pull_connected_before = 1;
         pull_kick(c->q);
-    else
+    } else {
         flush(c->q);
+    }
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -141,6 +170,7 @@ static void conn_open(conn *c)
     const fp_conf *conf = c->q->conf;
     redisAsyncContext *ac = redisAsyncConnect(conf->redis.host, conf->redis.port);
 
+    fp_debug("redis %s: connecting", c->name);
     if (ac == NULL) {
         conn_lost(c, "out of memory");
         return;
@@ -151,7 +181,7 @@ static void conn_open(conn *c)
         return;
     }
     ac->data = c;
-    if (redisLibuvAttach(ac, c->q->loop) != REDIS_OK) {
+    if (fp_redis_uv_attach(ac, c->q->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         conn_lost(c, "cannot attach to the loop");
         return;
@@ -159,6 +189,7 @@ static void conn_open(conn *c)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
+    uv_timer_start(&c->retry, connect_timeout_cb, CONNECT_TIMEOUT_MS, 0);
 }
 
 static void conn_init(fp_queue *q, conn *c, const char *name)
@@ -212,6 +243,52 @@ static void pull_reply(redisAsyncContext *ac, void *reply, void *priv)
         pull_kick(q);
 }
 
+static int settling(const fp_queue *q, const char *raw, size_t len)
+{
+    const cmd_item *it;
+
+    for (it = q->items; it; it = it->all_next)
+        if (it->raw && it->rawlen == len && memcmp(it->raw, raw, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* After a lost connection, a batch may have moved into our processing list with its reply
+ * lost: take back every task there that we neither run nor are settling. */
+static void adopt_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    fp_queue *q = priv;
+    redisReply *r = reply;
+    size_t i, n = 0;
+
+    (void)ac;
+    q->pulling = 0;
+    if (r && r->type == REDIS_REPLY_ARRAY && !q->stopping) {
+        for (i = 0; i < r->elements; i++) {
+            redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_STRING || q->known(q->arg, e->str, e->len) ||
+                settling(q, e->str, e->len))
+                continue;
+            q->on_task(q->arg, e->str, e->len);
+            n++;
+        }
+        if (n)
+            fp_info("took back %zu tasks whose delivery was cut by the lost connection", n);
+    }
+    if (q->stopping)
+        progress(q);
+    else
+        pull_kick(q);
+}
+
+static void adopt(fp_queue *q)
+{
+    if (q->pulling || q->stopping)
+        return;
+    q->pulling = 1;
+    redisAsyncCommand(q->pull.ac, adopt_reply, q, "LRANGE %s 0 -1", q->proc_key);
+}
+
 static void pull_kick(fp_queue *q)
 {
     char n[16];
@@ -241,6 +318,10 @@ static cmd_item *item_new(fp_queue *q)
         abort(); /* a result we cannot keep would be lost: better to be reaped */
     }
     it->q = q;
+    it->all_next = q->items;
+    if (q->items)
+        q->items->all_prev = it;
+    q->items = it;
     return it;
 }
 
@@ -281,8 +362,15 @@ static void arg_u64(cmd_item *it, uint64_t v)
 
 static void item_free(cmd_item *it)
 {
+    fp_queue *q = it->q;
     int i;
 
+    if (it->all_prev)
+        it->all_prev->all_next = it->all_next;
+    else
+        q->items = it->all_next;
+    if (it->all_next)
+        it->all_next->all_prev = it->all_prev;
     for (i = 0; i < it->argc; i++)
         free(it->own[i]);
     free(it);
@@ -365,6 +453,8 @@ void fp_queue_finish(fp_queue *q, const char *raw, size_t rawlen, uint64_t job, 
     arg_str(it, fp_key_job(key, job, FP_JOB_LAT));
     arg_static(it, FP_KEY_DONE);
     arg_copy(it, raw, rawlen);
+    it->raw = it->argv[it->argc - 1];
+    it->rawlen = rawlen;
     arg_u64(it, idx);
     arg_copy(it, result, resultlen);
     arg_static(it, ok ? "1" : "0");
@@ -391,6 +481,8 @@ void fp_queue_retry(fp_queue *q, const char *raw, size_t rawlen, const char *nex
     arg_str(it, q->proc_key);
     arg_static(it, FP_KEY_RETRY);
     arg_copy(it, raw, rawlen);
+    it->raw = it->argv[it->argc - 1];
+    it->rawlen = rawlen;
     arg_copy(it, next, nextlen);
     arg_u64(it, (uint64_t)(delay_ms < 0 ? 0 : delay_ms));
     outbox_push(q, it, 0);
@@ -407,6 +499,8 @@ void fp_queue_bury(fp_queue *q, const char *raw, size_t rawlen)
     arg_str(it, q->proc_key);
     arg_static(it, FP_KEY_DEAD);
     arg_copy(it, raw, rawlen);
+    it->raw = it->argv[it->argc - 1];
+    it->rawlen = rawlen;
     outbox_push(q, it, 0);
     flush(q);
 }
@@ -476,7 +570,8 @@ done:
     return rc;
 }
 
-fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on_task, void *arg)
+fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on_task,
+                       fp_queue_known_cb known, void *arg)
 {
     fp_queue *q = calloc(1, sizeof(*q));
 
@@ -485,6 +580,7 @@ fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on
     q->loop = loop;
     q->conf = conf;
     q->on_task = on_task;
+    q->known = known;
     q->arg = arg;
     fp_key_proc(q->proc_key, conf->id);
     fp_key_heartbeat(q->hb_key, conf->id);

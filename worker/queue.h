@@ -20,6 +20,8 @@ typedef struct fp_queue fp_queue;
 
 /* Called with each task record taken from Redis. The callee copies what it keeps. */
 typedef void (*fp_queue_task_cb)(void *arg, const char *raw, size_t len);
+/* Does the worker hold this task (running or waiting)? Used after a reconnect. */
+typedef int (*fp_queue_known_cb)(void *arg, const char *raw, size_t len);
 /* Called once the queue is closed (after fp_queue_shutdown). */
 typedef void (*fp_queue_closed_cb)(void *arg);
 
@@ -30,7 +32,8 @@ typedef struct fp_queue_stats {
 /* Checks Redis is reachable (synchronously, so a bad address fails at start), hands back
  * any tasks a previous worker with the same id left in its processing list, then opens the
  * async connections. NULL with a message logged on failure. */
-fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on_task, void *arg);
+fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on_task,
+                       fp_queue_known_cb known, void *arg);
 
 /* Asks for up to n more tasks (replaces an earlier wish; 0 stops asking). */
 void fp_queue_want(fp_queue *q, int n);

@@ -231,6 +231,20 @@ static void on_task(void *arg, const char *raw, size_t len)
     schedule(w);
 }
 
+/* Linear in the slots; runs only after a lost Redis connection. */
+static int known(void *arg, const char *raw, size_t len)
+{
+    fp_worker *w = arg;
+    int i;
+
+    for (i = 0; i < w->nslots; i++) {
+        fp_xfer *x = w->slots[i];
+        if (x->host && x->rawlen == len && memcmp(x->raw, raw, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Drain and shutdown ---------------------------------------------------------------- */
 
 static void handle_closed(uv_handle_t *h)
@@ -343,7 +357,7 @@ int fp_worker_run(const fp_conf *conf)
         fp_error("cannot set up libcurl");
         return 2;
     }
-    w.queue = fp_queue_new(w.loop, conf, on_task, &w);
+    w.queue = fp_queue_new(w.loop, conf, on_task, known, &w);
     if (w.queue == NULL) {
         fp_fetch_close(w.fetch, NULL, NULL);
         uv_run(w.loop, UV_RUN_DEFAULT);

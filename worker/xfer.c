@@ -12,8 +12,9 @@
 #include "fp_log.h"
 #include "guard.h"
 
-#define ERROR_BODY_MAX 65536 /* bytes of a non-2xx body read (and dropped) to keep the connection  \
-                              */
+#define ERROR_BODY_MAX                                                                             \
+    65536 /* bytes of a non-2xx body read (and dropped) to keep the connection                     \
+           */
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
