@@ -209,27 +209,38 @@ static void deliver(fp_queue *q, const redisReply *r)
         q->on_task(q->arg, r->str, r->len);
 }
 
+static void kick_cb(uv_timer_t *t)
+{
+    pull_kick(((conn *)t->data)->q);
+}
+
+/* q->pulling stays set while a reply is delivered, so the top-ups it causes do not send
+ * a second fetch for the same free slots. */
 static void pull_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     fp_queue *q = priv;
     redisReply *r = reply;
-    size_t i, got = 0;
+    size_t i;
 
     (void)ac;
-    q->pulling = 0;
     if (r == NULL) {
+        q->pulling = 0;
         progress(q);
         return; /* connection gone; pull_kick runs again after the reconnect */
     }
     if (r->type == REDIS_REPLY_ERROR) {
         fp_warn("redis: taking tasks failed: %s", r->str);
-    } else if (r->type == REDIS_REPLY_ARRAY) {
+        q->pulling = 0;
+        if (!q->stopping && q->pull.up) /* the retry timer is idle while connected */
+            uv_timer_start(&q->pull.retry, kick_cb, 500, 0);
+        progress(q);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i < r->elements; i++)
             deliver(q, r->element[i]);
-        got = r->elements;
-        if (got == 0 && !q->stopping && q->want > 0 && q->pull.up) {
+        if (r->elements == 0 && !q->stopping && q->want > 0 && q->pull.up) {
             /* Queue empty: wait for the next task without polling. */
-            q->pulling = 1;
             redisAsyncCommand(q->pull.ac, pull_reply, q, "BLMOVE %s %s LEFT RIGHT " BLOCK_S,
                               FP_KEY_TASKS, q->proc_key);
             return;
@@ -237,6 +248,7 @@ static void pull_reply(redisAsyncContext *ac, void *reply, void *priv)
     } else {
         deliver(q, r);
     }
+    q->pulling = 0;
     if (q->stopping)
         progress(q);
     else
@@ -262,7 +274,6 @@ static void adopt_reply(redisAsyncContext *ac, void *reply, void *priv)
     size_t i, n = 0;
 
     (void)ac;
-    q->pulling = 0;
     if (r && r->type == REDIS_REPLY_ARRAY && !q->stopping) {
         for (i = 0; i < r->elements; i++) {
             redisReply *e = r->element[i];
@@ -275,6 +286,7 @@ static void adopt_reply(redisAsyncContext *ac, void *reply, void *priv)
         if (n)
             fp_info("took back %zu tasks whose delivery was cut by the lost connection", n);
     }
+    q->pulling = 0;
     if (q->stopping)
         progress(q);
     else
