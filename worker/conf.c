@@ -34,6 +34,8 @@ static const char usage[] =
     "      --allow-private       allow loopback/private/link-local addresses (for local use;\n"
     "                            env FETCHPOOL_ALLOW_PRIVATE=1)\n"
     "      --fsync               fsync each file before publishing it (env FETCHPOOL_FSYNC=1)\n"
+    "      --resolve HOST:PORT:ADDR  use ADDR for HOST:PORT instead of DNS (as curl --resolve;\n"
+    "                            repeatable). The SSRF guard still judges ADDR.\n"
     "  -v, --verbose             log every task\n"
     "  -h, --help                this text\n";
 
@@ -47,7 +49,8 @@ enum {
     OPT_MAX_SIZE,
     OPT_GRACE,
     OPT_ALLOW_PRIVATE,
-    OPT_FSYNC
+    OPT_FSYNC,
+    OPT_RESOLVE
 };
 
 static int parse_num(const char *name, const char *s, double min, double max, double *out)
@@ -88,6 +91,7 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         {"grace", required_argument, NULL, OPT_GRACE},
         {"allow-private", no_argument, NULL, OPT_ALLOW_PRIVATE},
         {"fsync", no_argument, NULL, OPT_FSYNC},
+        {"resolve", required_argument, NULL, OPT_RESOLVE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -167,6 +171,13 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
             break;
         case OPT_ALLOW_PRIVATE: c->allow_private = 1; break;
         case OPT_FSYNC: c->fsync = 1; break;
+        case OPT_RESOLVE: {
+            struct curl_slist *l = curl_slist_append(c->resolve, optarg);
+            if (l == NULL)
+                return -1;
+            c->resolve = l;
+            break;
+        }
         case 'v': c->verbose = 1; break;
         case 'h': fputs(usage, stdout); return 1;
         default: fputs(usage, stderr); return -1;
@@ -206,4 +217,10 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         return -1;
     }
     return 0;
+}
+
+void fp_conf_free(fp_conf *c)
+{
+    curl_slist_free_all(c->resolve);
+    c->resolve = NULL;
 }

@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
+
 #include "fp_record.h"
 #include "fp_redis_url.h"
 
@@ -24,10 +26,12 @@ typedef struct fp_conf {
     int allow_private;    /* let the SSRF guard pass private/loopback addresses */
     int fsync;            /* fsync each file before publishing it */
     int verbose;
+    struct curl_slist *resolve; /* --resolve entries, as libcurl's CURLOPT_RESOLVE */
 } fp_conf;
 
 /* Parses argv and the FETCHPOOL_* environment. Returns 0 to run, 1 if --help was printed,
  * -1 on a usage error (message printed). */
 int fp_conf_parse(fp_conf *c, int argc, char **argv);
+void fp_conf_free(fp_conf *c);
 
 #endif

@@ -12,8 +12,10 @@ int main(int argc, char **argv)
     int rc;
 
     rc = fp_conf_parse(&conf, argc, argv);
-    if (rc != 0)
+    if (rc != 0) {
+        fp_conf_free(&conf);
         return rc > 0 ? 0 : 2;
+    }
     fp_log_init("worker", conf.verbose);
     signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -21,6 +23,7 @@ int main(int argc, char **argv)
         return 2;
     }
     rc = fp_worker_run(&conf);
+    fp_conf_free(&conf);
     curl_global_cleanup();
     return rc;
 }

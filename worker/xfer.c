@@ -181,6 +181,8 @@ fp_xfer *fp_xfer_new(const fp_conf *conf, fp_store *store)
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)conf->max_size);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "fetchpool/0.1 (+image downloader)");
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    if (conf->resolve)
+        curl_easy_setopt(e, CURLOPT_RESOLVE, conf->resolve);
     return x;
 }
 
