@@ -180,7 +180,6 @@ fp_xfer *fp_xfer_new(const fp_conf *conf, fp_store *store)
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, conf->low_speed_time);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)conf->max_size);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "fetchpool/0.1 (+image downloader)");
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     if (conf->resolve)
         curl_easy_setopt(e, CURLOPT_RESOLVE, conf->resolve);
     return x;
