@@ -1,0 +1,237 @@
+/* intake.c - the master's table of active jobs: takes new jobs from fp:jobs:new into
+ * fp:jobs:active, and rebuilds the table from Redis at start and after a reconnect.
+ *
+ * Redis holds the truth (fed, total, sealed in the job hash; the ids in fp:jobs:active),
+ * so a restarted master resumes every job exactly where the last committed step left it.
+ * Jobs are taken oldest first (LEFT of fp:jobs:new, which clients RPUSH). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_keys.h"
+#include "fp_log.h"
+#include "fp_record.h"
+#include "fp_text.h"
+#include "master.h"
+
+#define INTAKE_MAX       64 /* jobs taken per step, so the other steps get their turn */
+#define DEFAULT_ATTEMPTS 3
+
+fpm_job *fpm_job_find(fpm *m, uint64_t id)
+{
+    size_t i;
+
+    for (i = 0; i < m->njobs; i++)
+        if (m->jobs[i].id == id)
+            return &m->jobs[i];
+    return NULL;
+}
+
+void fpm_job_remove(fpm *m, uint64_t id)
+{
+    fpm_job *j = fpm_job_find(m, id);
+    size_t i;
+
+    if (j == NULL)
+        return;
+    i = (size_t)(j - m->jobs);
+    memmove(j, j + 1, (m->njobs - i - 1) * sizeof(*j));
+    m->njobs--;
+    if (m->next > i)
+        m->next--;
+    if (m->next >= m->njobs)
+        m->next = 0;
+}
+
+static void job_add(fpm *m, const fpm_job *j)
+{
+    if (m->njobs == m->capjobs) {
+        size_t cap = m->capjobs ? m->capjobs * 2 : 16;
+        fpm_job *p = realloc(m->jobs, cap * sizeof(*p));
+        if (p == NULL) {
+            fp_error("out of memory for the job table");
+            exit(1);
+        }
+        m->jobs = p;
+        m->capjobs = cap;
+    }
+    m->jobs[m->njobs++] = *j;
+}
+
+/* Takes an unusable id out of fp:jobs:active so it is not looked at again. */
+static int job_drop(fpm *m, const char *s, size_t len)
+{
+    redisReply *r = fpm_redis_cmd(m, "LREM %s 0 %b", FP_KEY_JOBS_ACTIVE, s, len);
+
+    if (r == NULL)
+        return FPM_LOST;
+    fpm_redis_failed(m, r, "dropping a job");
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Makes sure the meta hash has what the other processes rely on: state=running, and
+ * fed/total present (the finish script refuses results of a job without total). */
+static int job_mark_running(fpm *m, const char *meta)
+{
+    redisReply *r;
+    int i, rc = 0;
+
+    if (fpm_redis_append(m, "HSET %s state running", meta) ||
+        fpm_redis_append(m, "HSETNX %s total 0", meta) ||
+        fpm_redis_append(m, "HSETNX %s fed 0", meta))
+        return FPM_LOST;
+    for (i = 0; i < 3; i++) {
+        if ((r = fpm_redis_reply(m)) == NULL)
+            return FPM_LOST;
+        if (fpm_redis_failed(m, r, "job intake"))
+            rc = 1;
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* A sealed job with every result in whose id is not in fp:done lost that push (Redis
+ * restarted without it): push it again. The report step is idempotent anyway. */
+static int job_recheck_done(fpm *m, uint64_t id)
+{
+    redisReply *r = fpm_redis_cmd(m, "LPOS %s %" PRIu64, FP_KEY_DONE, id);
+    int missing;
+
+    if (r == NULL)
+        return FPM_LOST;
+    missing = r->type == REDIS_REPLY_NIL;
+    fpm_redis_failed(m, r, "job resume");
+    freeReplyObject(r);
+    if (!missing)
+        return 0;
+    fp_warn("job %" PRIu64 " is complete but was not in %s; queueing its report", id, FP_KEY_DONE);
+    r = fpm_redis_cmd(m, "RPUSH %s %" PRIu64, FP_KEY_DONE, id);
+    if (r == NULL)
+        return FPM_LOST;
+    fpm_redis_failed(m, r, "job resume");
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Loads a job whose id is in fp:jobs:active into the table. fresh: just taken from
+ * fp:jobs:new (logs "started") rather than resumed. Returns 1 if added, 0 if not,
+ * FPM_LOST. */
+static int job_load(fpm *m, const char *s, size_t len, int fresh)
+{
+    char meta[FP_KEY_MAX], shown[80];
+    redisReply *r, **e;
+    uint64_t id, done, attempts;
+    fpm_job j;
+    int rc;
+
+    if (fp_text_u64(s, len, &id) != 0) {
+        fp_sanitize(shown, sizeof(shown), s, len);
+        fp_warn("dropping bad job id '%s' from %s", shown, FP_KEY_JOBS_ACTIVE);
+        return job_drop(m, s, len);
+    }
+    if (fpm_job_find(m, id))
+        return 0;
+    fp_key_job(meta, id, FP_JOB_META);
+    r = fpm_redis_cmd(m, "HMGET %s lines fed total sealed attempts flags state done", meta);
+    if (r == NULL)
+        return FPM_LOST;
+    if (fpm_redis_failed(m, r, "job intake") || r->type != REDIS_REPLY_ARRAY || r->elements != 8) {
+        freeReplyObject(r);
+        return 0;
+    }
+    e = r->element;
+    if (e[0]->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        fp_warn("job %" PRIu64 " has no 'lines' field (never fully submitted, or expired); "
+                "dropping it",
+                id);
+        return job_drop(m, s, len);
+    }
+    if (e[6]->type == REDIS_REPLY_STRING && strcmp(e[6]->str, "done") == 0) {
+        freeReplyObject(r);
+        return job_drop(m, s, len);
+    }
+    memset(&j, 0, sizeof(j));
+    j.id = id;
+    j.lines = fpm_reply_u64(e[0], 0);
+    j.fed = fpm_reply_u64(e[1], 0);
+    j.total = fpm_reply_u64(e[2], 0);
+    j.sealed = fpm_reply_u64(e[3], 0) == 1;
+    attempts = fpm_reply_u64(e[4], DEFAULT_ATTEMPTS);
+    j.attempts = attempts >= 1 && attempts <= UINT32_MAX ? (uint32_t)attempts : DEFAULT_ATTEMPTS;
+    j.flags = (uint32_t)(fpm_reply_u64(e[5], 0) & FP_TASK_FLAGS_ALL);
+    done = fpm_reply_u64(e[7], 0);
+    freeReplyObject(r);
+
+    if ((rc = job_mark_running(m, meta)) != 0)
+        return rc == FPM_LOST ? FPM_LOST : 0;
+    if (j.sealed && done >= j.total && (rc = job_recheck_done(m, id)) != 0)
+        return rc;
+    job_add(m, &j);
+    if (fresh)
+        fp_info("job %" PRIu64 " started: %" PRIu64 " lines", id, j.lines);
+    else
+        fp_info("job %" PRIu64 " resumed: %" PRIu64 "/%" PRIu64 " lines fed, %" PRIu64 " tasks%s",
+                id, j.fed, j.lines, j.total, j.sealed ? ", sealed" : "");
+    return 1;
+}
+
+int fpm_intake_take(fpm *m, const redisReply *id)
+{
+    if (id->type != REDIS_REPLY_STRING)
+        return 0;
+    return job_load(m, id->str, id->len, 1);
+}
+
+int fpm_intake_step(fpm *m)
+{
+    redisReply *r;
+    int n = 0, rc;
+
+    while (n < INTAKE_MAX && !fpm_stop) {
+        r = fpm_redis_cmd(m, "LMOVE %s %s LEFT RIGHT", FP_KEY_JOBS_NEW, FP_KEY_JOBS_ACTIVE);
+        if (r == NULL)
+            return FPM_LOST;
+        if (fpm_redis_failed(m, r, "job intake") || r->type != REDIS_REPLY_STRING) {
+            freeReplyObject(r);
+            break;
+        }
+        rc = fpm_intake_take(m, r);
+        freeReplyObject(r);
+        if (rc == FPM_LOST)
+            return FPM_LOST;
+        n++;
+    }
+    return n;
+}
+
+int fpm_intake_resume(fpm *m)
+{
+    redisReply *r;
+    size_t i;
+    int rc;
+
+    m->njobs = 0;
+    m->next = 0;
+    r = fpm_redis_cmd(m, "LRANGE %s 0 -1", FP_KEY_JOBS_ACTIVE);
+    if (r == NULL)
+        return FPM_LOST;
+    if (fpm_redis_failed(m, r, "resume") || r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return 0;
+    }
+    for (i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        rc = job_load(m, r->element[i]->str, r->element[i]->len, 0);
+        if (rc == FPM_LOST) {
+            freeReplyObject(r);
+            return FPM_LOST;
+        }
+    }
+    freeReplyObject(r);
+    m->resync = 0;
+    return 0;
+}

@@ -1,0 +1,231 @@
+/* main.c - fetchpool-master: options, signals and the main loop.
+ *
+ * The master keeps the task queue fed from every submitted job and writes each job's
+ * summary when its last result is in (PROTOCOL.md, "Flow"). One loop round runs each
+ * step once; when no step had anything to do it waits briefly in BLMOVE on fp:jobs:new,
+ * so a new job starts at once while an idle master costs nothing. Signal handlers only set
+ * a flag: SIGTERM/SIGINT let the current step finish, then the master exits 0. Each step
+ * commits with one MULTI or script, so stopping or crashing anywhere loses nothing. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_keys.h"
+#include "fp_log.h"
+#include "master.h"
+
+#define DEFAULT_QUEUE_DEPTH 500
+#define DEFAULT_FEED_BATCH  500
+#define DEFAULT_RETENTION   86400
+#define ERROR_PAUSE_MS      1000    /* after a Redis error reply, before trying again */
+#define IDLE_WAIT_S         "0.05"  /* BLMOVE timeout when idle; well below the reply timeout */
+#define FEED_WAIT_S         "0.005" /* the same while jobs wait for room in the queue */
+
+volatile sig_atomic_t fpm_stop;
+
+static void on_stop_cb(int sig)
+{
+    (void)sig;
+    fpm_stop = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fetchpool-master [options]\n"
+            "Feeds the fetchpool task queue from submitted jobs and writes each job's\n"
+            "summary when it completes.\n"
+            "\n"
+            "  --redis URL        redis://[:password@]host[:port][/db]\n"
+            "                     (env FETCHPOOL_REDIS, default " FP_REDIS_URL_DEFAULT ")\n"
+            "  --queue-depth N    refill " FP_KEY_TASKS " while it holds fewer than N tasks\n"
+            "                     (env FETCHPOOL_QUEUE_DEPTH, default %d)\n"
+            "  --feed-batch N     input lines taken from one job per turn\n"
+            "                     (env FETCHPOOL_FEED_BATCH, default %d)\n"
+            "  --retention SEC    keep a finished job's keys this long\n"
+            "                     (env FETCHPOOL_RETENTION, default %d)\n"
+            "  --verbose          debug logging\n"
+            "  --help             this text\n"
+            "\n"
+            "Exits 0 on SIGTERM or SIGINT, 2 on bad options or if Redis is unreachable\n"
+            "at start; later Redis outages are waited out.\n",
+            DEFAULT_QUEUE_DEPTH, DEFAULT_FEED_BATCH, DEFAULT_RETENTION);
+}
+
+/* Strict decimal in [min, max]; what names the option or variable for the message. */
+static int parse_num(const char *s, long min, long max, const char *what, long *out)
+{
+    char *end;
+    long v;
+
+    if (s[0] < '0' || s[0] > '9') /* strtol would take a sign or blanks */
+        goto bad;
+    v = strtol(s, &end, 10);
+    if (*end != '\0' || v < min || v > max)
+        goto bad;
+    *out = v;
+    return 0;
+bad:
+    fprintf(stderr, "fetchpool-master: %s must be a whole number from %ld to %ld, got '%s'\n", what,
+            min, max, s);
+    return -1;
+}
+
+static int env_num(const char *name, long min, long max, long *out)
+{
+    const char *v = getenv(name);
+
+    return v && *v ? parse_num(v, min, max, name, out) : 0;
+}
+
+static int parse_args(int argc, char **argv, fpm_config *cfg)
+{
+    static const struct option opts[] = {{"redis", required_argument, NULL, 'r'},
+                                         {"queue-depth", required_argument, NULL, 'q'},
+                                         {"feed-batch", required_argument, NULL, 'b'},
+                                         {"retention", required_argument, NULL, 't'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *env = getenv("FETCHPOOL_REDIS");
+    int c;
+
+    cfg->redis_url = env && *env ? env : FP_REDIS_URL_DEFAULT;
+    cfg->queue_depth = DEFAULT_QUEUE_DEPTH;
+    cfg->feed_batch = DEFAULT_FEED_BATCH;
+    cfg->retention = DEFAULT_RETENTION;
+    if (env_num("FETCHPOOL_QUEUE_DEPTH", 1, 10000000, &cfg->queue_depth) ||
+        env_num("FETCHPOOL_FEED_BATCH", 1, 100000, &cfg->feed_batch) ||
+        env_num("FETCHPOOL_RETENTION", 1, 315360000, &cfg->retention))
+        return 2;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': cfg->redis_url = optarg; break;
+        case 'q':
+            if (parse_num(optarg, 1, 10000000, "--queue-depth", &cfg->queue_depth))
+                return 2;
+            break;
+        case 'b':
+            if (parse_num(optarg, 1, 100000, "--feed-batch", &cfg->feed_batch))
+                return 2;
+            break;
+        case 't':
+            if (parse_num(optarg, 1, 315360000, "--retention", &cfg->retention))
+                return 2;
+            break;
+        case 'v': cfg->verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fetchpool-master: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static void signals_init(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_cb;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: a backoff sleep must end when the signal comes. */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    /* A write to a closed Redis socket must fail with EPIPE, not kill the master. */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Nothing to do: wait a little for a new job, taking it at once if one comes. While jobs
+ * still have lines to feed (the queue is full), look again sooner: the wait bounds how
+ * fast a full queue is refilled (queue depth per wait). */
+static int idle(fpm *m)
+{
+    const char *wait = IDLE_WAIT_S;
+    redisReply *r;
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < m->njobs; i++)
+        if (!m->jobs[i].sealed)
+            wait = FEED_WAIT_S;
+    r = fpm_redis_cmd(m, "BLMOVE %s %s LEFT RIGHT %s", FP_KEY_JOBS_NEW, FP_KEY_JOBS_ACTIVE, wait);
+    if (r == NULL)
+        return FPM_LOST;
+    if (!fpm_redis_failed(m, r, "waiting for jobs"))
+        rc = fpm_intake_take(m, r);
+    freeReplyObject(r);
+    return rc;
+}
+
+static void run(fpm *m)
+{
+    typedef int (*step_fn)(fpm *);
+    static const step_fn steps[] = {fpm_intake_step, fpm_report_step, fpm_promote_step,
+                                    fpm_feed_step, fpm_reap_dead_workers_step};
+    size_t i;
+    int did, rc;
+
+    m->resync = 1; /* resume whatever is in fp:jobs:active */
+    while (!fpm_stop) {
+        did = 0;
+        rc = m->resync ? fpm_intake_resume(m) : 0;
+        for (i = 0; i < sizeof(steps) / sizeof(steps[0]) && rc != FPM_LOST && !fpm_stop; i++)
+            if ((rc = steps[i](m)) > 0)
+                did += rc;
+        if (rc != FPM_LOST && !did && !fpm_stop && !m->errors)
+            rc = idle(m);
+        if (rc == FPM_LOST) {
+            if (fpm_redis_reconnect(m) != 0)
+                break;
+            m->resync = 1;
+        }
+        if (m->errors) {
+            fpm_nap_ms(ERROR_PAUSE_MS);
+            m->errors = 0;
+            m->resync = 1;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    fpm m;
+    char err[512];
+    int rc;
+
+    memset(&m, 0, sizeof(m));
+    if ((rc = parse_args(argc, argv, &m.cfg)) >= 0)
+        return rc;
+    fp_log_init("master", m.cfg.verbose);
+    if (fp_redis_url_parse(m.cfg.redis_url, &m.url, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fetchpool-master: %s\n", err);
+        return 2;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "fetchpool-master: libcurl initialisation failed\n");
+        return 1;
+    }
+    signals_init();
+    if (fpm_redis_open(&m, err, sizeof(err)) != 0) {
+        fp_error("%s", err);
+        curl_global_cleanup();
+        return 2;
+    }
+    fp_info("started: Redis %s:%d db %d, queue depth %ld, feed batch %ld, retention %ld s",
+            m.url.host, m.url.port, m.url.db, m.cfg.queue_depth, m.cfg.feed_batch, m.cfg.retention);
+    run(&m);
+    fp_info("stopping");
+    fpm_redis_close(&m);
+    free(m.jobs);
+    curl_global_cleanup();
+    return 0;
+}

@@ -1,0 +1,88 @@
+/* master.h - what the parts of fetchpool-master share: its settings, the Redis connection,
+ * the table of active jobs, and one function per step of the main loop (main.c).
+ *
+ * Every step returns how much it did (0 = nothing, so the loop may idle) or FPM_LOST when
+ * the Redis connection broke; the loop then reconnects and reloads the job table from
+ * Redis, which holds all the state. A Redis error reply is logged and counted in
+ * m->errors; the loop then pauses a moment and reloads, so a bad key cannot spin it. */
+#ifndef FPM_MASTER_H
+#define FPM_MASTER_H
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fp_redis_url.h"
+
+#define FPM_LOST (-1)
+
+typedef struct fpm_config {
+    const char *redis_url;
+    long queue_depth; /* refill fp:tasks while it is shorter than this */
+    long feed_batch;  /* input lines taken from one job per turn */
+    long retention;   /* seconds a finished job's keys are kept */
+    int verbose;
+} fpm_config;
+
+/* The master's copy of a job's feeding state. The master is the only writer of fed, total
+ * and sealed, so the copy stays right; it is reloaded from Redis after any doubt. */
+typedef struct fpm_job {
+    uint64_t id;
+    uint64_t lines;    /* input lines the client pushed */
+    uint64_t fed;      /* input lines consumed */
+    uint64_t total;    /* tasks created, invalid lines included */
+    uint32_t attempts; /* max attempts per URL */
+    uint32_t flags;    /* task flags */
+    int sealed;
+} fpm_job;
+
+typedef struct fpm {
+    fpm_config cfg;
+    fp_redis_url url;
+    redisContext *rc;
+    fpm_job *jobs; /* active jobs, in intake order */
+    size_t njobs, capjobs;
+    size_t next; /* round-robin cursor into jobs */
+    int errors;  /* Redis error replies seen in this loop round */
+    int resync;  /* reload the job table from Redis before the next step */
+} fpm;
+
+/* Set by the SIGTERM/SIGINT handler; steps stop early, the loop exits. */
+extern volatile sig_atomic_t fpm_stop;
+
+/* redis.c: connection, reconnect with backoff, commands. */
+int fpm_redis_open(fpm *m, char *err, size_t errlen);
+int fpm_redis_reconnect(fpm *m); /* 0 connected again, -1 asked to stop */
+void fpm_redis_close(fpm *m);
+/* A command; NULL when the connection broke (the caller returns FPM_LOST). */
+redisReply *fpm_redis_cmd(fpm *m, const char *fmt, ...);
+/* Pipelining: queue commands, then read one reply per command (NULL: connection broke). */
+int fpm_redis_append(fpm *m, const char *fmt, ...);
+int fpm_redis_append_argv(fpm *m, int argc, const char **argv, const size_t *lens);
+redisReply *fpm_redis_reply(fpm *m);
+/* 1 (and logs, counts) if r is an error reply; what names the step for the log. */
+int fpm_redis_failed(fpm *m, const redisReply *r, const char *what);
+/* Sleeps ms milliseconds, or less if a signal arrives (the caller checks fpm_stop). */
+void fpm_nap_ms(long ms);
+/* Reads a reply string or integer as an unsigned number; def if nil or not a number. */
+uint64_t fpm_reply_u64(const redisReply *r, uint64_t def);
+
+/* intake.c: the active job table, intake of new jobs, resume after start or reconnect. */
+int fpm_intake_step(fpm *m);
+int fpm_intake_take(fpm *m, const redisReply *id); /* a job id already moved to active */
+int fpm_intake_resume(fpm *m);
+fpm_job *fpm_job_find(fpm *m, uint64_t id);
+void fpm_job_remove(fpm *m, uint64_t id);
+
+/* feed.c: turns input lines into tasks while the queue is short. */
+int fpm_feed_step(fpm *m);
+
+/* report.c: completed jobs get their summary, wake-up and expiry. */
+int fpm_report_step(fpm *m);
+
+/* upkeep.c: due retries back to the queue; dead-worker reaping (later). */
+int fpm_promote_step(fpm *m);
+int fpm_reap_dead_workers_step(fpm *m);
+
+#endif

@@ -1,0 +1,196 @@
+/* redis.c - the master's one synchronous Redis connection: connect (AUTH, SELECT, a PING
+ * that also waits out LOADING after a Redis restart), reconnect with backoff, and thin
+ * wrappers that turn a broken connection into a NULL reply for the steps to pass up.
+ *
+ * hiredis marks a context unusable after any I/O error or timeout, so reconnecting always
+ * means a fresh context; the steps then reload their state from Redis (main.c). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fp_log.h"
+#include "fp_text.h"
+#include "master.h"
+
+#define CONNECT_TIMEOUT_S 2
+/* Longer than any blocking command the master sends (BLMOVE waits 0.05 s). */
+#define REPLY_TIMEOUT_S 5
+#define BACKOFF_MIN_MS  100
+#define BACKOFF_MAX_MS  2000
+
+/* Runs one handshake command; 0 if the reply is not an error. */
+static int handshake(redisContext *c, char *err, size_t errlen, const char *what, const char *fmt,
+                     ...)
+{
+    redisReply *r;
+    va_list ap;
+    int rc = 0;
+
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL) {
+        snprintf(err, errlen, "%s: %s", what, c->errstr[0] ? c->errstr : "connection lost");
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%s: %s", what, r->str);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int fpm_redis_open(fpm *m, char *err, size_t errlen)
+{
+    struct timeval ct = {CONNECT_TIMEOUT_S, 0}, rt = {REPLY_TIMEOUT_S, 0};
+    const fp_redis_url *u = &m->url;
+    redisContext *c;
+
+    c = redisConnectWithTimeout(u->host, u->port, ct);
+    if (c == NULL) {
+        snprintf(err, errlen, "cannot connect to Redis: out of memory");
+        return -1;
+    }
+    if (c->err) {
+        snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", u->host, u->port, c->errstr);
+        goto fail;
+    }
+    if (redisSetTimeout(c, rt) != REDIS_OK || redisEnableKeepAlive(c) != REDIS_OK) {
+        snprintf(err, errlen, "Redis at %s:%d: cannot set socket options: %s", u->host, u->port,
+                 c->errstr);
+        goto fail;
+    }
+    if (u->password[0] && handshake(c, err, errlen, "Redis AUTH", "AUTH %s", u->password))
+        goto fail;
+    if (u->db != 0 && handshake(c, err, errlen, "Redis SELECT", "SELECT %d", u->db))
+        goto fail;
+    if (handshake(c, err, errlen, "Redis PING", "PING"))
+        goto fail;
+    m->rc = c;
+    return 0;
+fail:
+    redisFree(c);
+    return -1;
+}
+
+void fpm_redis_close(fpm *m)
+{
+    if (m->rc)
+        redisFree(m->rc);
+    m->rc = NULL;
+}
+
+void fpm_nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+int fpm_redis_reconnect(fpm *m)
+{
+    char err[512];
+    long backoff = BACKOFF_MIN_MS;
+    struct timespec t0, t1;
+
+    fp_warn("Redis connection lost (%s); reconnecting",
+            m->rc && m->rc->errstr[0] ? m->rc->errstr : "unknown error");
+    fpm_redis_close(m);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!fpm_stop) {
+        fpm_nap_ms(backoff);
+        if (fpm_stop)
+            break;
+        if (fpm_redis_open(m, err, sizeof(err)) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            fp_info("reconnected to Redis at %s:%d after %.1f s", m->url.host, m->url.port,
+                    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+            return 0;
+        }
+        fp_debug("reconnect failed: %s", err);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    return -1;
+}
+
+redisReply *fpm_redis_cmd(fpm *m, const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    if (m->rc == NULL || m->rc->err)
+        return NULL;
+    va_start(ap, fmt);
+    r = redisvCommand(m->rc, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* Append failures are out-of-memory; hiredis then marks the context, so the caller treats
+ * it like a lost connection and the context is replaced. */
+int fpm_redis_append(fpm *m, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    if (m->rc == NULL || m->rc->err)
+        return FPM_LOST;
+    va_start(ap, fmt);
+    rc = redisvAppendCommand(m->rc, fmt, ap);
+    va_end(ap);
+    return rc == REDIS_OK ? 0 : FPM_LOST;
+}
+
+int fpm_redis_append_argv(fpm *m, int argc, const char **argv, const size_t *lens)
+{
+    if (m->rc == NULL || m->rc->err)
+        return FPM_LOST;
+    return redisAppendCommandArgv(m->rc, argc, argv, lens) == REDIS_OK ? 0 : FPM_LOST;
+}
+
+redisReply *fpm_redis_reply(fpm *m)
+{
+    void *r = NULL;
+
+    if (m->rc == NULL || m->rc->err)
+        return NULL;
+    if (redisGetReply(m->rc, &r) != REDIS_OK)
+        return NULL;
+    return r;
+}
+
+int fpm_redis_failed(fpm *m, const redisReply *r, const char *what)
+{
+    size_t i;
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        fp_error("%s: Redis error: %s", what, r->str);
+        m->errors++;
+        return 1;
+    }
+    /* EXEC answers with one reply per queued command; any of them may be the error. */
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (i = 0; i < r->elements; i++)
+            if (r->element[i]->type == REDIS_REPLY_ERROR) {
+                fp_error("%s: Redis error in command %zu of the transaction: %s", what, i + 1,
+                         r->element[i]->str);
+                m->errors++;
+                return 1;
+            }
+    return 0;
+}
+
+uint64_t fpm_reply_u64(const redisReply *r, uint64_t def)
+{
+    uint64_t v;
+
+    if (r == NULL)
+        return def;
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer >= 0 ? (uint64_t)r->integer : def;
+    if (r->type == REDIS_REPLY_STRING && fp_text_u64(r->str, r->len, &v) == 0)
+        return v;
+    return def;
+}
