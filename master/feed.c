@@ -125,7 +125,7 @@ static void batch_build(const fpm_job *j, const redisReply *lines, batch *b)
             t.line = lineno;
             t.attempt = 1;
             t.max_attempts = j->attempts;
-            t.flags = j->flags;
+            t.flags = j->flags & FP_TASK_JOB_FLAGS;
             t.url = out;
             len = fp_task_encode(&t, buf, sizeof(buf));
             if (len >= 0) {

@@ -81,7 +81,7 @@ int fpm_feed_step(fpm *m);
 /* report.c: completed jobs get their summary, wake-up and expiry. */
 int fpm_report_step(fpm *m);
 
-/* upkeep.c: due retries back to the queue; dead-worker reaping (later). */
+/* upkeep.c: due retries back to the queue; tasks of dead workers back too (the reaper). */
 int fpm_promote_step(fpm *m);
 int fpm_reap_dead_workers_step(fpm *m);
 

@@ -21,7 +21,9 @@
 /* Task flags (per job, carried by every task). */
 #define FP_TASK_ALLOW_SVG     0x1u
 #define FP_TASK_IGNORE_OPTOUT 0x2u
-#define FP_TASK_FLAGS_ALL     0x3u
+#define FP_TASK_RECOVERED     0x4u /* handed back by the reaper after its worker died */
+#define FP_TASK_JOB_FLAGS     0x3u /* the flags a job may set */
+#define FP_TASK_FLAGS_ALL     0x7u
 
 typedef struct fp_task {
     uint64_t job;

@@ -3,13 +3,26 @@
 #include "fp_scripts.h"
 
 const char fp_script_fetch[] =
-    "local out = {}\n"
-    "for i = 1, tonumber(ARGV[1]) do\n"
-    "  local t = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')\n"
+    "redis.call('SADD', KEYS[3], ARGV[2])\n"
+    "redis.call('SET', KEYS[4], 'starting', 'PX', ARGV[4], 'NX')\n"
+    "local out, want, rslots = {}, tonumber(ARGV[1]), tonumber(ARGV[3])\n"
+    "local skipped, tries = 0, want + 64\n"
+    "while #out < want and tries > 0 do\n"
+    "  tries = tries - 1\n"
+    "  local t = redis.call('LPOP', KEYS[1])\n"
     "  if not t then break end\n"
-    "  out[i] = t\n"
+    "  local f = tonumber(string.match(t, '^T1\\t[^\\t]*\\t[^\\t]*\\t[^\\t]*\\t[^\\t]*\\t'\n"
+    "                                      .. '[^\\t]*\\t([^\\t]*)\\t') or '0') or 0\n"
+    "  if bit.band(f, 4) ~= 0 and rslots <= 0 then\n"
+    "    redis.call('RPUSH', KEYS[1], t)\n"
+    "    skipped = skipped + 1\n"
+    "  else\n"
+    "    if bit.band(f, 4) ~= 0 then rslots = rslots - 1 end\n"
+    "    redis.call('RPUSH', KEYS[2], t)\n"
+    "    out[#out + 1] = t\n"
+    "  end\n"
     "end\n"
-    "return out\n";
+    "return {out, skipped}\n";
 
 const char fp_script_finish[] =
     "if ARGV[1] ~= '' then redis.call('LREM', KEYS[1], 1, ARGV[1]) end\n"
@@ -69,3 +82,13 @@ const char fp_script_bury[] = "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
                               "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
                               "redis.call('LTRIM', KEYS[2], -10000, -1)\n"
                               "return 1\n";
+
+const char fp_script_requeue[] =
+    "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
+    "redis.call('LPUSH', KEYS[2], ARGV[2])\n"
+    "return 1\n";
+
+const char fp_script_forget[] =
+    "if redis.call('LLEN', KEYS[1]) > 0 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
+    "redis.call('SREM', KEYS[3], ARGV[1])\n"
+    "return 1\n";

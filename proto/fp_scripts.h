@@ -7,8 +7,13 @@
 #ifndef FP_SCRIPTS_H
 #define FP_SCRIPTS_H
 
-/* Move up to ARGV[1] tasks from the queue to a processing list. Returns them.
- * KEYS: fp:tasks, fp:proc:<worker>. */
+/* Move up to ARGV[1] tasks from the queue to a processing list, taking at most ARGV[3]
+ * recovered tasks (flag bit 2; the others go to the tail of the queue). Returns
+ * {tasks, number of recovered tasks passed over}. Registers the worker in fp:workers
+ * and starts its heartbeat first, so the reaper knows every list that may hold tasks and
+ * never mistakes a starting worker for a dead one.
+ * KEYS: fp:tasks, fp:proc:<worker>, fp:workers, fp:worker:<worker>.
+ * ARGV: n, worker id, recovered tasks allowed, heartbeat expiry (ms). */
 extern const char fp_script_fetch[];
 
 /* Record a task's final result. Returns 1 (counted), 0 (duplicate, ignored) or -1 (the
@@ -36,5 +41,16 @@ extern const char fp_script_release[];
 /* Move an undecodable record from a processing list to the dead-letter list (capped).
  * KEYS: fp:proc:<worker>, fp:dead. ARGV: the record. */
 extern const char fp_script_bury[];
+
+/* Reaper: move one task of a dead worker back to the head of the queue with its attempt
+ * raised, unless it has left the processing list meanwhile (the worker was only slow and
+ * finished it). Returns 1 if moved. KEYS: fp:proc:<worker>, fp:tasks.
+ * ARGV: task record, task record with the attempt raised. */
+extern const char fp_script_requeue[];
+
+/* Reaper: drop a worker from fp:workers once its processing list is empty and its
+ * heartbeat is gone. KEYS: fp:proc:<worker>, fp:worker:<worker>, fp:workers.
+ * ARGV: worker id. */
+extern const char fp_script_forget[];
 
 #endif

@@ -54,7 +54,7 @@ struct fp_queue {
     int pull_connected_before;
     conn pull, cmd;
     char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
-    int want, pulling;
+    int want, recovered_slots, pulling;
     cmd_item *out_head, *out_tail;
     int sent;
     uv_timer_t heartbeat, deadline;
@@ -236,10 +236,20 @@ static void pull_reply(redisAsyncContext *ac, void *reply, void *priv)
         progress(q);
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY) {
-        for (i = 0; i < r->elements; i++)
-            deliver(q, r->element[i]);
-        if (r->elements == 0 && !q->stopping && q->want > 0 && q->pull.up) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY) {
+        /* The fetch script: {tasks, recovered tasks passed over}. */
+        const redisReply *tasks = r->element[0];
+        for (i = 0; i < tasks->elements; i++)
+            deliver(q, tasks->element[i]);
+        if (tasks->elements == 0 && r->element[1]->integer > 0 && !q->stopping) {
+            /* Only recovered tasks left and we hold our share: BLMOVE would take one
+             * anyway, so look again a little later. */
+            q->pulling = 0;
+            uv_timer_start(&q->pull.retry, kick_cb, 200, 0);
+            return;
+        }
+        if (tasks->elements == 0 && !q->stopping && q->want > 0 && q->pull.up) {
             /* Queue empty: wait for the next task without polling. */
             redisAsyncCommand(q->pull.ac, pull_reply, q, "BLMOVE %s %s LEFT RIGHT " BLOCK_S,
                               FP_KEY_TASKS, q->proc_key);
@@ -309,13 +319,15 @@ static void pull_kick(fp_queue *q)
         return;
     snprintf(n, sizeof(n), "%d", q->want);
     q->pulling = 1;
-    redisAsyncCommand(q->pull.ac, pull_reply, q, "EVAL %s 2 %s %s %s", fp_script_fetch,
-                      FP_KEY_TASKS, q->proc_key, n);
+    redisAsyncCommand(q->pull.ac, pull_reply, q, "EVAL %s 4 %s %s %s %s %s %s %d %d",
+                      fp_script_fetch, FP_KEY_TASKS, q->proc_key, FP_KEY_WORKERS, q->hb_key, n,
+                      q->conf->id, q->recovered_slots, HEARTBEAT_TTL_MS);
 }
 
-void fp_queue_want(fp_queue *q, int n)
+void fp_queue_want(fp_queue *q, int n, int recovered_slots)
 {
     q->want = n;
+    q->recovered_slots = recovered_slots;
     pull_kick(q);
 }
 

@@ -35,8 +35,10 @@ typedef struct fp_queue_stats {
 fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on_task,
                        fp_queue_known_cb known, void *arg);
 
-/* Asks for up to n more tasks (replaces an earlier wish; 0 stops asking). */
-void fp_queue_want(fp_queue *q, int n);
+/* Asks for up to n more tasks, at most recovered_slots of them recovered ones (tasks a
+ * dead worker left; few run at once, so one that kills workers takes few others along).
+ * Replaces an earlier wish; 0 stops asking. */
+void fp_queue_want(fp_queue *q, int n, int recovered_slots);
 
 /* Final result of a task: removes the task from the processing list and records the
  * result, atomically. raw: the task record as taken; result: an encoded R1 record. */

@@ -18,6 +18,9 @@
 #define RETRY_AFTER_MAX_S 60
 #define BACKOFF_BASE_MS   1000
 #define BACKOFF_MAX_MS    30000
+/* Recovered tasks (their worker died) held at once: few, so a task that kills workers
+ * takes few innocent ones along when it strikes again. */
+#define RECOVERED_MAX 4
 
 typedef struct fp_worker {
     uv_loop_t *loop;
@@ -30,6 +33,7 @@ typedef struct fp_worker {
     int nslots;
     fp_xfer *free_slots;
     int inflight;
+    int recovered; /* recovered tasks held (running or waiting) */
     int draining, queue_closing;
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;
@@ -63,6 +67,9 @@ static fp_xfer *slot_get(fp_worker *w)
 
 static void slot_put(fp_worker *w, fp_xfer *x)
 {
+    if (x->recovered)
+        w->recovered--;
+    x->recovered = 0;
     x->host = NULL;
     x->next = w->free_slots;
     w->free_slots = x;
@@ -80,9 +87,9 @@ static void top_up(fp_worker *w)
         return;
     /* Ask in batches (fewer round trips), unless we are about to run dry. */
     if (want >= batch || w->inflight + w->hosts.waiting < batch)
-        fp_queue_want(w->queue, want > 0 ? want : 0);
+        fp_queue_want(w->queue, want > 0 ? want : 0, RECOVERED_MAX - w->recovered);
     else
-        fp_queue_want(w->queue, 0);
+        fp_queue_want(w->queue, 0, 0);
 }
 
 /* Results --------------------------------------------------------------------------- */
@@ -227,6 +234,10 @@ static void on_task(void *arg, const char *raw, size_t len)
             slot_put(w, x);
         return;
     }
+    if (t.flags & FP_TASK_RECOVERED) {
+        x->recovered = 1;
+        w->recovered++;
+    }
     fp_hosts_wait(&w->hosts, x);
     schedule(w);
 }
@@ -329,7 +340,7 @@ static void signal_cb(uv_signal_t *s, int signum)
     fp_info("%s: draining (%d transfers in flight, up to %.1f s)", strsignal(signum), w->inflight,
             (double)w->conf->grace_ms / 1000.0);
     w->draining = 1;
-    fp_queue_want(w->queue, 0);
+    fp_queue_want(w->queue, 0, 0);
     uv_timer_start(&w->grace, grace_cb, (uint64_t)w->conf->grace_ms, 0);
     schedule(w);
 }

@@ -27,7 +27,8 @@ typedef struct fp_xfer {
     char *raw; /* the task record as taken from Redis */
     size_t rawlen, rawcap;
     struct fp_host *host;
-    int active; /* added to the multi handle */
+    int active;    /* added to the multi handle */
+    int recovered; /* counted in the worker's recovered tasks */
     /* state of the response being received */
     unsigned char head[FP_SNIFF_BYTES];
     size_t headlen;
