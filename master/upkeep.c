@@ -46,21 +46,6 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int id_valid(const char *s, size_t len)
-{
-    size_t i;
-
-    if (len == 0 || len > FP_WORKER_ID_MAX)
-        return 0;
-    for (i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /* The last attempt died with its worker: the task gets its final result. */
 static redisReply *fail_lost(fpm *m, const char *proc, const char *raw, size_t rawlen,
                              const fp_task *t, const char *worker)
@@ -166,7 +151,7 @@ int fpm_reap_dead_workers_step(fpm *m)
         const redisReply *e = ids->element[i];
         if (e->type != REDIS_REPLY_STRING)
             continue;
-        if (!id_valid(e->str, e->len)) {
+        if (!(e->len > 0 && fp_worker_id_valid(e->str, e->len))) {
             fp_warn("removing a malformed worker id from %s", FP_KEY_WORKERS);
             r = fpm_redis_cmd(m, "SREM %s %b", FP_KEY_WORKERS, e->str, e->len);
         } else {
@@ -178,7 +163,8 @@ int fpm_reap_dead_workers_step(fpm *m)
             freeReplyObject(ids);
             return FPM_LOST;
         }
-        if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 && id_valid(e->str, e->len)) {
+        if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 &&
+            (e->len > 0 && fp_worker_id_valid(e->str, e->len))) {
             freeReplyObject(r);
             if ((rc = reap(m, id)) == FPM_LOST) {
                 freeReplyObject(ids);

@@ -100,7 +100,7 @@ static int status_valid(const char *s, size_t len)
     return 1;
 }
 
-static int worker_valid(const char *s, size_t len)
+int fp_worker_id_valid(const char *s, size_t len)
 {
     size_t i;
 
@@ -172,8 +172,8 @@ int fp_result_encode(const fp_result *r, char *buf, size_t buflen)
     int n;
 
     if (!status_valid(r->status, strlen(r->status)) ||
-        !worker_valid(r->worker, strlen(r->worker)) || !sha_valid(r->sha256, strlen(r->sha256)) ||
-        !path_valid(r->path, strlen(r->path)) ||
+        !fp_worker_id_valid(r->worker, strlen(r->worker)) ||
+        !sha_valid(r->sha256, strlen(r->sha256)) || !path_valid(r->path, strlen(r->path)) ||
         !fp_text_valid(r->content_type, strlen(r->content_type), 1) ||
         !fp_text_valid(r->url, strlen(r->url), 0) || !fp_text_valid(r->error, strlen(r->error), 1))
         return -1;
@@ -278,7 +278,7 @@ int fp_result_decode(fp_result *r, const char *data, size_t len, char *err, size
         FAIL("result record: http code or attempts out of range");
     if (!status_valid(f[4].p, f[4].len))
         FAIL("result record: bad status");
-    if (!worker_valid(f[12].p, f[12].len))
+    if (!fp_worker_id_valid(f[12].p, f[12].len))
         FAIL("result record: bad worker id");
     if (!sha_valid(f[13].p, f[13].len))
         FAIL("result record: bad sha256");

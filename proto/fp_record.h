@@ -80,6 +80,8 @@ typedef enum fp_reason {
 } fp_reason;
 
 const char *fp_reason_str(fp_reason r);
+/* Worker ids: up to FP_WORKER_ID_MAX of [A-Za-z0-9._:-] (they name Redis keys). */
+int fp_worker_id_valid(const char *s, size_t len);
 /* Transient failures are retried (timeouts, resets, refusals, DNS, 408/429/5xx). */
 int fp_reason_transient(fp_reason r, uint32_t http_code);
 /* Writes the status string for (r, http_code) into out ("ok", "http_404", "timeout"). */

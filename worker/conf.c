@@ -205,12 +205,9 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         host[sizeof(host) - 1] = '\0';
         snprintf(c->id, sizeof(c->id), "%.40s-%d", host, (int)getpid());
     }
-    for (s = c->id; *s; s++) {
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '.' || *s == '_' || *s == ':' || *s == '-')) {
-            fprintf(stderr, "fetchpool-worker: worker id may hold only [A-Za-z0-9._:-]\n");
-            return -1;
-        }
+    if (!fp_worker_id_valid(c->id, strlen(c->id))) {
+        fprintf(stderr, "fetchpool-worker: worker id may hold only [A-Za-z0-9._:-]\n");
+        return -1;
     }
     if (c->id[0] == '\0') {
         fprintf(stderr, "fetchpool-worker: empty worker id\n");
