@@ -36,14 +36,20 @@ routes (every route takes ?delay=MS, the first-byte delay; default --delay-ms):
   /fault/trickle?bps=N[&size=B]        an image sent at N bytes per second
   /fault/endless                       chunked body that never ends, starts with JPEG magic
   /fault/reset[?size=B&sent=S]         headers + S body bytes, then TCP RST (SO_LINGER 0)
-  /fault/redirect-loop                 302 to itself (with a counter), forever
+  /fault/redirect-loop[?hops=H]        302 to itself (with a counter n), forever; with
+                                       hops=H the image for 0 once n reaches H
   /fault/redirect?to=URL[&code=302]    redirect to URL
   /fault/lie                           Content-Type image/jpeg, HTML body
   /fault/robots?tag=noai               a valid JPEG with X-Robots-Tag: <tag>
   /fault/big?size=N                    Content-Length N, JPEG magic then zeros
+  /fault/header-bomb?size=B&count=K    K headers of B bytes each (default one of 200000),
+                                       then a tiny JPEG
+  /fault/bad-chunk                     chunked body with a chunk size that is not hex
   /fault/svg                           an SVG image (image/svg+xml)
   /fault/html                          an HTML page (text/html)
-  /__stats                             JSON: {"total": N, "paths": {path: count}}
+  /__stats                             JSON: {"total": N, "paths": {path: count},
+                                       "max_concurrent": N, "max_concurrent_by_host":
+                                       {host: N}} (requests being answered at once)
 """
 
 # Magic bytes as the WHATWG mimesniff rules match them; WebP gets its RIFF size patched in.
@@ -115,6 +121,18 @@ class Origin:
         self.counts = {}    # path -> requests seen (for /__stats)
         self.flaky = {}     # exact target -> failures served so far
         self.total = 0
+        # Requests being answered at once (delay included), overall and per Host header,
+        # and the peaks: lets a test check the worker's per-host connection cap.
+        self.busy = 0
+        self.busy_host = {}
+        self.max_busy = 0
+        self.max_busy_host = {}
+
+    def _busy(self, host, d):
+        self.busy += d
+        self.busy_host[host] = self.busy_host.get(host, 0) + d
+        self.max_busy = max(self.max_busy, self.busy)
+        self.max_busy_host[host] = max(self.max_busy_host.get(host, 0), self.busy_host[host])
 
     # -- connection handling ---------------------------------------------------------
 
@@ -124,13 +142,20 @@ class Origin:
                 req = await self.read_request(reader, writer)
                 if req is None:
                     break
-                if req.path != "/__stats":
+                counted = req.path != "/__stats"
+                if counted:
                     self.total += 1
                     self.counts[req.path] = self.counts.get(req.path, 0) + 1
-                delay = req.qint("delay", self.delay_ms)
-                if delay > 0 and req.path != "/__stats":
-                    await asyncio.sleep(delay / 1000.0)
-                keep = await self.dispatch(req, reader, writer)
+                    host = req.headers.get("host", "")
+                    self._busy(host, 1)
+                try:
+                    delay = req.qint("delay", self.delay_ms)
+                    if delay > 0 and counted:
+                        await asyncio.sleep(delay / 1000.0)
+                    keep = await self.dispatch(req, reader, writer)
+                finally:
+                    if counted:
+                        self._busy(host, -1)
                 if not keep or not req.keep_alive():
                     break
         except Hold:
@@ -222,7 +247,9 @@ class Origin:
                 return await self.send(writer, code, b"flaky\n", extra=extra, head=head)
             return await self.image(writer, req, int(m.group(1)), m.group(2), head)
         if p == "/__stats":
-            body = json.dumps({"total": self.total, "paths": self.counts}, sort_keys=True)
+            body = json.dumps({"total": self.total, "paths": self.counts,
+                               "max_concurrent": self.max_busy,
+                               "max_concurrent_by_host": self.max_busy_host}, sort_keys=True)
             return await self.send(writer, 200, body.encode(), "application/json", head=head)
         if p.startswith("/fault/"):
             handler = getattr(self, "fault_" + p[len("/fault/"):].replace("-", "_"), None)
@@ -281,9 +308,14 @@ class Origin:
         return False
 
     async def fault_redirect_loop(self, req, reader, writer):
-        n = req.qint("n", 0) + 1
-        return await self.send(writer, 302, b"again\n",
-                               extra={"Location": "/fault/redirect-loop?n=%d" % n},
+        n = req.qint("n", 0)
+        hops = req.qint("hops", -1)
+        if 0 <= hops <= n:   # a chain of exactly `hops` redirects, then an image
+            return await self.image(writer, req, 0, "jpg", req.method == "HEAD")
+        loc = "/fault/redirect-loop?n=%d" % (n + 1)
+        if hops >= 0:
+            loc += "&hops=%d" % hops
+        return await self.send(writer, 302, b"again\n", extra={"Location": loc},
                                head=req.method == "HEAD")
 
     async def fault_redirect(self, req, reader, writer):
@@ -315,6 +347,22 @@ class Origin:
             await writer.drain()
             left -= n
         return True
+
+    async def fault_header_bomb(self, req, reader, writer):
+        size, count = max(1, req.qint("size", 200000)), max(1, req.qint("count", 1))
+        body = image_bytes(0, "jpg", 64)
+        await self.send_head(writer, 200, [("X-Filler-%d" % i, "a" * size) for i in range(count)]
+                             + [("Content-Type", "image/jpeg"), ("Content-Length", len(body))])
+        writer.write(body)
+        await writer.drain()
+        return False
+
+    async def fault_bad_chunk(self, req, reader, writer):
+        await self.send_head(writer, 200, [("Content-Type", "image/jpeg"),
+                                           ("Transfer-Encoding", "chunked")])
+        writer.write(b"zz\r\n" + MAGIC["jpg"] + b"\r\n0\r\n\r\n")
+        await writer.drain()
+        return False
 
     async def fault_svg(self, req, reader, writer):
         return await self.send(writer, 200, SVG, "image/svg+xml", head=req.method == "HEAD")

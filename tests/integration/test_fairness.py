@@ -117,7 +117,9 @@ class FairnessTest(unittest.TestCase):
         conc = 64
         _, _, msg, held = self.run_two_jobs(("--queue-depth", "200", "--feed-batch", "100"),
                                             concurrency=conc)
-        self.assertLessEqual(held, 2 * conc, msg)
+        # 1.5 * conc taken, plus finished tasks whose result is still on its way to Redis
+        # (more of those on a loaded machine or under ASan).
+        self.assertLessEqual(held, 2 * conc + 32, msg)
 
 
 if __name__ == "__main__":
