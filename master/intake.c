@@ -128,7 +128,9 @@ static int job_load(fpm *m, const char *s, size_t len, int fresh)
 
     if (fp_text_u64(s, len, &id) != 0) {
         fp_sanitize(shown, sizeof(shown), s, len);
-        fp_warn("dropping bad job id '%s' from %s", shown, FP_KEY_JOBS_ACTIVE);
+        fp_warn("moving bad job id '%s' from %s to %s", shown, FP_KEY_JOBS_ACTIVE, FP_KEY_DEAD);
+        if (fpm_dead_letter(m, s, len) == FPM_LOST)
+            return FPM_LOST;
         return job_drop(m, s, len);
     }
     if (fpm_job_find(m, id))

@@ -65,6 +65,8 @@ redisReply *fpm_redis_reply(fpm *m);
 int fpm_redis_failed(fpm *m, const redisReply *r, const char *what);
 /* Sleeps ms milliseconds, or less if a signal arrives (the caller checks fpm_stop). */
 void fpm_nap_ms(long ms);
+/* Keeps a value that does not decode in the dead-letter list fp:dead (capped). */
+int fpm_dead_letter(fpm *m, const char *s, size_t len);
 /* Reads a reply string or integer as an unsigned number; def if nil or not a number. */
 uint64_t fpm_reply_u64(const redisReply *r, uint64_t def);
 

@@ -11,6 +11,7 @@
 
 #include "fp_log.h"
 #include "fp_text.h"
+#include "fp_keys.h"
 #include "master.h"
 
 #define CONNECT_TIMEOUT_S 2
@@ -193,4 +194,21 @@ uint64_t fpm_reply_u64(const redisReply *r, uint64_t def)
     if (r->type == REDIS_REPLY_STRING && fp_text_u64(r->str, r->len, &v) == 0)
         return v;
     return def;
+}
+
+int fpm_dead_letter(fpm *m, const char *s, size_t len)
+{
+    redisReply *r;
+    int i;
+
+    if (fpm_redis_append(m, "RPUSH %s %b", FP_KEY_DEAD, s, len) ||
+        fpm_redis_append(m, "LTRIM %s -10000 -1", FP_KEY_DEAD))
+        return FPM_LOST;
+    for (i = 0; i < 2; i++) {
+        if ((r = fpm_redis_reply(m)) == NULL)
+            return FPM_LOST;
+        fpm_redis_failed(m, r, "keeping a dead letter");
+        freeReplyObject(r);
+    }
+    return 0;
 }

@@ -239,7 +239,9 @@ static int report_job(fpm *m, const char *s, size_t len)
     memset(&c, 0, sizeof(c));
     if (fp_text_u64(s, len, &id) != 0) {
         fp_sanitize(shown, sizeof(shown), s, len);
-        fp_warn("dropping bad job id '%s' from %s", shown, FP_KEY_DONE);
+        fp_warn("moving bad job id '%s' from %s to %s", shown, FP_KEY_DONE, FP_KEY_DEAD);
+        if (fpm_dead_letter(m, s, len) == FPM_LOST)
+            return FPM_LOST;
         return forget(m, s, len, 1);
     }
     fp_key_job(meta, id, FP_JOB_META);

@@ -36,6 +36,9 @@ fp_line_kind fp_line_parse(const char *line, size_t len, char *out, size_t outle
         return invalid(out, outlen, "line longer than 8192 bytes");
     if (memchr(line, '\0', len))
         return invalid(out, outlen, "NUL byte in line");
+    /* A UTF-8 byte order mark, as Windows editors write at the start of a file. */
+    if (len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
+        line += 3, len -= 3;
     while (len > 0 && is_blank(line[0]))
         line++, len--;
     while (len > 0 && is_blank(line[len - 1]))

@@ -229,7 +229,7 @@ int fp_xfer_begin(fp_xfer *x)
 
 static fp_reason classify(fp_xfer *x, CURLcode rc, char *err, size_t errlen)
 {
-    long os_errno = 0;
+    long os_errno = 0, code = 0;
 
     switch (rc) {
     case CURLE_OK: return FP_OK;
@@ -260,6 +260,12 @@ static fp_reason classify(fp_xfer *x, CURLcode rc, char *err, size_t errlen)
         return FP_R_INTERNAL;
     case CURLE_OPERATION_TIMEDOUT: return FP_R_TIMEOUT;
     case CURLE_RECV_ERROR:
+        /* libcurl also says RECV_ERROR for a response it cannot parse (huge headers, a
+         * bad chunk size): with a status line and no socket error the peer is broken,
+         * not the connection, and a retry would not help. */
+        curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+        return (os_errno == 0 && code > 0) ? FP_R_PROTOCOL : FP_R_RESET;
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE: return FP_R_RESET;
@@ -272,7 +278,10 @@ static fp_reason classify(fp_xfer *x, CURLcode rc, char *err, size_t errlen)
     case CURLE_TOO_MANY_REDIRECTS: return FP_R_TOO_MANY_REDIRECTS;
     case CURLE_UNSUPPORTED_PROTOCOL: return FP_R_BAD_SCHEME;
     case CURLE_FILESIZE_EXCEEDED: return FP_R_TOO_LARGE;
-    case CURLE_OUT_OF_MEMORY: return FP_R_INTERNAL;
+    case CURLE_OUT_OF_MEMORY:
+        /* Also what libcurl says for a header line over its limit. */
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+        return code > 0 ? FP_R_PROTOCOL : FP_R_INTERNAL;
     default: return FP_R_PROTOCOL;
     }
 }

@@ -40,6 +40,8 @@ static void accepts_urls(void **state)
     assert_int_equal(parse("http://example.com/caf\xc3\xa9.jpg"), FP_LINE_URL);
     assert_string_equal(out, "http://example.com/caf%C3%A9.jpg");
     assert_int_equal(parse("http://[::1]:8080/a.png"), FP_LINE_URL);
+    assert_int_equal(parse("\xEF\xBB\xBFhttp://example.com/bom.jpg"), FP_LINE_URL);
+    assert_string_equal(out, "http://example.com/bom.jpg");
     assert_int_equal(parse("http://2130706433/"), FP_LINE_URL); /* the guard judges addresses */
 }
 
