@@ -391,7 +391,7 @@ def raise_nofile():
 
 async def main_async(args):
     origin = Origin(args.delay_ms)
-    server = await asyncio.start_server(origin.serve, "127.0.0.1", args.port,
+    server = await asyncio.start_server(origin.serve, args.host, args.port,
                                         backlog=4096, limit=MAX_HEADER)
     port = server.sockets[0].getsockname()[1]
     print("READY %d" % port, flush=True)
@@ -409,9 +409,13 @@ def main():
         epilog=ROUTES, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=0,
                     help="port to listen on; 0 picks a free one (default 0)")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="loopback address to listen on, 127.x.y.z (default 127.0.0.1)")
     ap.add_argument("--delay-ms", type=int, default=0,
                     help="default first-byte delay in milliseconds (default 0)")
     args = ap.parse_args()
+    if not args.host.startswith("127."):
+        ap.error("--host must be a loopback address (127.x.y.z)")
     raise_nofile()
     try:
         asyncio.run(main_async(args))

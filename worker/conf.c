@@ -33,6 +33,8 @@ static const char usage[] =
     "                            default 20), then hand the rest back to the queue\n"
     "      --allow-private       allow loopback/private/link-local addresses (for local use;\n"
     "                            env FETCHPOOL_ALLOW_PRIVATE=1)\n"
+    "      --allow-cidr CIDR     allow this range although it is private (repeatable, up to 32;\n"
+    "                            env FETCHPOOL_ALLOW_CIDR, comma-separated)\n"
     "      --fsync               fsync each file before publishing it (env FETCHPOOL_FSYNC=1)\n"
     "      --resolve HOST:PORT:ADDR  use ADDR for HOST:PORT instead of DNS (as curl --resolve;\n"
     "                            repeatable). The SSRF guard still judges ADDR.\n"
@@ -50,7 +52,8 @@ enum {
     OPT_GRACE,
     OPT_ALLOW_PRIVATE,
     OPT_FSYNC,
-    OPT_RESOLVE
+    OPT_RESOLVE,
+    OPT_ALLOW_CIDR
 };
 
 static int parse_num(const char *name, const char *s, double min, double max, double *out)
@@ -66,6 +69,29 @@ static int parse_num(const char *name, const char *s, double min, double max, do
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+static int add_cidr(fp_conf *c, const char *s)
+{
+    if (c->nallow == FP_CONF_ALLOW_MAX || fp_guard_cidr_parse(s, &c->allow[c->nallow]) != 0) {
+        fprintf(stderr, "fetchpool-worker: bad or too many --allow-cidr: '%s'\n", s);
+        return -1;
+    }
+    c->nallow++;
+    return 0;
+}
+
+/* FETCHPOOL_ALLOW_CIDR: comma-separated ranges. */
+static int add_cidr_list(fp_conf *c, const char *list)
+{
+    char buf[1024], *tok, *save = NULL;
+
+    if (snprintf(buf, sizeof(buf), "%s", list) >= (int)sizeof(buf))
+        return -1;
+    for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+        if (add_cidr(c, tok) != 0)
+            return -1;
     return 0;
 }
 
@@ -92,6 +118,7 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         {"allow-private", no_argument, NULL, OPT_ALLOW_PRIVATE},
         {"fsync", no_argument, NULL, OPT_FSYNC},
         {"resolve", required_argument, NULL, OPT_RESOLVE},
+        {"allow-cidr", required_argument, NULL, OPT_ALLOW_CIDR},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -123,6 +150,8 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
     if ((s = getenv("FETCHPOOL_GRACE")) && parse_num("FETCHPOOL_GRACE", s, 0, 3600, &v) == 0)
         c->grace_ms = (long)(v * 1000);
 
+    if ((s = getenv("FETCHPOOL_ALLOW_CIDR")) && *s && add_cidr_list(c, s) != 0)
+        return -1;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "r:o:c:vh", opts, NULL)) != -1) {
         switch (ch) {
@@ -170,6 +199,10 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
             c->grace_ms = (long)(v * 1000);
             break;
         case OPT_ALLOW_PRIVATE: c->allow_private = 1; break;
+        case OPT_ALLOW_CIDR:
+            if (add_cidr(c, optarg))
+                return -1;
+            break;
         case OPT_FSYNC: c->fsync = 1; break;
         case OPT_RESOLVE: {
             struct curl_slist *l = curl_slist_append(c->resolve, optarg);

@@ -8,7 +8,10 @@
 #include <curl/curl.h>
 
 #include "fp_record.h"
+#include "guard.h"
 #include "fp_redis_url.h"
+
+#define FP_CONF_ALLOW_MAX 32
 
 typedef struct fp_conf {
     fp_redis_url redis;
@@ -26,7 +29,9 @@ typedef struct fp_conf {
     int allow_private;    /* let the SSRF guard pass private/loopback addresses */
     int fsync;            /* fsync each file before publishing it */
     int verbose;
-    struct curl_slist *resolve; /* --resolve entries, as libcurl's CURLOPT_RESOLVE */
+    struct curl_slist *resolve;       /* --resolve entries, as libcurl's CURLOPT_RESOLVE */
+    fp_cidr allow[FP_CONF_ALLOW_MAX]; /* --allow-cidr ranges the SSRF guard lets through */
+    int nallow;
 } fp_conf;
 
 /* Parses argv and the FETCHPOOL_* environment. Returns 0 to run, 1 if --help was printed,

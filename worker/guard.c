@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct v4_range {
@@ -114,4 +115,72 @@ const char *fp_guard_classify_text(const char *ip)
     if (inet_pton(AF_INET6, ip, &a6) == 1)
         return classify_v6(a6.s6_addr);
     return "unparsable";
+}
+
+int fp_guard_cidr_parse(const char *s, fp_cidr *out)
+{
+    char buf[64];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    long bits;
+    char *end;
+
+    if (n == 0 || n >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, buf, out->addr) == 1)
+        out->family = AF_INET, out->bits = 32;
+    else if (inet_pton(AF_INET6, buf, out->addr) == 1)
+        out->family = AF_INET6, out->bits = 128;
+    else
+        return -1;
+    if (slash) {
+        bits = strtol(slash + 1, &end, 10);
+        if (*end || end == slash + 1 || bits < 0 || bits > out->bits)
+            return -1;
+        out->bits = (int)bits;
+    }
+    return 0;
+}
+
+static int prefix_equal(const uint8_t *a, const uint8_t *b, int bits)
+{
+    int full = bits / 8, rest = bits % 8;
+
+    if (memcmp(a, b, (size_t)full) != 0)
+        return 0;
+    return rest == 0 || ((a[full] ^ b[full]) & (0xff << (8 - rest))) == 0;
+}
+
+static int match(const fp_cidr *list, int n, int family, const uint8_t *addr)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (list[i].family == family && prefix_equal(list[i].addr, addr, list[i].bits))
+            return 1;
+    return 0;
+}
+
+int fp_guard_cidr_match(const fp_cidr *list, int n, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return match(list, n, AF_INET,
+                     (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+    if (sa->sa_family == AF_INET6)
+        return match(list, n, AF_INET6, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
+    return 0;
+}
+
+int fp_guard_cidr_match_text(const fp_cidr *list, int n, const char *ip)
+{
+    uint8_t a[16];
+
+    if (inet_pton(AF_INET, ip, a) == 1)
+        return match(list, n, AF_INET, a);
+    if (inet_pton(AF_INET6, ip, a) == 1)
+        return match(list, n, AF_INET6, a);
+    return 0;
 }

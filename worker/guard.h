@@ -9,6 +9,21 @@
 
 #include <sys/socket.h>
 
+#include <stdint.h>
+
+/* An address range the operator allows although the guard would block it. */
+typedef struct fp_cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    int bits;
+} fp_cidr;
+
+/* Parses "a.b.c.d/n", "x:y::z/n" or a bare address (all bits). 0 or -1. */
+int fp_guard_cidr_parse(const char *s, fp_cidr *out);
+/* 1 if the address is inside one of the n ranges. */
+int fp_guard_cidr_match(const fp_cidr *list, int n, const struct sockaddr *sa);
+int fp_guard_cidr_match_text(const fp_cidr *list, int n, const char *ip);
+
 /* NULL if the address is public, else the name of the range that blocks it
  * ("loopback", "private", "link_local", ...). */
 const char *fp_guard_classify(const struct sockaddr *sa);

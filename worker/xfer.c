@@ -118,7 +118,8 @@ static curl_socket_t opensocket_cb(void *userp, curlsocktype purpose, struct cur
     int fd;
 
     if (purpose == CURLSOCKTYPE_IPCXN && !x->conf->allow_private &&
-        (blocked = fp_guard_classify(&a->addr)) != NULL) {
+        (blocked = fp_guard_classify(&a->addr)) != NULL &&
+        !fp_guard_cidr_match(x->conf->allow, x->conf->nallow, &a->addr)) {
         x->blocked = blocked;
         return CURL_SOCKET_BAD;
     }
@@ -136,7 +137,8 @@ static int prereq_cb(void *userp, char *conn_primary_ip, char *conn_local_ip, in
     (void)conn_local_ip;
     (void)conn_primary_port;
     (void)conn_local_port;
-    if (!x->conf->allow_private && (blocked = fp_guard_classify_text(conn_primary_ip)) != NULL) {
+    if (!x->conf->allow_private && (blocked = fp_guard_classify_text(conn_primary_ip)) != NULL &&
+        !fp_guard_cidr_match_text(x->conf->allow, x->conf->nallow, conn_primary_ip)) {
         x->blocked = blocked;
         return CURL_PREREQFUNC_ABORT;
     }

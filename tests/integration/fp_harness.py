@@ -385,8 +385,10 @@ class Nginx:
 class Origin:
     """tests/origin.py on a port it picks itself (READY <port> on stdout)."""
 
-    def __init__(self, cluster, delay_ms=0):
-        argv = [sys.executable, ORIGIN, "--port", "0", "--delay-ms", str(delay_ms)]
+    def __init__(self, cluster, delay_ms=0, host="127.0.0.1"):
+        self.host = host
+        argv = [sys.executable, ORIGIN, "--port", "0", "--delay-ms", str(delay_ms),
+                "--host", host]
         self.proc = Proc("origin", argv, cluster.dir, stdout_pipe=True)
         line = self.proc.popen.stdout.readline().decode().strip()
         if not line.startswith("READY "):
@@ -394,7 +396,7 @@ class Origin:
         self.port = int(line.split()[1])
 
     def url(self, path):
-        return "http://127.0.0.1:%d/%s" % (self.port, path.lstrip("/"))
+        return "http://%s:%d/%s" % (self.host, self.port, path.lstrip("/"))
 
     def stats(self):
         import urllib.request
@@ -535,8 +537,8 @@ class Cluster:
         self.nginx = Nginx(self, root or self.mkdir("www"))
         return self.nginx
 
-    def start_origin(self, delay_ms=0):
-        self.origin = Origin(self, delay_ms)
+    def start_origin(self, delay_ms=0, host="127.0.0.1"):
+        self.origin = Origin(self, delay_ms, host)
         return self.origin
 
     def closed_port(self):

@@ -338,6 +338,48 @@ class SsrfGuardTest(HostileCase):
         self.assertEqual(self.origin.stats()["total"], before)
 
 
+class AllowListRedirectTest(HostileCase):
+    """--allow-cidr lets one internal range through (here the origin on 127.0.0.2); a
+    redirect from it to another internal address (127.0.0.1) is still blocked: the guard
+    checks every hop's address, not only the first."""
+
+    ALLOW_PRIVATE = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.WORKER_ARGS = ()
+        cls.c = fp.Cluster(cls.__name__)
+        try:
+            cls.c.start_redis()
+            cls.target = cls.c.start_origin()  # 127.0.0.1: must never be reached
+            cls.allowed = fp.Origin(cls.c, 0, "127.0.0.2")
+            cls.c.procs.append(cls.allowed.proc)
+            cls.c.start_master()
+            start_worker(cls.c, "w1", "--allow-cidr", "127.0.0.2/32", allow_private=False)
+            if not cls.c.wait_workers_registered(1):
+                raise RuntimeError("worker did not register\n" + cls.c.logs())
+        except BaseException:
+            cls.c.close()
+            raise
+        cls.njobs = 0
+
+    def test_allowed_range_is_fetched(self):
+        self.expect(self.allowed.url("/img/21.jpg"), "ok")
+
+    def test_redirect_to_a_blocked_address_is_stopped(self):
+        before = self.target.stats()["total"]
+        url = self.allowed.url("/fault/redirect?to=" + self.target.url("/img/22.jpg"))
+        row = self.expect(url, "blocked_address")
+        self.assertIn("loopback", row["error"], row)
+        self.assertEqual(self.target.stats()["total"], before, "the redirect reached 127.0.0.1")
+        self.assertIn("/fault/redirect", self.allowed.stats()["paths"])
+
+    def test_outside_the_range_is_blocked(self):
+        before = self.target.stats()["total"]
+        self.expect(self.target.url("/img/23.jpg"), "blocked_address")
+        self.assertEqual(self.target.stats()["total"], before)
+
+
 class MalformedResponseTest(HostileCase):
     """Responses no HTTP server should send are protocol_error, and are not retried (a
     second try gets the same). Submitted with --attempts 2 to see that."""

@@ -120,12 +120,42 @@ static void non_ip_families_are_blocked(void **state)
     assert_string_equal(fp_guard_classify(&sa), "not_ip");
 }
 
+static void allow_list(void **state)
+{
+    fp_cidr l[3];
+    struct sockaddr_in in4;
+
+    (void)state;
+    assert_int_equal(fp_guard_cidr_parse("10.1.0.0/16", &l[0]), 0);
+    assert_int_equal(fp_guard_cidr_parse("127.0.0.2", &l[1]), 0);
+    assert_int_equal(fp_guard_cidr_parse("fd00:1::/32", &l[2]), 0);
+    assert_true(fp_guard_cidr_match_text(l, 3, "10.1.255.7"));
+    assert_false(fp_guard_cidr_match_text(l, 3, "10.2.0.1"));
+    assert_true(fp_guard_cidr_match_text(l, 3, "127.0.0.2"));
+    assert_false(fp_guard_cidr_match_text(l, 3, "127.0.0.1"));
+    assert_true(fp_guard_cidr_match_text(l, 3, "fd00:1:ffff::9"));
+    assert_false(fp_guard_cidr_match_text(l, 3, "fd00:2::9"));
+    assert_false(fp_guard_cidr_match_text(l, 3, "::ffff:10.1.0.1")); /* families kept apart */
+    memset(&in4, 0, sizeof(in4));
+    in4.sin_family = AF_INET;
+    inet_pton(AF_INET, "10.1.2.3", &in4.sin_addr);
+    assert_true(fp_guard_cidr_match(l, 3, (struct sockaddr *)&in4));
+    assert_int_equal(fp_guard_cidr_parse("10.0.0.0/33", &l[0]), -1);
+    assert_int_equal(fp_guard_cidr_parse("10.0.0/8", &l[0]), -1);
+    assert_int_equal(fp_guard_cidr_parse("/8", &l[0]), -1);
+    assert_int_equal(fp_guard_cidr_parse("::1/", &l[0]), -1);
+    assert_int_equal(fp_guard_cidr_parse("10.0.0.0/8x", &l[0]), -1);
+    assert_int_equal(fp_guard_cidr_parse("0.0.0.0/0", &l[0]), 0);
+    assert_true(fp_guard_cidr_match_text(l, 1, "8.8.8.8"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(classifies_every_range),
         cmocka_unit_test(loopback_spellings_resolve_to_blocked),
         cmocka_unit_test(non_ip_families_are_blocked),
+        cmocka_unit_test(allow_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
