@@ -43,9 +43,10 @@ typedef struct fpm {
     redisContext *rc;
     fpm_job *jobs; /* active jobs, in intake order */
     size_t njobs, capjobs;
-    size_t next; /* round-robin cursor into jobs */
-    int errors;  /* Redis error replies seen in this loop round */
-    int resync;  /* reload the job table from Redis before the next step */
+    size_t next;           /* round-robin cursor into jobs */
+    int errors;            /* Redis error replies seen in this loop round */
+    int resync;            /* reload the job table from Redis before the next step */
+    uint64_t connected_ms; /* monotonic time of the last (re)connect */
 } fpm;
 
 /* Set by the SIGTERM/SIGINT handler; steps stop early, the loop exits. */
@@ -63,6 +64,8 @@ int fpm_redis_append_argv(fpm *m, int argc, const char **argv, const size_t *len
 redisReply *fpm_redis_reply(fpm *m);
 /* 1 (and logs, counts) if r is an error reply; what names the step for the log. */
 int fpm_redis_failed(fpm *m, const redisReply *r, const char *what);
+/* Monotonic milliseconds. */
+uint64_t fpm_now_ms(void);
 /* Sleeps ms milliseconds, or less if a signal arrives (the caller checks fpm_stop). */
 void fpm_nap_ms(long ms);
 /* Keeps a value that does not decode in the dead-letter list fp:dead (capped). */

@@ -70,6 +70,7 @@ int fpm_redis_open(fpm *m, char *err, size_t errlen)
     if (handshake(c, err, errlen, "Redis PING", "PING"))
         goto fail;
     m->rc = c;
+    m->connected_ms = fpm_now_ms();
     return 0;
 fail:
     redisFree(c);
@@ -211,4 +212,12 @@ int fpm_dead_letter(fpm *m, const char *s, size_t len)
         freeReplyObject(r);
     }
     return 0;
+}
+
+uint64_t fpm_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

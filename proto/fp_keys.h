@@ -17,6 +17,11 @@
 
 #define FP_KEY_MAX 128
 
+/* A worker refreshes fp:worker:<id> this often, with this expiry; the master treats a
+ * worker whose key has expired as dead. */
+#define FP_HEARTBEAT_MS     1000
+#define FP_HEARTBEAT_TTL_MS 5000
+
 /* Per-job keys: fp:job:<id>, fp:job:<id>:in, :res, :lat, :summary, :wake. */
 typedef enum fp_job_key {
     FP_JOB_META,

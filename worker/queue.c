@@ -10,11 +10,10 @@
 
 #include "fp_keys.h"
 #include "fp_log.h"
+#include "fp_reap.h"
 #include "fp_scripts.h"
 #include "redis_uv.h"
 
-#define HEARTBEAT_MS       1000
-#define HEARTBEAT_TTL_MS   5000
 #define BLOCK_S            "1" /* BLMOVE wait when the queue is empty */
 #define CONNECT_TIMEOUT_MS 5000
 #define BACKOFF_MIN_MS     100
@@ -52,6 +51,7 @@ struct fp_queue {
     void *arg;
     cmd_item *items; /* all live items */
     int pull_connected_before;
+    int need_adopt; /* look for orphans in our processing list once both connections are up */
     conn pull, cmd;
     char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
     int want, recovered_slots, pulling;
@@ -66,7 +66,8 @@ struct fp_queue {
 };
 
 static void conn_open(conn *c);
-static void adopt(fp_queue *q);
+static void maybe_adopt(fp_queue *q);
+static void send_heartbeat(fp_queue *q);
 static void pull_kick(fp_queue *q);
 static void flush(fp_queue *q);
 static void progress(fp_queue *q);
@@ -143,13 +144,16 @@ static void on_connect(const redisAsyncContext *ac, int status)
         fp_info("redis %s connection back", c->name);
     c->down_logged = 0;
     if (c == &c->q->pull) {
+        /* A batch may have moved into our processing list with its reply lost. */
         if (c->q->pull_connected_before)
-            adopt(c->q);
+            c->q->need_adopt = 1;
         c->q->pull_connected_before = 1;
-        pull_kick(c->q);
     } else {
+        send_heartbeat(c->q); /* before the master's reaper misses us */
         flush(c->q);
     }
+    maybe_adopt(c->q);
+    pull_kick(c->q);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -284,6 +288,8 @@ static void adopt_reply(redisAsyncContext *ac, void *reply, void *priv)
     size_t i, n = 0;
 
     (void)ac;
+    if (r == NULL)
+        q->need_adopt = 1; /* the cmd connection went down: again after the reconnect */
     if (r && r->type == REDIS_REPLY_ARRAY && !q->stopping) {
         for (i = 0; i < r->elements; i++) {
             redisReply *e = r->element[i];
@@ -303,25 +309,30 @@ static void adopt_reply(redisAsyncContext *ac, void *reply, void *priv)
         pull_kick(q);
 }
 
-static void adopt(fp_queue *q)
+/* The LRANGE goes on the cmd connection right behind the results already sent, so its
+ * reply comes after theirs: a task they settled is gone from the list by then, and one
+ * still settling is among q->items. No fetch runs meanwhile (pulling stays set). */
+static void maybe_adopt(fp_queue *q)
 {
-    if (q->pulling || q->stopping)
+    if (!q->need_adopt || !q->pull.up || !q->cmd.up || q->pulling || q->stopping)
         return;
+    q->need_adopt = 0;
     q->pulling = 1;
-    redisAsyncCommand(q->pull.ac, adopt_reply, q, "LRANGE %s 0 -1", q->proc_key);
+    flush(q);
+    redisAsyncCommand(q->cmd.ac, adopt_reply, q, "LRANGE %s 0 -1", q->proc_key);
 }
 
 static void pull_kick(fp_queue *q)
 {
     char n[16];
 
-    if (!q->pull.up || q->pulling || q->stopping || q->want <= 0)
+    if (!q->pull.up || q->pulling || q->stopping || q->want <= 0 || q->need_adopt)
         return;
     snprintf(n, sizeof(n), "%d", q->want);
     q->pulling = 1;
     redisAsyncCommand(q->pull.ac, pull_reply, q, "EVAL %s 4 %s %s %s %s %s %s %d %d",
                       fp_script_fetch, FP_KEY_TASKS, q->proc_key, FP_KEY_WORKERS, q->hb_key, n,
-                      q->conf->id, q->recovered_slots, HEARTBEAT_TTL_MS);
+                      q->conf->id, q->recovered_slots, FP_HEARTBEAT_TTL_MS);
 }
 
 void fp_queue_want(fp_queue *q, int n, int recovered_slots)
@@ -536,9 +547,8 @@ fp_queue_stats *fp_queue_stats_of(fp_queue *q)
 
 /* Heartbeat ------------------------------------------------------------------------- */
 
-static void heartbeat_cb(uv_timer_t *t)
+static void send_heartbeat(fp_queue *q)
 {
-    fp_queue *q = t->data;
     char v[160];
 
     if (!q->cmd.up)
@@ -547,8 +557,13 @@ static void heartbeat_cb(uv_timer_t *t)
              "inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64 " retried=%" PRIu64
              " bytes=%" PRIu64,
              q->stats.inflight, q->stats.done, q->stats.failed, q->stats.retried, q->stats.bytes);
-    redisAsyncCommand(q->cmd.ac, NULL, NULL, "SET %s %s PX %d", q->hb_key, v, HEARTBEAT_TTL_MS);
+    redisAsyncCommand(q->cmd.ac, NULL, NULL, "SET %s %s PX %d", q->hb_key, v, FP_HEARTBEAT_TTL_MS);
     redisAsyncCommand(q->cmd.ac, NULL, NULL, "SADD %s %s", FP_KEY_WORKERS, q->conf->id);
+}
+
+static void heartbeat_cb(uv_timer_t *t)
+{
+    send_heartbeat(t->data);
 }
 
 /* Start ----------------------------------------------------------------------------- */
@@ -559,6 +574,7 @@ static int sync_setup(fp_queue *q)
     struct timeval tv = {3, 0};
     redisContext *c = redisConnectWithTimeout(conf->redis.host, conf->redis.port, tv);
     redisReply *r;
+    fp_reap_counts n;
     int rc = -1;
 
     if (c == NULL || c->err) {
@@ -575,18 +591,24 @@ static int sync_setup(fp_queue *q)
         }
         freeReplyObject(r);
     }
-    /* Tasks a crashed worker of the same id left behind go back to the queue first. */
     r = redisCommand(c, "SELECT %d", conf->redis.db);
-    freeReplyObject(r);
-    r = redisCommand(c, "EVAL %s 2 %s %s", fp_script_release, q->proc_key, FP_KEY_TASKS);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         fp_error("Redis at %s: %s", conf->redis_url, r ? r->str : c->errstr);
         freeReplyObject(r);
         goto done;
     }
-    if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-        fp_info("handed back %lld tasks left by an earlier worker %s", r->integer, conf->id);
     freeReplyObject(r);
+    /* A worker that died with our id (a restarted container keeps its hostname) left
+     * tasks behind: they go back exactly as the master's reaper would hand them back, so a
+     * task that kills us every time still reaches its attempt limit. */
+    if (fp_reap_list(c, conf->id, &n) != 0) {
+        fp_error("Redis at %s: %s", conf->redis_url, c->errstr);
+        goto done;
+    }
+    if (n.back + n.lost + n.dead > 0)
+        fp_info("an earlier worker %s died: %d tasks back to the queue, %d failed as "
+                "worker_lost, %d dead letters",
+                conf->id, n.back, n.lost, n.dead);
     rc = 0;
 done:
     if (c)
@@ -621,7 +643,7 @@ fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on
     q->open_handles += 2;
     conn_open(&q->cmd);
     conn_open(&q->pull);
-    uv_timer_start(&q->heartbeat, heartbeat_cb, 0, HEARTBEAT_MS);
+    uv_timer_start(&q->heartbeat, heartbeat_cb, 0, FP_HEARTBEAT_MS);
     return q;
 }
 

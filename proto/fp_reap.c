@@ -1,0 +1,89 @@
+/* fp_reap.c - hand back a dead worker's tasks (see fp_reap.h). */
+#include "fp_reap.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fp_keys.h"
+#include "fp_log.h"
+#include "fp_record.h"
+#include "fp_scripts.h"
+
+/* The last attempt died with its worker: the task gets its final result. */
+static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw, size_t rawlen,
+                             const fp_task *t, const char *worker)
+{
+    static fp_result r; /* large; callers are single-threaded */
+    char rec[FP_RECORD_MAX], meta[FP_KEY_MAX], res[FP_KEY_MAX], lat[FP_KEY_MAX];
+    char idx[24], job[24];
+    int n;
+
+    memset(&r, 0, sizeof(r));
+    r.job = t->job;
+    r.idx = t->idx;
+    r.line = t->line;
+    r.attempts = t->attempt;
+    fp_reason_format(FP_R_WORKER_LOST, 0, r.status, sizeof(r.status));
+    snprintf(r.worker, sizeof(r.worker), "%s", worker);
+    snprintf(r.url, sizeof(r.url), "%s", t->url);
+    snprintf(r.error, sizeof(r.error), "the worker died during attempt %u of %u", t->attempt,
+             t->max_attempts);
+    if ((n = fp_result_encode(&r, rec, sizeof(rec))) < 0)
+        return redisCommand(c, "LREM %s 1 %b", proc, raw, rawlen); /* cannot happen */
+    snprintf(idx, sizeof(idx), "%" PRIu64, t->idx);
+    snprintf(job, sizeof(job), "%" PRIu64, t->job);
+    fp_key_job(meta, t->job, FP_JOB_META);
+    fp_key_job(res, t->job, FP_JOB_RES);
+    fp_key_job(lat, t->job, FP_JOB_LAT);
+    return redisCommand(c, "EVAL %s 5 %s %s %s %s %s %b %s %b 0 %s 0 0 %s %s", fp_script_finish,
+                        proc, meta, res, lat, FP_KEY_DONE, raw, rawlen, idx, rec, (size_t)n,
+                        r.status, "", job);
+}
+
+int fp_reap_list(redisContext *c, const char *worker, fp_reap_counts *n)
+{
+    static fp_task t;
+    char proc[FP_KEY_MAX], next[FP_RECORD_MAX], err[128];
+    redisReply *list, *r;
+    size_t i;
+    int len;
+
+    memset(n, 0, sizeof(*n));
+    fp_key_proc(proc, worker);
+    if ((list = redisCommand(c, "LRANGE %s 0 -1", proc)) == NULL)
+        return -1;
+    for (i = 0; list->type == REDIS_REPLY_ARRAY && i < list->elements; i++) {
+        const redisReply *e = list->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        if (fp_task_decode(&t, e->str, e->len, err, sizeof(err)) != 0) {
+            fp_warn("dead letter in %s: %s", proc, err);
+            r = redisCommand(c, "EVAL %s 2 %s %s %b", fp_script_bury, proc, FP_KEY_DEAD, e->str,
+                             e->len);
+            n->dead++;
+        } else if (t.attempt >= t.max_attempts) {
+            r = fail_lost(c, proc, e->str, e->len, &t, worker);
+            n->lost++;
+        } else {
+            t.attempt++;
+            t.flags |= FP_TASK_RECOVERED;
+            if ((len = fp_task_encode(&t, next, sizeof(next))) < 0)
+                continue;
+            r = redisCommand(c, "EVAL %s 2 %s %s %b %b", fp_script_requeue, proc, FP_KEY_TASKS,
+                             e->str, e->len, next, (size_t)len);
+            n->back++;
+        }
+        if (r == NULL) {
+            freeReplyObject(list);
+            return -1;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            fp_error("handing back a task of %s: Redis error: %s", worker, r->str);
+            n->errors++;
+        }
+        freeReplyObject(r);
+    }
+    freeReplyObject(list);
+    return 0;
+}
