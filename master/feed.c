@@ -196,7 +196,7 @@ static int batch_append(fpm *m, const fpm_job *j, const batch *b, int seal)
     for (i = 0; i < b->nbad; i++) {
         snprintf(idx, sizeof(idx), "%" PRIu64, b->bad[i].idx);
         if (fpm_redis_append(m, "EVAL %s 5 %s %s %s %s %s %s %s %b 0 %s 0 0 %s %s",
-                             fp_script_finish, proc, meta, res, lat, FP_KEY_DONE, "", idx,
+                             fp_script_finish, proc, FP_KEY_DONE, meta, res, lat, "", idx,
                              b->bad[i].data, b->bad[i].len, fp_reason_str(FP_R_INVALID_INPUT), "",
                              id))
             return FPM_LOST;

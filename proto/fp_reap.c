@@ -37,7 +37,7 @@ static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw,
     fp_key_job(res, t->job, FP_JOB_RES);
     fp_key_job(lat, t->job, FP_JOB_LAT);
     return redisCommand(c, "EVAL %s 5 %s %s %s %s %s %b %s %b 0 %s 0 0 %s %s", fp_script_finish,
-                        proc, meta, res, lat, FP_KEY_DONE, raw, rawlen, idx, rec, (size_t)n,
+                        proc, FP_KEY_DONE, meta, res, lat, raw, rawlen, idx, rec, (size_t)n,
                         r.status, "", job);
 }
 

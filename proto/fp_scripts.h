@@ -16,10 +16,14 @@
  * ARGV: n, worker id, recovered tasks allowed, heartbeat expiry (ms). */
 extern const char fp_script_fetch[];
 
-/* Record a task's final result. Returns 1 (counted), 0 (duplicate, ignored) or -1 (the
- * job no longer exists). KEYS: fp:proc:<worker>, fp:job:<id>, fp:job:<id>:res,
- * fp:job:<id>:lat, fp:done. ARGV: task record ("" if none), idx, result record,
- * ok (1/0), status, bytes, total_us, latency bucket ("" for none), job id. */
+/* Record the final results of one or more tasks: for each, remove the task from the
+ * processing list, HSETNX the result (a duplicate is ignored, so every result counts once;
+ * so is a result for a job that no longer exists), bump the job's counters, and when
+ * done == total on a sealed job push its id to fp:done. Returns how many were counted.
+ * KEYS: fp:proc:<worker> (any name if no task), fp:done, then for each result
+ * fp:job:<id>, fp:job:<id>:res, fp:job:<id>:lat. ARGV, 9 for each result: task record
+ * ("" if none), idx, result record, ok (1/0), status, bytes, total_us, latency bucket
+ * ("" for none), job id. Workers send a loop turn's results in one call. */
 extern const char fp_script_finish[];
 
 /* Mark a job as fully fed; completes it if every task already has a result.

@@ -18,18 +18,18 @@
 #define CONNECT_TIMEOUT_MS 5000
 #define BACKOFF_MIN_MS     100
 #define BACKOFF_MAX_MS     2000
-#define MAX_ARGS           20
+#define FINISH_BATCH_MAX   256 /* results in one finish script call at most */
 
-/* One command waiting for Redis to acknowledge it. */
+/* One command waiting for Redis to acknowledge it (or, unlinked, a batch being built). */
 typedef struct cmd_item {
-    int argc;
-    const char *argv[MAX_ARGS];
-    size_t len[MAX_ARGS];
-    char *own[MAX_ARGS]; /* copies this item frees */
+    int argc, cap;
+    const char **argv;
+    size_t *len;
+    char **own; /* per argument: the copy this item frees, or NULL */
+    int *raws;  /* indexes of the arguments that are task records this item settles */
+    int nraws;
     struct cmd_item *next;
     struct cmd_item *all_prev, *all_next; /* every live item, queued or sent */
-    const char *raw;                      /* the task record it settles, if any */
-    size_t rawlen;
     fp_queue *q;
 } cmd_item;
 
@@ -57,6 +57,10 @@ struct fp_queue {
     int want, recovered_slots, pulling;
     cmd_item *out_head, *out_tail;
     int sent;
+    /* Results of this loop turn, sent as one finish call from the check handle. */
+    cmd_item *batch_keys, *batch_args;
+    int batch_n;
+    uv_check_t batch_check;
     uv_timer_t heartbeat, deadline;
     int stopping, forced, final_sent;
     int open_handles;
@@ -71,6 +75,7 @@ static void send_heartbeat(fp_queue *q);
 static void pull_kick(fp_queue *q);
 static void flush(fp_queue *q);
 static void progress(fp_queue *q);
+static void batch_close(fp_queue *q);
 
 /* Connections ----------------------------------------------------------------------- */
 
@@ -273,9 +278,12 @@ static int settling(const fp_queue *q, const char *raw, size_t len)
 {
     const cmd_item *it;
 
+    int i;
+
     for (it = q->items; it; it = it->all_next)
-        if (it->raw && it->rawlen == len && memcmp(it->raw, raw, len) == 0)
-            return 1;
+        for (i = 0; i < it->nraws; i++)
+            if (it->len[it->raws[i]] == len && memcmp(it->argv[it->raws[i]], raw, len) == 0)
+                return 1;
     return 0;
 }
 
@@ -318,6 +326,7 @@ static void maybe_adopt(fp_queue *q)
         return;
     q->need_adopt = 0;
     q->pulling = 1;
+    batch_close(q);
     flush(q);
     redisAsyncCommand(q->cmd.ac, adopt_reply, q, "LRANGE %s 0 -1", q->proc_key);
 }
@@ -344,15 +353,27 @@ void fp_queue_want(fp_queue *q, int n, int recovered_slots)
 
 /* Results and other commands -------------------------------------------------------- */
 
-static cmd_item *item_new(fp_queue *q)
+static void oom(void)
+{
+    fp_error("out of memory queueing a result");
+    abort(); /* a result we cannot keep would be lost: better to be reaped */
+}
+
+static cmd_item *item_alloc(fp_queue *q)
 {
     cmd_item *it = calloc(1, sizeof(*it));
 
-    if (it == NULL) {
-        fp_error("out of memory queueing a result");
-        abort(); /* a result we cannot keep would be lost: better to be reaped */
-    }
+    if (it == NULL)
+        oom();
     it->q = q;
+    return it;
+}
+
+/* A command that will be sent: tracked in q->items until acknowledged. */
+static cmd_item *item_new(fp_queue *q)
+{
+    cmd_item *it = item_alloc(q);
+
     it->all_next = q->items;
     if (q->items)
         q->items->all_prev = it;
@@ -360,27 +381,45 @@ static cmd_item *item_new(fp_queue *q)
     return it;
 }
 
+static void arg_room(cmd_item *it)
+{
+    int cap;
+
+    if (it->argc < it->cap)
+        return;
+    cap = it->cap ? it->cap * 2 : 24;
+    if ((it->argv = realloc(it->argv, sizeof(*it->argv) * (size_t)cap)) == NULL ||
+        (it->len = realloc(it->len, sizeof(*it->len) * (size_t)cap)) == NULL ||
+        (it->own = realloc(it->own, sizeof(*it->own) * (size_t)cap)) == NULL ||
+        (it->raws = realloc(it->raws, sizeof(*it->raws) * (size_t)cap)) == NULL)
+        oom();
+    it->cap = cap;
+}
+
+/* Adds an argument; owned (not NULL) is freed with the item. */
+static void arg_add(cmd_item *it, const char *s, size_t len, char *owned)
+{
+    arg_room(it);
+    it->argv[it->argc] = s;
+    it->len[it->argc] = len;
+    it->own[it->argc] = owned;
+    it->argc++;
+}
+
 static void arg_static(cmd_item *it, const char *s)
 {
-    it->argv[it->argc] = s;
-    it->len[it->argc] = strlen(s);
-    it->argc++;
+    arg_add(it, s, strlen(s), NULL);
 }
 
 static void arg_copy(cmd_item *it, const char *s, size_t len)
 {
     char *p = malloc(len + 1);
 
-    if (p == NULL) {
-        fp_error("out of memory queueing a result");
-        abort();
-    }
+    if (p == NULL)
+        oom();
     memcpy(p, s, len);
     p[len] = '\0';
-    it->own[it->argc] = p;
-    it->argv[it->argc] = p;
-    it->len[it->argc] = len;
-    it->argc++;
+    arg_add(it, p, len, p);
 }
 
 static void arg_str(cmd_item *it, const char *s)
@@ -393,6 +432,32 @@ static void arg_u64(cmd_item *it, uint64_t v)
     char buf[24];
     int n = snprintf(buf, sizeof(buf), "%" PRIu64, v);
     arg_copy(it, buf, (size_t)n);
+}
+
+/* A copy of a task record this item settles (adopt() must not take it back meanwhile). */
+static void arg_raw(cmd_item *it, const char *raw, size_t len)
+{
+    arg_copy(it, raw, len);
+    it->raws[it->nraws++] = it->argc - 1;
+}
+
+/* Moves every argument of src to the end of dst (ownership too) and frees src. */
+static void arg_move(cmd_item *dst, cmd_item *src)
+{
+    int i, j = 0;
+
+    for (i = 0; i < src->argc; i++) {
+        arg_add(dst, src->argv[i], src->len[i], src->own[i]);
+        if (j < src->nraws && src->raws[j] == i) {
+            dst->raws[dst->nraws++] = dst->argc - 1;
+            j++;
+        }
+    }
+    free(src->argv);
+    free(src->len);
+    free(src->own);
+    free(src->raws);
+    free(src);
 }
 
 static void item_free(cmd_item *it)
@@ -408,6 +473,10 @@ static void item_free(cmd_item *it)
         it->all_next->all_prev = it->all_prev;
     for (i = 0; i < it->argc; i++)
         free(it->own[i]);
+    free(it->argv);
+    free(it->len);
+    free(it->own);
+    free(it->raws);
     free(it);
 }
 
@@ -472,37 +541,70 @@ static void flush(fp_queue *q)
     }
 }
 
+/* Turns the results gathered in this loop turn into one finish call in the outbox. */
+static void batch_close(fp_queue *q)
+{
+    cmd_item *it;
+    char n[16];
+
+    if (q->batch_n == 0)
+        return;
+    it = item_new(q);
+    snprintf(n, sizeof(n), "%d", 2 + 3 * q->batch_n);
+    arg_static(it, "EVAL");
+    arg_static(it, fp_script_finish);
+    arg_str(it, n);
+    arg_str(it, q->proc_key);
+    arg_static(it, FP_KEY_DONE);
+    arg_move(it, q->batch_keys);
+    arg_move(it, q->batch_args);
+    q->batch_keys = q->batch_args = NULL;
+    q->batch_n = 0;
+    uv_check_stop(&q->batch_check);
+    outbox_push(q, it, 0);
+}
+
+static void batch_check_cb(uv_check_t *h)
+{
+    fp_queue *q = h->data;
+
+    batch_close(q);
+    flush(q);
+}
+
 void fp_queue_finish(fp_queue *q, const char *raw, size_t rawlen, uint64_t job, uint64_t idx,
                      const char *result, size_t resultlen, int ok, const char *status,
                      uint64_t bytes, uint64_t total_us, int64_t bucket)
 {
-    cmd_item *it = item_new(q);
     char key[FP_KEY_MAX];
+    cmd_item *k, *a;
 
-    arg_static(it, "EVAL");
-    arg_static(it, fp_script_finish);
-    arg_static(it, "5");
-    arg_str(it, q->proc_key);
-    arg_str(it, fp_key_job(key, job, FP_JOB_META));
-    arg_str(it, fp_key_job(key, job, FP_JOB_RES));
-    arg_str(it, fp_key_job(key, job, FP_JOB_LAT));
-    arg_static(it, FP_KEY_DONE);
-    arg_copy(it, raw, rawlen);
-    it->raw = it->argv[it->argc - 1];
-    it->rawlen = rawlen;
-    arg_u64(it, idx);
-    arg_copy(it, result, resultlen);
-    arg_static(it, ok ? "1" : "0");
-    arg_str(it, status);
-    arg_u64(it, bytes);
-    arg_u64(it, total_us);
+    if (q->batch_n == 0) {
+        q->batch_keys = item_alloc(q);
+        q->batch_args = item_alloc(q);
+        uv_check_start(&q->batch_check, batch_check_cb); /* right after this loop turn's I/O */
+    }
+    k = q->batch_keys;
+    a = q->batch_args;
+    arg_str(k, fp_key_job(key, job, FP_JOB_META));
+    arg_str(k, fp_key_job(key, job, FP_JOB_RES));
+    arg_str(k, fp_key_job(key, job, FP_JOB_LAT));
+    arg_raw(a, raw, rawlen);
+    arg_u64(a, idx);
+    arg_copy(a, result, resultlen);
+    arg_static(a, ok ? "1" : "0");
+    arg_str(a, status);
+    arg_u64(a, bytes);
+    arg_u64(a, total_us);
     if (bucket >= 0)
-        arg_u64(it, (uint64_t)bucket);
+        arg_u64(a, (uint64_t)bucket);
     else
-        arg_static(it, "");
-    arg_u64(it, job);
-    outbox_push(q, it, 0);
-    flush(q);
+        arg_static(a, "");
+    arg_u64(a, job);
+    if (++q->batch_n == FINISH_BATCH_MAX) {
+        batch_close(q);
+        flush(q);
+    }
 }
 
 void fp_queue_retry(fp_queue *q, const char *raw, size_t rawlen, const char *next, size_t nextlen,
@@ -515,9 +617,7 @@ void fp_queue_retry(fp_queue *q, const char *raw, size_t rawlen, const char *nex
     arg_static(it, "2");
     arg_str(it, q->proc_key);
     arg_static(it, FP_KEY_RETRY);
-    arg_copy(it, raw, rawlen);
-    it->raw = it->argv[it->argc - 1];
-    it->rawlen = rawlen;
+    arg_raw(it, raw, rawlen);
     arg_copy(it, next, nextlen);
     arg_u64(it, (uint64_t)(delay_ms < 0 ? 0 : delay_ms));
     outbox_push(q, it, 0);
@@ -533,9 +633,7 @@ void fp_queue_bury(fp_queue *q, const char *raw, size_t rawlen)
     arg_static(it, "2");
     arg_str(it, q->proc_key);
     arg_static(it, FP_KEY_DEAD);
-    arg_copy(it, raw, rawlen);
-    it->raw = it->argv[it->argc - 1];
-    it->rawlen = rawlen;
+    arg_raw(it, raw, rawlen);
     outbox_push(q, it, 0);
     flush(q);
 }
@@ -640,7 +738,9 @@ fp_queue *fp_queue_new(uv_loop_t *loop, const fp_conf *conf, fp_queue_task_cb on
     q->heartbeat.data = q;
     uv_timer_init(loop, &q->deadline);
     q->deadline.data = q;
-    q->open_handles += 2;
+    uv_check_init(loop, &q->batch_check);
+    q->batch_check.data = q;
+    q->open_handles += 3;
     conn_open(&q->cmd);
     conn_open(&q->pull);
     uv_timer_start(&q->heartbeat, heartbeat_cb, 0, FP_HEARTBEAT_MS);
@@ -683,6 +783,7 @@ static void close_everything(fp_queue *q)
     uv_close((uv_handle_t *)&q->cmd.retry, handle_closed);
     uv_close((uv_handle_t *)&q->heartbeat, handle_closed);
     uv_close((uv_handle_t *)&q->deadline, handle_closed);
+    uv_close((uv_handle_t *)&q->batch_check, handle_closed);
     for (i = 0; i < 2; i++) {
         redisAsyncContext *ac = c[i]->ac;
         if (ac == NULL)
@@ -700,6 +801,10 @@ static void progress(fp_queue *q)
 {
     if (!q->stopping)
         return;
+    if (!q->final_sent) {
+        batch_close(q);
+        flush(q);
+    }
     if (q->final_sent) {
         if (q->open_handles == 0 && q->pull.ac == NULL && q->cmd.ac == NULL && q->closed) {
             fp_queue_closed_cb cb = q->closed;

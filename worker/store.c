@@ -1,4 +1,5 @@
 /* store.c - atomic, content-addressed file storage (see store.h). */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "store.h"
 
 #include <dirent.h>
@@ -76,6 +77,7 @@ int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsyn
             return -errno;
     }
     sweep(s, stale_s);
+    s->tmpfile = 1;
     s->md = EVP_MD_fetch(NULL, "SHA256", NULL);
     return s->md ? 0 : -ENOSYS;
 }
@@ -177,6 +179,36 @@ int fp_body_append(fp_store *s, fp_body *b, const void *data, size_t len)
     return 0;
 }
 
+/* A body held in memory is written to an unnamed file in its shard folder (O_TMPFILE)
+ * and linked under its final name in one step: no temp name, no rename, and linkat's
+ * EEXIST is the "already stored" answer. Returns -EOPNOTSUPP where O_TMPFILE is not
+ * supported, so the caller falls back to a temp file. */
+static int publish_tmpfile(fp_store *s, fp_body *b, const char *final)
+{
+    char dir[PATH_MAX], proc[64];
+    const char *slash = strrchr(final, '/');
+    int fd, rc = 0;
+
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - final), final);
+    fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) ? -EOPNOTSUPP : -errno;
+    if ((rc = write_all(fd, b->mem, b->len)) != 0)
+        goto out;
+    if (s->fsync && fsync(fd) != 0) {
+        rc = -errno;
+        goto out;
+    }
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, final, AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST)
+        rc = errno == ENOENT ? -EOPNOTSUPP : -errno; /* ENOENT: no /proc */
+out:
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    b->len = 0;
+    return rc;
+}
+
 int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, char *sha)
 {
     static const char hex[] = "0123456789abcdef";
@@ -197,6 +229,12 @@ int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, cha
     snprintf(relpath, 128, "%.2s/%s.%s", sha, sha, ext);
     snprintf(final, sizeof(final), "%s/%s", s->root, relpath);
 
+    if (b->fd < 0 && s->tmpfile) {
+        rc = publish_tmpfile(s, b, final);
+        if (rc != -EOPNOTSUPP)
+            return rc;
+        s->tmpfile = 0; /* this filesystem has no O_TMPFILE: temp files from now on */
+    }
     if (b->fd < 0) {
         /* The same name means the same bytes: a file already published is complete. */
         if (access(final, F_OK) == 0) {

@@ -2,9 +2,12 @@
  *
  * A body is collected in memory (up to FP_BODY_MEM bytes) and hashed as it arrives; a
  * larger one spills to a temp file. On commit the file is published atomically as
- * <root>/<first two hex digits>/<sha256>.<ext>: temp file in <root>/.tmp (created with
- * O_EXCL|O_NOFOLLOW), optional fsync, rename. No name ever comes from the URL, and the
- * same bytes always land on the same name, so a retried task rewrites nothing. */
+ * <root>/<first two hex digits>/<sha256>.<ext>. A body in memory is written to an unnamed
+ * O_TMPFILE in the shard folder and linked into place (linkat never replaces or follows
+ * anything at the final name); a spilled one, or any body where O_TMPFILE is missing,
+ * uses a temp file in <root>/.tmp (created with O_EXCL|O_NOFOLLOW), optional fsync,
+ * rename. No name ever comes from the URL, and the same bytes always land on the same
+ * name, so a retried task rewrites nothing. */
 #ifndef FP_STORE_H
 #define FP_STORE_H
 
@@ -20,6 +23,7 @@ typedef struct fp_store {
     char id[80];  /* worker id, names temp files */
     uint64_t seq; /* temp file counter */
     int fsync;
+    int tmpfile;    /* O_TMPFILE + linkat works here (see fp_store_commit) */
     const void *md; /* the fetched SHA-256 implementation (EVP_MD) */
 } fp_store;
 
