@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FP_BODY_MEM (64 * 1024)
+#define FP_BODY_MEM     (64 * 1024)
+#define FP_STORE_RECENT 4096
 
 typedef struct fp_store {
     char root[PATH_MAX - 128];
@@ -25,6 +26,9 @@ typedef struct fp_store {
     int fsync;
     int tmpfile;    /* O_TMPFILE + linkat works here (see fp_store_commit) */
     const void *md; /* the fetched SHA-256 implementation (EVP_MD) */
+    /* Digests of recently stored bodies (direct-mapped by the first 12 bits): a body seen
+     * again is not written again. Trusts the file to stay where it was put. */
+    unsigned char (*recent)[32];
 } fp_store;
 
 /* One body being received. Owned by a transfer slot and reused across transfers. */

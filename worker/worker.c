@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <curl/curl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,10 @@ static void fetch_closed(void *arg)
     uv_close((uv_handle_t *)&w->sigterm, handle_closed);
     uv_close((uv_handle_t *)&w->sigint, handle_closed);
     uv_close((uv_handle_t *)&w->grace, handle_closed);
+    /* Closing the handles restored the default action; a late signal must not turn a
+     * clean exit into a kill. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
 }
 
 static void queue_closed(void *arg)
