@@ -365,18 +365,21 @@ int fp_worker_run(const fp_conf *conf)
                        conf->timeout_ms / 1000 * 2 + 600);
     if (rc != 0) {
         fp_error("cannot use output folder %s: %s", conf->output, strerror(-rc));
+        fp_store_close(&w.store);
         return 2;
     }
     fp_hosts_init(&w.hosts, conf->host_conns);
     w.fetch = fp_fetch_new(w.loop, conf->concurrency, on_done, &w);
     if (w.fetch == NULL) {
         fp_error("cannot set up libcurl");
+        fp_store_close(&w.store);
         return 2;
     }
     w.queue = fp_queue_new(w.loop, conf, on_task, known, &w);
     if (w.queue == NULL) {
         fp_fetch_close(w.fetch, NULL, NULL);
         uv_run(w.loop, UV_RUN_DEFAULT);
+        fp_store_close(&w.store);
         return 2;
     }
     uv_signal_init(w.loop, &w.sigterm);
