@@ -5,8 +5,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 tini \
     && rm -rf /var/lib/apt/lists/*
-COPY tests/origin.py docker/origin-serve.py /opt/origin/
+COPY tests/origin.py /opt/origin/
 USER nobody
 EXPOSE 8080
 ENTRYPOINT ["tini", "--"]
-CMD ["python3", "/opt/origin/origin-serve.py", "--port", "8080"]
+CMD ["python3", "/opt/origin/origin.py", "--host", "0.0.0.0", "--port", "8080"]

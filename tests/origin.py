@@ -3,7 +3,8 @@
 
 It serves deterministic image bodies plus a catalogue of misbehaviours (stalls, resets,
 endless bodies, lies about the content type...) so the worker can be tested against the
-failures real origins produce. It listens on 127.0.0.1 only. With `--port 0` it picks a
+failures real origins produce. It listens on 127.0.0.1 (`--host` picks another loopback
+address, or 0.0.0.0 in the compose test's container). With `--port 0` it picks a
 free port and prints `READY <port>` on stdout once it accepts connections, so tests never
 assume fixed ports. Run `origin.py --help` for the routes.
 
@@ -410,12 +411,13 @@ def main():
     ap.add_argument("--port", type=int, default=0,
                     help="port to listen on; 0 picks a free one (default 0)")
     ap.add_argument("--host", default="127.0.0.1",
-                    help="loopback address to listen on, 127.x.y.z (default 127.0.0.1)")
+                    help="address to listen on: 127.x.y.z, or 0.0.0.0 inside a test "
+                         "container (default 127.0.0.1)")
     ap.add_argument("--delay-ms", type=int, default=0,
                     help="default first-byte delay in milliseconds (default 0)")
     args = ap.parse_args()
-    if not args.host.startswith("127."):
-        ap.error("--host must be a loopback address (127.x.y.z)")
+    if not (args.host.startswith("127.") or args.host == "0.0.0.0"):
+        ap.error("--host must be a loopback address (127.x.y.z), or 0.0.0.0 in a container")
     raise_nofile()
     try:
         asyncio.run(main_async(args))
