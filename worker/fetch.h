@@ -1,7 +1,8 @@
 /* fetch.h - drives libcurl's multi interface from a libuv loop (the multi-uv.c pattern).
  *
  * One non-repeating uv_timer_t follows CURLMOPT_TIMERFUNCTION; one uv_poll_t per socket
- * follows CURLMOPT_SOCKETFUNCTION and hangs on the socket with curl_multi_assign. After
+ * follows CURLMOPT_SOCKETFUNCTION and hangs on the socket with curl_multi_assign; it
+ * lives as long as the socket, through the socket and close callbacks of fp_fetch_attach. After
  * every curl_multi_socket_action the finished transfers are handed to done_cb, which must
  * read what it needs from the easy handle and then call fp_fetch_remove. All transfers
  * share the multi handle's connection pool and DNS cache. */
@@ -17,6 +18,9 @@ typedef void (*fp_fetch_closed_cb)(void *arg);
 
 /* max_conns: size of the connection cache (connections kept for reuse). NULL on failure. */
 fp_fetch *fp_fetch_new(uv_loop_t *loop, long max_conns, fp_fetch_done_cb done, void *arg);
+/* Once per easy handle before its first fp_fetch_add: sets CURLOPT_SOCKOPTFUNCTION and
+ * CURLOPT_CLOSESOCKETFUNCTION (and their data), so those are fetch's, not the caller's. */
+void fp_fetch_attach(fp_fetch *f, CURL *easy);
 /* 0, or -1 if libcurl refused the handle. */
 int fp_fetch_add(fp_fetch *f, CURL *easy);
 void fp_fetch_remove(fp_fetch *f, CURL *easy);

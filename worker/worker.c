@@ -57,6 +57,7 @@ static fp_xfer *slot_get(fp_worker *w)
     }
     if ((x = fp_xfer_new(w->conf, &w->store)) == NULL)
         return NULL;
+    fp_fetch_attach(w->fetch, x->easy);
     if ((grown = realloc(w->slots, sizeof(*grown) * (size_t)(w->nslots + 1))) == NULL) {
         fp_xfer_free(x);
         return NULL;

@@ -171,6 +171,8 @@ fp_xfer *fp_xfer_new(const fp_conf *conf, fp_store *store)
     curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* 64 KB instead of 16 KB: a typical image arrives in one recv, not two. */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);

@@ -385,9 +385,9 @@ class Nginx:
 class Origin:
     """tests/origin.py on a port it picks itself (READY <port> on stdout)."""
 
-    def __init__(self, cluster, delay_ms=0, host="127.0.0.1"):
+    def __init__(self, cluster, delay_ms=0, host="127.0.0.1", port=0):
         self.host = host
-        argv = [sys.executable, ORIGIN, "--port", "0", "--delay-ms", str(delay_ms),
+        argv = [sys.executable, ORIGIN, "--port", str(port), "--delay-ms", str(delay_ms),
                 "--host", host]
         self.proc = Proc("origin", argv, cluster.dir, stdout_pipe=True)
         line = self.proc.popen.stdout.readline().decode().strip()
@@ -405,6 +405,13 @@ class Origin:
 
     def stop(self):
         self.proc.stop()
+
+
+def proc_cpu(pid):
+    """User + system CPU seconds a live process has used so far (/proc/<pid>/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- generated content -----------------------------------------------------------------
@@ -537,8 +544,9 @@ class Cluster:
         self.nginx = Nginx(self, root or self.mkdir("www"))
         return self.nginx
 
-    def start_origin(self, delay_ms=0, host="127.0.0.1"):
-        self.origin = Origin(self, delay_ms, host)
+    def start_origin(self, delay_ms=0, host="127.0.0.1", port=0):
+        """port 0: a free one; else that port (to restart an origin where it was)."""
+        self.origin = Origin(self, delay_ms, host, port)
         return self.origin
 
     def closed_port(self):

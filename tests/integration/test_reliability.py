@@ -437,6 +437,38 @@ class ReliabilityTest(ReliabilityBase):
         self.assert_queues_drained()
         self.c.check_alive()
 
+    # -- pooled connections ------------------------------------------------------------
+
+    def test_pooled_connections_closed_by_origin(self):
+        """Connections idling in the worker's pool are closed by the origin (it restarts
+        on the same port): the worker notices without spinning, and the next job on new
+        connections is fetched in full."""
+        org = self.c.start_origin()
+        port = org.port
+        self.c.start_master()
+        w = self.c.start_worker("w1", "--concurrency", "8", "--host-conns", "8")
+        self.c.wait_workers_registered(1)
+        for job in range(2):
+            urls = ["http://127.0.0.1:%d/img/%d.jpg?size=2048" % (port, job * 100 + i)
+                    for i in range(40)]
+            res = self.c.path("r%d.tsv" % job)
+            s = self.c.submit("--wait", "--results", res,
+                              self.c.write_input(urls, "in%d.txt" % job), timeout=60)
+            self.check(s.rc == 0, "submit: %r" % s)
+            self.assert_rows(fp.read_tsv(res), urls, "ok", attempts=1)
+            if job == 0:
+                org.stop()
+                cpu0 = fp.proc_cpu(w.popen.pid)
+                time.sleep(1.0)
+                idle_cpu = fp.proc_cpu(w.popen.pid) - cpu0
+                org = self.c.start_origin(port=port)
+        self.say("worker CPU in the idle second after the origin closed 8 pooled "
+                 "connections: %.2f s", idle_cpu)
+        # A socket left watched after its peer closed would spin at a full core.
+        self.assertLess(idle_cpu, 0.5)
+        self.assert_queues_drained()
+        self.c.check_alive()
+
     # -- SIGTERM: drain, hand back, exit 0 ---------------------------------------------
 
     def test_sigterm_drains(self):
