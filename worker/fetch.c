@@ -286,7 +286,8 @@ void fp_fetch_close(fp_fetch *f, fp_fetch_closed_cb closed, void *arg)
     f->closed_arg = arg;
     f->closing = 1;
     /* Stop watching every socket while its fd is still open (libuv #1495), then let
-     * libcurl close the cached connections; its REMOVE calls then find no context. */
+     * libcurl close the cached connections; its REMOVE and close callbacks then find
+     * no context. */
     for (int i = 0; i < f->nbyfd; i++) {
         if (f->byfd[i]) {
             curl_multi_assign(f->multi, i, NULL);

@@ -1,8 +1,9 @@
 /* fetch.h - drives libcurl's multi interface from a libuv loop (the multi-uv.c pattern).
  *
  * One non-repeating uv_timer_t follows CURLMOPT_TIMERFUNCTION; one uv_poll_t per socket
- * follows CURLMOPT_SOCKETFUNCTION and hangs on the socket with curl_multi_assign; it
- * lives as long as the socket, through the socket and close callbacks of fp_fetch_attach. After
+ * follows CURLMOPT_SOCKETFUNCTION and hangs on the socket with curl_multi_assign. It
+ * outlives a transfer: it stays while the connection idles in libcurl's pool and goes
+ * when libcurl closes the socket (the callbacks set by fp_fetch_attach). After
  * every curl_multi_socket_action the finished transfers are handed to done_cb, which must
  * read what it needs from the easy handle and then call fp_fetch_remove. All transfers
  * share the multi handle's connection pool and DNS cache. */
