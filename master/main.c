@@ -206,6 +206,7 @@ int main(int argc, char **argv)
     if ((rc = parse_args(argc, argv, &m.cfg)) >= 0)
         return rc;
     fp_log_init("master", m.cfg.verbose);
+    fp_log_fatal_signals();
     if (fp_redis_url_parse(m.cfg.redis_url, &m.url, err, sizeof(err)) != 0) {
         fprintf(stderr, "fetchpool-master: %s\n", err);
         return 2;

@@ -5,6 +5,9 @@
 enum { FP_LOG_ERROR, FP_LOG_WARN, FP_LOG_INFO, FP_LOG_DEBUG };
 
 void fp_log_init(const char *program, int verbose);
+/* On a fatal signal (SIGABRT from an assertion in libuv or libcurl, SIGSEGV, ...) write a
+ * line saying so and a backtrace to stderr, then die of the same signal. */
+void fp_log_fatal_signals(void);
 void fp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define fp_error(...) fp_log(FP_LOG_ERROR, __VA_ARGS__)

@@ -1,12 +1,13 @@
-/* fetch.h - drives libcurl's multi interface from a libuv loop (the multi-uv.c pattern).
+/* fetch.h - drives libcurl's multi interface from a libuv loop.
  *
- * One non-repeating uv_timer_t follows CURLMOPT_TIMERFUNCTION; one uv_poll_t per socket
- * follows CURLMOPT_SOCKETFUNCTION and hangs on the socket with curl_multi_assign. It
- * outlives a transfer: it stays while the connection idles in libcurl's pool and goes
- * when libcurl closes the socket (the callbacks set by fp_fetch_attach). After
- * every curl_multi_socket_action the finished transfers are handed to done_cb, which must
- * read what it needs from the easy handle and then call fp_fetch_remove. All transfers
- * share the multi handle's connection pool and DNS cache. */
+ * The multi-uv.c pattern, with one change: libcurl's sockets sit in an epoll set of
+ * fetch's own, which libuv watches as one descriptor (fetch.c says why). One
+ * non-repeating uv_timer_t follows CURLMOPT_TIMERFUNCTION. A connection socket stays in
+ * the set while it idles in libcurl's pool and leaves it when libcurl closes it (the
+ * callbacks set by fp_fetch_attach). After every curl_multi_socket_action the finished
+ * transfers are handed to done_cb, which must read what it needs from the easy handle
+ * and then call fp_fetch_remove. All transfers share the multi handle's connection pool
+ * and DNS cache. Linux only (epoll), as the containers it ships in. */
 #ifndef FP_FETCH_H
 #define FP_FETCH_H
 

@@ -17,6 +17,7 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     fp_log_init("worker", conf.verbose);
+    fp_log_fatal_signals();
     signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fp_error("curl_global_init failed");
