@@ -15,6 +15,7 @@
 #include "fp_log.h"
 #include "fp_record.h"
 #include "fp_scripts.h"
+#include "fp_text.h"
 #include "master.h"
 
 #define FEED_TURNS_MAX 64 /* batches per step, so completions are not kept waiting */
@@ -62,11 +63,12 @@ static void batch_free(batch *b)
 }
 
 /* The invalid_input result of a line: the error is the reason, the URL the line as typed
- * (line end and surrounding blanks dropped) made printable. */
+ * (line end and surrounding blanks dropped) made printable, credentials hidden. */
 static int encode_invalid(const fpm_job *j, uint64_t idx, uint64_t lineno, const char *why,
                           const char *raw, size_t len, char *buf, size_t buflen)
 {
     static fp_result res; /* large; the master is single-threaded */
+    static char shown[FP_URL_MAX + 1];
     char *p;
     int n;
 
@@ -82,7 +84,8 @@ static int encode_invalid(const fpm_job *j, uint64_t idx, uint64_t lineno, const
         raw++, len--;
     while (len > 0 && (raw[len - 1] == ' ' || raw[len - 1] == '\t'))
         len--;
-    fp_sanitize(res.url, sizeof(res.url), raw, len);
+    fp_sanitize(shown, sizeof(shown), raw, len);
+    fp_text_url_redact(res.url, sizeof(res.url), shown);
     /* The url field allows no spaces (fp_sanitize keeps them). */
     for (p = res.url; *p; p++)
         if (*p == ' ')

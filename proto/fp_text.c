@@ -1,6 +1,9 @@
 /* fp_text.c - strict number parsing and UTF-8 validation for untrusted bytes. */
 #include "fp_text.h"
 
+#include <stdio.h>
+#include <string.h>
+
 int fp_text_u64(const char *s, size_t len, uint64_t *out)
 {
     uint64_t v = 0;
@@ -70,4 +73,32 @@ int fp_text_valid(const char *s, size_t len, int allow_space)
             return 0;
     }
     return fp_text_utf8_valid(s, len);
+}
+
+int fp_text_url_redact(char *dst, size_t dstlen, const char *url)
+{
+    const char *auth = strstr(url, "://"), *end, *at = NULL, *colon = NULL, *p;
+
+    if (dstlen == 0)
+        return 0;
+    if (auth == NULL || strcspn(url, "/?#") < (size_t)(auth - url)) {
+        snprintf(dst, dstlen, "%s", url);
+        return 0;
+    }
+    auth += 3;
+    end = auth + strcspn(auth, "/?#");
+    /* The last '@' ends the user info (an unencoded '@' in a password is not rare). */
+    for (p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at == NULL) {
+        snprintf(dst, dstlen, "%s", url);
+        return 0;
+    }
+    colon = memchr(auth, ':', (size_t)(at - auth));
+    if (colon)
+        snprintf(dst, dstlen, "%.*s:***%s", (int)(colon - url), url, at);
+    else
+        snprintf(dst, dstlen, "%.*s***%s", (int)(auth - url), url, at);
+    return 1;
 }

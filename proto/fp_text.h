@@ -14,5 +14,9 @@ int fp_text_utf8_valid(const char *s, size_t len);
 size_t fp_text_utf8_first_invalid(const char *s, size_t len);
 /* Valid UTF-8 with no control character, tab or DEL; spaces only if allow_space. */
 int fp_text_valid(const char *s, size_t len, int allow_space);
+/* Copies url to dst (always terminated, cut to dstlen) with the credentials of its
+ * authority hidden: "user:pw@host" becomes "user:***@host", "token@host" becomes
+ * "***@host". Anything else is copied as it is. Returns 1 if something was hidden. */
+int fp_text_url_redact(char *dst, size_t dstlen, const char *url);
 
 #endif

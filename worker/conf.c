@@ -36,6 +36,9 @@ static const char usage[] =
     "      --allow-cidr CIDR     allow this range although it is private (repeatable, up to 32;\n"
     "                            env FETCHPOOL_ALLOW_CIDR, comma-separated)\n"
     "      --fsync               fsync each file before publishing it (env FETCHPOOL_FSYNC=1)\n"
+    "      --ca-bundle FILE      PEM file of more CAs to trust, e.g. a private CA (env\n"
+    "                            FETCHPOOL_CA_BUNDLE); the system's CAs in /etc/ssl/certs stay\n"
+    "                            trusted, and certificates are always checked\n"
     "      --resolve HOST:PORT:ADDR  use ADDR for HOST:PORT instead of DNS (as curl --resolve;\n"
     "                            repeatable). The SSRF guard still judges ADDR.\n"
     "  -v, --verbose             log every task\n"
@@ -53,7 +56,8 @@ enum {
     OPT_ALLOW_PRIVATE,
     OPT_FSYNC,
     OPT_RESOLVE,
-    OPT_ALLOW_CIDR
+    OPT_ALLOW_CIDR,
+    OPT_CA_BUNDLE
 };
 
 static int parse_num(const char *name, const char *s, double min, double max, double *out)
@@ -119,11 +123,13 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         {"fsync", no_argument, NULL, OPT_FSYNC},
         {"resolve", required_argument, NULL, OPT_RESOLVE},
         {"allow-cidr", required_argument, NULL, OPT_ALLOW_CIDR},
+        {"ca-bundle", required_argument, NULL, OPT_CA_BUNDLE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *redis = getenv("FETCHPOOL_REDIS"), *output = getenv("FETCHPOOL_OUTPUT");
     const char *id = getenv("FETCHPOOL_WORKER_ID"), *s;
+    const char *ca = getenv("FETCHPOOL_CA_BUNDLE");
     char host[64], err[256];
     double v;
     int ch;
@@ -204,6 +210,7 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
                 return -1;
             break;
         case OPT_FSYNC: c->fsync = 1; break;
+        case OPT_CA_BUNDLE: ca = optarg; break;
         case OPT_RESOLVE: {
             struct curl_slist *l = curl_slist_append(c->resolve, optarg);
             if (l == NULL)
@@ -229,6 +236,15 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         (int)sizeof(c->output)) {
         fprintf(stderr, "fetchpool-worker: output path too long\n");
         return -1;
+    }
+    if (ca && *ca) {
+        /* Checked now: libcurl would only say so on the first HTTPS transfer, per task. */
+        if (snprintf(c->ca_bundle, sizeof(c->ca_bundle), "%s", ca) >= (int)sizeof(c->ca_bundle) ||
+            access(ca, R_OK) != 0) {
+            fprintf(stderr, "fetchpool-worker: cannot read --ca-bundle '%s': %s\n", ca,
+                    strerror(errno ? errno : ENAMETOOLONG));
+            return -1;
+        }
     }
     if (id) {
         snprintf(c->id, sizeof(c->id), "%s", id);

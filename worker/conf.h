@@ -29,6 +29,7 @@ typedef struct fp_conf {
     int allow_private;    /* let the SSRF guard pass private/loopback addresses */
     int fsync;            /* fsync each file before publishing it */
     int verbose;
+    char ca_bundle[PATH_MAX];         /* --ca-bundle: CAs trusted besides the system's */
     struct curl_slist *resolve;       /* --resolve entries, as libcurl's CURLOPT_RESOLVE */
     fp_cidr allow[FP_CONF_ALLOW_MAX]; /* --allow-cidr ranges the SSRF guard lets through */
     int nallow;

@@ -121,7 +121,7 @@ static void report(fp_worker *w, fp_xfer *x, fp_reason reason, fp_result *r)
         next.attempt++;
         n = fp_task_encode(&next, buf, sizeof(buf));
         if (n > 0) {
-            fp_debug("retry %s in %ld ms (attempt %u of %u: %s)", x->task.url, delay, next.attempt,
+            fp_debug("retry %s in %ld ms (attempt %u of %u: %s)", x->shown, delay, next.attempt,
                      next.max_attempts, r->status);
             fp_queue_retry(w->queue, x->raw, x->rawlen, buf, (size_t)n, delay);
             st->retried++;
@@ -130,7 +130,7 @@ static void report(fp_worker *w, fp_xfer *x, fp_reason reason, fp_result *r)
     }
     n = fp_result_encode(r, buf, sizeof(buf));
     if (n < 0) {
-        fp_error("cannot encode the result of %s", x->task.url);
+        fp_error("cannot encode the result of %s", x->shown);
         return; /* stays in the processing list; the reaper hands it out again */
     }
     if (reason == FP_OK) {
@@ -188,7 +188,7 @@ static void start(fp_worker *w, fp_xfer *x)
         fp_queue_stats_of(w->queue)->inflight = (uint64_t)w->inflight;
         return;
     }
-    fp_error("cannot start a transfer for %s", x->task.url);
+    fp_error("cannot start a transfer for %s", x->shown);
     fp_xfer_result(x, CURLE_OUT_OF_MEMORY, &r);
     report(w, x, FP_R_INTERNAL, &r);
     host->active--;

@@ -10,11 +10,14 @@
 #include <unistd.h>
 
 #include "fp_log.h"
+#include "fp_text.h"
 #include "guard.h"
 
 #define ERROR_BODY_MAX                                                                             \
     65536 /* bytes of a non-2xx body read (and dropped) to keep the connection                     \
            */
+
+#define SYSTEM_CA_DIR "/etc/ssl/certs"
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -123,6 +126,7 @@ static curl_socket_t opensocket_cb(void *userp, curlsocktype purpose, struct cur
         x->blocked = blocked;
         return CURL_SOCKET_BAD;
     }
+    x->tried = 1;
     fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
     return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
@@ -184,6 +188,13 @@ fp_xfer *fp_xfer_new(const fp_conf *conf, fp_store *store)
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, conf->low_speed_time);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)conf->max_size);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "fetchpool/0.1 (+image downloader)");
+    if (conf->ca_bundle[0]) {
+        /* CAINFO replaces the default bundle; the hashed system folder keeps the public
+         * CAs trusted beside the private ones. */
+        curl_easy_setopt(e, CURLOPT_CAINFO, conf->ca_bundle);
+        if (access(SYSTEM_CA_DIR, R_OK | X_OK) == 0)
+            curl_easy_setopt(e, CURLOPT_CAPATH, SYSTEM_CA_DIR);
+    }
     if (conf->resolve)
         curl_easy_setopt(e, CURLOPT_RESOLVE, conf->resolve);
     return x;
@@ -213,6 +224,10 @@ int fp_xfer_set_task(fp_xfer *x, const char *raw, size_t rawlen, const fp_task *
     x->rawlen = rawlen;
     x->task = *t;
     x->task.url = x->task.buf;
+    x->shown = x->task.url;
+    if (strchr(x->task.url, '@') &&
+        fp_text_url_redact(x->shown_buf, sizeof(x->shown_buf), x->task.url))
+        x->shown = x->shown_buf;
     return 0;
 }
 
@@ -225,9 +240,14 @@ int fp_xfer_begin(fp_xfer *x)
     x->code_checked = x->discard = x->optout = 0;
     x->retry_after_s = -1;
     x->blocked = NULL;
+    x->tried = 0;
     x->errbuf[0] = '\0';
     if (fp_body_begin(x->store, &x->body) != 0)
         return -1;
+    /* Over TLS the server may offer HTTP/2: wait for the connection being set up to say
+     * so and multiplex on it, instead of a handshake per transfer. Not for plain http,
+     * which is HTTP/1.1 here: there it would queue transfers behind busy connections. */
+    curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, (long)(strncasecmp(x->task.url, "https:", 6) == 0));
     return curl_easy_setopt(x->easy, CURLOPT_URL, x->task.url) == CURLE_OK ? 0 : -1;
 }
 
@@ -250,7 +270,9 @@ static fp_reason classify(fp_xfer *x, CURLcode rc, char *err, size_t errlen)
         return FP_R_INTERNAL;
     case CURLE_COULDNT_RESOLVE_HOST: return FP_R_DNS;
     case CURLE_COULDNT_CONNECT:
-        if (x->blocked) {
+        /* Blocked only if no address passed the guard: otherwise the last one that
+         * was tried says why (refused, unreachable). */
+        if (x->blocked && !x->tried) {
             snprintf(err, errlen, "address is %s (SSRF guard)", x->blocked);
             return FP_R_BLOCKED_ADDRESS;
         }
@@ -262,18 +284,35 @@ static fp_reason classify(fp_xfer *x, CURLcode rc, char *err, size_t errlen)
             return FP_R_BLOCKED_ADDRESS;
         }
         return FP_R_INTERNAL;
-    case CURLE_OPERATION_TIMEDOUT: return FP_R_TIMEOUT;
+    case CURLE_OPERATION_TIMEDOUT:
+        /* libcurl's words for a lookup that ran out of the connect timeout. */
+        return strncmp(x->errbuf, "Resolving timed out", 19) == 0 ? FP_R_DNS : FP_R_TIMEOUT;
     case CURLE_RECV_ERROR:
         /* libcurl also says RECV_ERROR for a response it cannot parse (huge headers, a
-         * bad chunk size): with a status line and no socket error the peer is broken,
-         * not the connection, and a retry would not help. */
+         * bad chunk size, HTTP/2 frames nghttp2 rejects such as an endless header
+         * block): with no socket error the peer is broken, not the connection, and a
+         * retry would not help. */
         curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-        return (os_errno == 0 && code > 0) ? FP_R_PROTOCOL : FP_R_RESET;
+        if (os_errno == 0 && (code > 0 || strstr(x->errbuf, "nghttp2")))
+            return FP_R_PROTOCOL;
+        return FP_R_RESET;
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        /* A GOAWAY that left the stream unprocessed, a stream reset by the peer: the
+         * request can be sent again on a new connection. */
+        return FP_R_RESET;
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE: return FP_R_RESET;
     case CURLE_SSL_CONNECT_ERROR:
+        /* A handshake cut off by the peer is a lost connection, worth another try; a
+         * handshake that failed on its merits (no common cipher, bad alert) is not. */
+        curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
+        if (os_errno == ECONNRESET || os_errno == EPIPE || strstr(x->errbuf, "reset by peer") ||
+            strstr(x->errbuf, "unexpected eof"))
+            return FP_R_RESET;
+        return FP_R_TLS;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
@@ -311,7 +350,7 @@ fp_reason fp_xfer_result(fp_xfer *x, CURLcode rc, fp_result *r)
     r->line = x->task.line;
     r->attempts = x->task.attempt;
     snprintf(r->worker, sizeof(r->worker), "%s", x->conf->id);
-    snprintf(r->url, sizeof(r->url), "%s", x->task.url);
+    snprintf(r->url, sizeof(r->url), "%s", x->shown);
     r->error[0] = '\0';
 
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -325,6 +364,8 @@ fp_reason fp_xfer_result(fp_xfer *x, CURLcode rc, fp_result *r)
         fp_sanitize(r->content_type, sizeof(r->content_type), ctype, strlen(ctype));
 
     reason = classify(x, rc, err, sizeof(err));
+    if (reason != FP_OK)
+        fp_debug("%s: libcurl code %d (%s)", x->shown, (int)rc, x->errbuf);
     if (reason == FP_OK && (code < 200 || code >= 300))
         reason = FP_R_HTTP;
     if (reason == FP_OK && x->optout && !(x->task.flags & FP_TASK_IGNORE_OPTOUT))

@@ -24,7 +24,9 @@ typedef struct fp_xfer {
     fp_store *store;
     fp_body body;
     fp_task task;
-    char *raw; /* the task record as taken from Redis */
+    const char *shown; /* the URL for results and logs: task.url, or shown_buf without
+                          its credentials */
+    char *raw;         /* the task record as taken from Redis */
     size_t rawlen, rawcap;
     struct fp_host *host;
     int active;    /* added to the multi handle */
@@ -38,7 +40,9 @@ typedef struct fp_xfer {
     int code_checked, discard, optout;
     long retry_after_s;  /* -1 if none */
     const char *blocked; /* range the SSRF guard refused, or NULL */
+    int tried;           /* an address passed the guard and was connected to */
     char errbuf[CURL_ERROR_SIZE];
+    char shown_buf[FP_URL_MAX + 1];
 } fp_xfer;
 
 fp_xfer *fp_xfer_new(const fp_conf *conf, fp_store *store);

@@ -261,6 +261,32 @@ static void text_numbers_and_utf8(void **state)
     assert_false(fp_text_utf8_valid("\xe2\x82", 2));         /* cut short */
 }
 
+static void redact(const char *in, const char *want, int hidden)
+{
+    char out[256];
+
+    assert_int_equal(fp_text_url_redact(out, sizeof(out), in), hidden);
+    assert_string_equal(out, want);
+}
+
+static void url_redaction(void **state)
+{
+    char small[12];
+
+    (void)state;
+    redact("http://user:pw@host/a.jpg", "http://user:***@host/a.jpg", 1);
+    redact("https://tok@host:8443/x?y", "https://***@host:8443/x?y", 1);
+    redact("http://u:p@ss@host/", "http://u:***@host/", 1); /* the last '@' ends it */
+    redact("http://host/a@b.jpg", "http://host/a@b.jpg", 0);
+    redact("http://host/x?u=http://a:b@c/", "http://host/x?u=http://a:b@c/", 0);
+    redact("http://host?q=a@b", "http://host?q=a@b", 0);
+    redact("not a url", "not a url", 0);
+    redact("/path://u:p@h", "/path://u:p@h", 0);
+    redact("http://:pw@host/", "http://:***@host/", 1);
+    assert_int_equal(fp_text_url_redact(small, sizeof(small), "http://u:secret@h/"), 1);
+    assert_string_equal(small, "http://u:**");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +299,7 @@ int main(void)
         cmocka_unit_test(reasons),
         cmocka_unit_test(sanitize),
         cmocka_unit_test(text_numbers_and_utf8),
+        cmocka_unit_test(url_redaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
