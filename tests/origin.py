@@ -48,6 +48,8 @@ routes (every route takes ?delay=MS, the first-byte delay; default --delay-ms):
   /fault/bad-chunk                     chunked body with a chunk size that is not hex
   /fault/svg                           an SVG image (image/svg+xml)
   /fault/html                          an HTML page (text/html)
+  /echo/<n>.jpg                         the image for n; the request's headers are kept
+                                       and listed by /__stats under "headers"
   /__stats                             JSON: {"total": N, "paths": {path: count},
                                        "max_concurrent": N, "max_concurrent_by_host":
                                        {host: N}} (requests being answered at once)
@@ -128,6 +130,7 @@ class Origin:
         self.busy_host = {}
         self.max_busy = 0
         self.max_busy_host = {}
+        self.headers = []   # headers of each /echo/ request, in arrival order
 
     def _busy(self, host, d):
         self.busy += d
@@ -236,6 +239,10 @@ class Origin:
                 extra["Location"] = req.query.get("to", "/img/0.jpg")
             body = b"" if code in (204, 304) else ("status %d\n" % code).encode()
             return await self.send(writer, code, body, extra=extra, head=head)
+        m = re.fullmatch(r"/echo/(\d+)\.jpg", p)
+        if m:
+            self.headers.append(req.headers)
+            return await self.image(writer, req, int(m.group(1)), "jpg", head)
         m = re.fullmatch(r"/flaky/(\d+)\.(jpg|png|gif|webp)", p)
         if m:
             seen = self.flaky.get(req.target, 0)
@@ -250,7 +257,8 @@ class Origin:
         if p == "/__stats":
             body = json.dumps({"total": self.total, "paths": self.counts,
                                "max_concurrent": self.max_busy,
-                               "max_concurrent_by_host": self.max_busy_host}, sort_keys=True)
+                               "max_concurrent_by_host": self.max_busy_host,
+                               "headers": self.headers}, sort_keys=True)
             return await self.send(writer, 200, body.encode(), "application/json", head=head)
         if p.startswith("/fault/"):
             handler = getattr(self, "fault_" + p[len("/fault/"):].replace("-", "_"), None)

@@ -407,6 +407,16 @@ class Origin:
         self.proc.stop()
 
 
+def sanitized(bin_dir=None):
+    """True when the binaries are built with AddressSanitizer (tests then use less data)."""
+    exe = os.path.join(bin_dir or BIN, "fetchpool-worker")
+    try:
+        out = subprocess.run(["ldd", exe], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "libasan" in out
+
+
 def proc_cpu(pid):
     """User + system CPU seconds a live process has used so far (/proc/<pid>/stat)."""
     with open("/proc/%d/stat" % pid) as f:
@@ -580,10 +590,13 @@ class Cluster:
         self.procs.append(self.master)
         return self.master
 
-    def start_worker(self, wid=None, *args, output=None, concurrency=None):
+    def start_worker(self, wid=None, *args, output=None, concurrency=None, allow_private=True):
+        """allow_private=False: the SSRF guard judges every address (pass --allow-cidr)."""
         wid = wid or "w%d" % (len(self.workers) + 1)
         argv = [self.exe("fetchpool-worker"), "--redis", self.redis_srv.url,
-                "--output", output or self.out, "--id", wid, "--allow-private"]
+                "--output", output or self.out, "--id", wid]
+        if allow_private:
+            argv.append("--allow-private")
         if concurrency:
             argv += ["--concurrency", str(concurrency)]
         w = Proc("worker-" + wid, argv + list(args), self.dir, env=self.env())
