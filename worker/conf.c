@@ -23,6 +23,10 @@ static const char usage[] =
     "  -c, --concurrency N       transfers in flight (env FETCHPOOL_CONCURRENCY; default 64)\n"
     "      --host-conns N        transfers in flight per host, 0 for no cap\n"
     "                            (env FETCHPOOL_HOST_CONNS; default 8)\n"
+    "      --idle-conns N        connections kept open for reuse, across hosts (env\n"
+    "                            FETCHPOOL_IDLE_CONNS; default 4 x concurrency). A list that\n"
+    "                            returns to a host after many others reuses its connection\n"
+    "                            only if it is still kept: a new TLS connection costs ms\n"
     "      --id ID               worker id (env FETCHPOOL_WORKER_ID; default host-pid)\n"
     "      --connect-timeout S   connect timeout in seconds (default 10)\n"
     "      --timeout S           whole-transfer timeout in seconds (default 60)\n"
@@ -36,9 +40,10 @@ static const char usage[] =
     "      --allow-cidr CIDR     allow this range although it is private (repeatable, up to 32;\n"
     "                            env FETCHPOOL_ALLOW_CIDR, comma-separated)\n"
     "      --fsync               fsync each file before publishing it (env FETCHPOOL_FSYNC=1)\n"
-    "      --ca-bundle FILE      PEM file of more CAs to trust, e.g. a private CA (env\n"
-    "                            FETCHPOOL_CA_BUNDLE); the system's CAs in /etc/ssl/certs stay\n"
-    "                            trusted, and certificates are always checked\n"
+    "      --ca-bundle FILE      PEM file of the CAs to trust instead of the system's bundle\n"
+    "                            (as curl --cacert; env FETCHPOOL_CA_BUNDLE). For a private CA\n"
+    "                            beside the public ones, give both in one file. Certificates\n"
+    "                            are always checked\n"
     "      --resolve HOST:PORT:ADDR  use ADDR for HOST:PORT instead of DNS (as curl --resolve;\n"
     "                            repeatable). The SSRF guard still judges ADDR.\n"
     "  -v, --verbose             log every task\n"
@@ -57,7 +62,8 @@ enum {
     OPT_FSYNC,
     OPT_RESOLVE,
     OPT_ALLOW_CIDR,
-    OPT_CA_BUNDLE
+    OPT_CA_BUNDLE,
+    OPT_IDLE_CONNS
 };
 
 static int parse_num(const char *name, const char *s, double min, double max, double *out)
@@ -124,6 +130,7 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         {"resolve", required_argument, NULL, OPT_RESOLVE},
         {"allow-cidr", required_argument, NULL, OPT_ALLOW_CIDR},
         {"ca-bundle", required_argument, NULL, OPT_CA_BUNDLE},
+        {"idle-conns", required_argument, NULL, OPT_IDLE_CONNS},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -151,6 +158,9 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
     if ((s = getenv("FETCHPOOL_HOST_CONNS")) &&
         parse_num("FETCHPOOL_HOST_CONNS", s, 0, 10000, &v) == 0)
         c->host_conns = (int)v;
+    if ((s = getenv("FETCHPOOL_IDLE_CONNS")) &&
+        parse_num("FETCHPOOL_IDLE_CONNS", s, 1, 100000, &v) == 0)
+        c->idle_conns = (int)v;
     if ((s = getenv("FETCHPOOL_MAX_SIZE")) && parse_num("FETCHPOOL_MAX_SIZE", s, 1, 1e12, &v) == 0)
         c->max_size = (uint64_t)v;
     if ((s = getenv("FETCHPOOL_GRACE")) && parse_num("FETCHPOOL_GRACE", s, 0, 3600, &v) == 0)
@@ -172,6 +182,11 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
             if (parse_num("--host-conns", optarg, 0, 10000, &v))
                 return -1;
             c->host_conns = (int)v;
+            break;
+        case OPT_IDLE_CONNS:
+            if (parse_num("--idle-conns", optarg, 1, 100000, &v))
+                return -1;
+            c->idle_conns = (int)v;
             break;
         case OPT_ID: id = optarg; break;
         case OPT_CONNECT_TIMEOUT:
@@ -227,6 +242,8 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         fprintf(stderr, "fetchpool-worker: unexpected argument '%s'\n%s", argv[optind], usage);
         return -1;
     }
+    if (c->idle_conns == 0)
+        c->idle_conns = c->concurrency * 4; /* libcurl's own rule for a multi handle */
     snprintf(c->redis_url, sizeof(c->redis_url), "%s", redis ? redis : FP_REDIS_URL_DEFAULT);
     if (fp_redis_url_parse(c->redis_url, &c->redis, err, sizeof(err))) {
         fprintf(stderr, "fetchpool-worker: %s\n", err);

@@ -20,6 +20,7 @@ typedef struct fp_conf {
     char id[FP_WORKER_ID_MAX + 1];
     int concurrency; /* transfers in flight at most */
     int host_conns;  /* transfers in flight per host at most (0: no cap) */
+    int idle_conns;  /* connections kept open for reuse at most */
     long connect_timeout_ms;
     long timeout_ms;      /* whole transfer */
     long low_speed_bytes; /* abort below this many bytes/s ... */

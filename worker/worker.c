@@ -370,7 +370,7 @@ int fp_worker_run(const fp_conf *conf)
         return 2;
     }
     fp_hosts_init(&w.hosts, conf->host_conns);
-    w.fetch = fp_fetch_new(w.loop, conf->concurrency, on_done, &w);
+    w.fetch = fp_fetch_new(w.loop, conf->idle_conns, on_done, &w);
     if (w.fetch == NULL) {
         fp_error("cannot set up libcurl");
         fp_store_close(&w.store);
@@ -389,9 +389,9 @@ int fp_worker_run(const fp_conf *conf)
     w.sigterm.data = w.sigint.data = w.grace.data = &w;
     uv_signal_start(&w.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&w.sigint, signal_cb, SIGINT);
-    fp_info("worker %s: redis %s:%d, output %s, concurrency %d, %d per host%s", conf->id,
+    fp_info("worker %s: redis %s:%d, output %s, concurrency %d, %d per host, %d idle%s", conf->id,
             conf->redis.host, conf->redis.port, conf->output, conf->concurrency, conf->host_conns,
-            conf->allow_private ? ", private addresses allowed" : "");
+            conf->idle_conns, conf->allow_private ? ", private addresses allowed" : "");
     top_up(&w);
 
     uv_run(w.loop, UV_RUN_DEFAULT);
