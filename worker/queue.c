@@ -676,7 +676,8 @@ static int sync_setup(fp_queue *q)
     int rc = -1;
 
     if (c == NULL || c->err) {
-        fp_error("cannot reach Redis at %s: %s", conf->redis_url, c ? c->errstr : "out of memory");
+        fp_error("cannot reach Redis at %s:%d: %s", conf->redis.host, conf->redis.port,
+                 c ? c->errstr : "out of memory");
         goto done;
     }
     redisSetTimeout(c, tv);
@@ -691,7 +692,7 @@ static int sync_setup(fp_queue *q)
     }
     r = redisCommand(c, "SELECT %d", conf->redis.db);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        fp_error("Redis at %s: %s", conf->redis_url, r ? r->str : c->errstr);
+        fp_error("Redis at %s:%d: %s", conf->redis.host, conf->redis.port, r ? r->str : c->errstr);
         freeReplyObject(r);
         goto done;
     }
@@ -700,7 +701,7 @@ static int sync_setup(fp_queue *q)
      * tasks behind: they go back exactly as the master's reaper would hand them back, so a
      * task that kills us every time still reaches its attempt limit. */
     if (fp_reap_list(c, conf->id, &n) != 0) {
-        fp_error("Redis at %s: %s", conf->redis_url, c->errstr);
+        fp_error("Redis at %s:%d: %s", conf->redis.host, conf->redis.port, c->errstr);
         goto done;
     }
     if (n.back + n.lost + n.dead > 0)
