@@ -16,10 +16,11 @@
 # Groups (fp_packages GROUP prints one; later groups include earlier ones where noted):
 #   build    compile fetchpool (libcmocka-dev too: cmake's configure step looks for it)
 #   demo     build + what scripts/demo runs: redis-server, python3
-#   test     demo + every test stage of scripts/test: nginx, clang with its libFuzzer and
-#            sanitizer runtimes (libclang-rt-14-dev, which `apt-get install clang
-#            --no-install-recommends` does not bring), clang-format, and what the
-#            integration tests drive: dnsmasq, ip, unshare, openssl, h2 and redis in python
+#   test     demo + every test stage of scripts/test: nginx (and the echo module the test
+#            world's nginx loads), clang with its libFuzzer and sanitizer runtimes
+#            (libclang-rt-14-dev, which `apt-get install clang --no-install-recommends`
+#            does not bring), clang-format, and what the integration tests drive: dnsmasq,
+#            ip, unshare, openssl, curl, h2 and redis in python
 #   bench    demo + scripts/bench: nginx with the echo module, curl, wget2, aiohttp, time
 #   docker   a docker daemon and debootstrap (seeds debian:bookworm-slim without a registry)
 #   compose  docker + docker-compose, and python3 for scripts/test-compose's checks
@@ -39,8 +40,9 @@ fp_packages() {
         ;;
     test)
         fp_packages demo
-        echo nginx-light clang libclang-rt-14-dev clang-format dnsmasq-base iproute2 \
-            util-linux openssl ca-certificates python3-h2 python3-redis
+        echo nginx-light libnginx-mod-http-echo clang libclang-rt-14-dev clang-format \
+            dnsmasq-base iproute2 util-linux openssl ca-certificates curl python3-h2 \
+            python3-redis
         ;;
     bench)
         fp_packages demo
