@@ -135,7 +135,7 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 16384; multi_accept on; }}
 http {{
-    access_log off;
+    {access_log}
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -170,8 +170,14 @@ TLS_FAULT_SERVER = """\
 """
 
 
+# One line per request, written when it ends: when it ended, how long it took, which
+# connection carried it (a serial number shared by all nginx workers), the protocol.
+ACCESS_LOG = ("log_format fp_timing '$msec $request_time $connection $server_protocol "
+              "$status';\n    access_log %s fp_timing;")
+
+
 class Nginx:
-    def __init__(self, d, www, certs, delay_s=0.2, workers=1):
+    def __init__(self, d, www, certs, delay_s=0.2, workers=1, access_log=None):
         self.d = d
         for sub in ("body", "proxy", "fastcgi"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
@@ -191,7 +197,8 @@ class Nginx:
             f.write(NGINX_CONF.format(
                 load_module="load_module %s;" % ECHO_MODULE if have_echo else "",
                 workers=workers, d=d, www=www, certs=certs.d, listen="\n".join(listen),
-                slow=slow, faults=faults))
+                slow=slow, faults=faults,
+                access_log=ACCESS_LOG % access_log if access_log else "access_log off;"))
         self.log = open(os.path.join(d, "nginx.out"), "ab")
         self.proc = subprocess.Popen(["nginx", "-p", d, "-c", conf, "-e",
                                       os.path.join(d, "error.log")],
@@ -274,10 +281,11 @@ def _stop(proc, sig=signal.SIGTERM, timeout=10):
 
 class World:
     """The servers of the loopback internet; stop() ends them (the namespace goes with
-    the process). Call enter() first."""
+    the process). Call enter() first. access_log=PATH makes nginx log every request
+    there (ACCESS_LOG: end time, duration, connection serial, protocol), unbuffered."""
 
     def __init__(self, d, names=2000, www=None, dns_rules=None, slow_delay_s=0.2,
-                 nginx_workers=1):
+                 nginx_workers=1, access_log=None):
         if not inside():
             raise RuntimeError("World() outside the namespace: call world.enter() first")
         self.d = d
@@ -296,7 +304,7 @@ class World:
         self._fault_dns(dns_rules or {})
         self._dnsmasq()
         self.nginx = Nginx(self.mkdir("nginx"), self.www, self.certs, slow_delay_s,
-                           nginx_workers)
+                           nginx_workers, access_log)
         self.raw.append(RawFault(TLS_FAULTS["stall.tls.test"], "stall"))
         self.raw.append(RawFault(TLS_FAULTS["reset.tls.test"], "reset"))
         self._h2origin()
