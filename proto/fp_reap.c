@@ -9,6 +9,7 @@
 #include "fp_log.h"
 #include "fp_record.h"
 #include "fp_scripts.h"
+#include "fp_text.h"
 
 /* The last attempt died with its worker: the task gets its final result. */
 static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw, size_t rawlen,
@@ -26,7 +27,7 @@ static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw,
     r.attempts = t->attempt;
     fp_reason_format(FP_R_WORKER_LOST, 0, r.status, sizeof(r.status));
     snprintf(r.worker, sizeof(r.worker), "%s", worker);
-    snprintf(r.url, sizeof(r.url), "%s", t->url);
+    fp_text_url_redact(r.url, sizeof(r.url), t->url);
     snprintf(r.error, sizeof(r.error), "the worker died during attempt %u of %u", t->attempt,
              t->max_attempts);
     if ((n = fp_result_encode(&r, rec, sizeof(rec))) < 0)
