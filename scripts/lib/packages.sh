@@ -21,7 +21,8 @@
 #            (libclang-rt-14-dev, which `apt-get install clang --no-install-recommends`
 #            does not bring), clang-format, and what the integration tests drive: dnsmasq,
 #            ip, unshare, openssl, curl, h2 and redis in python
-#   bench    demo + scripts/bench: nginx with the echo module, curl, wget2, aiohttp, time
+#   bench    demo + scripts/bench: nginx with the echo module, curl, wget2, aiohttp, time,
+#            and for its scenarios in tests/world.py: dnsmasq, ip, unshare, openssl, h2
 #   docker   a docker daemon and debootstrap (seeds debian:bookworm-slim without a registry)
 #   compose  docker + docker-compose, and python3 for scripts/test-compose's checks
 #
@@ -46,7 +47,8 @@ fp_packages() {
         ;;
     bench)
         fp_packages demo
-        echo nginx-light libnginx-mod-http-echo curl wget2 python3-aiohttp time
+        echo nginx-light libnginx-mod-http-echo curl wget2 python3-aiohttp time \
+            dnsmasq-base iproute2 util-linux openssl python3-h2
         ;;
     docker)
         echo docker.io debootstrap debian-archive-keyring
