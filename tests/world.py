@@ -98,7 +98,7 @@ class Certs:
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         _openssl("req", "-x509", *ec, "-keyout", self.p("ca.key"), "-out", self.ca,
                  "-days", "30", "-subj", "/CN=fetchpool test CA")
-        self.leaf("img", ["*.img.test", "img.test", "*.tls.test"], days=30)
+        self.leaf("img", ["*.img.test", "img.test", "*.tls.test", "*.fault.test"], days=30)
         self.leaf("expired", ["expired.tls.test"], days=-1)
         self.leaf("wronghost", ["other.example"], days=30)
         _openssl("req", "-x509", *ec, "-keyout", self.p("selfsigned.key"),

@@ -604,7 +604,7 @@ class ReliabilityTest(ReliabilityBase):
         log = p.tail()
         self.assertNotEqual(rc, 0, log)
         self.assertLess(took, 5.0)
-        self.assertIn("cannot reach Redis at redis://127.0.0.1:%d" % port, log)
+        self.assertIn("cannot reach Redis at 127.0.0.1:%d" % port, log)
         self.assertIn("refused", log.lower())
 
 
