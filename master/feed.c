@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fp_keys.h"
-#include "fp_line.h"
+#include "line.h"
 #include "fp_log.h"
 #include "fp_record.h"
 #include "fp_scripts.h"
@@ -39,8 +39,7 @@ static void rec_add(rec *list, size_t *n, const char *data, size_t len, uint64_t
     char *p = malloc(len + 1);
 
     if (p == NULL) {
-        fp_error("out of memory while feeding");
-        exit(1);
+        fp_oom("while feeding");
     }
     memcpy(p, data, len);
     p[len] = '\0';
@@ -109,8 +108,7 @@ static void batch_build(const fpm_job *j, const redisReply *lines, batch *b)
     b->tasks = calloc(lines->elements, sizeof(rec));
     b->bad = calloc(lines->elements, sizeof(rec));
     if (b->tasks == NULL || b->bad == NULL) {
-        fp_error("out of memory while feeding");
-        exit(1);
+        fp_oom("while feeding");
     }
     for (i = 0; i < lines->elements; i++) {
         const redisReply *e = lines->element[i];
@@ -153,18 +151,14 @@ static void batch_build(const fpm_job *j, const redisReply *lines, batch *b)
 /* Queues the batch's MULTI; returns the number of commands queued, or FPM_LOST. */
 static int batch_append(fpm *m, const fpm_job *j, const batch *b, int seal)
 {
-    char meta[FP_KEY_MAX], in[FP_KEY_MAX], res[FP_KEY_MAX], lat[FP_KEY_MAX], proc[FP_KEY_MAX];
-    char idx[24], id[24];
+    static fp_call call;
+    char meta[FP_KEY_MAX], in[FP_KEY_MAX];
     const char **argv;
     size_t *lens, i;
     int ncmd = 0, rc;
 
     fp_key_job(meta, j->id, FP_JOB_META);
     fp_key_job(in, j->id, FP_JOB_IN);
-    fp_key_job(res, j->id, FP_JOB_RES);
-    fp_key_job(lat, j->id, FP_JOB_LAT);
-    fp_key_proc(proc, NO_PROC_LIST);
-    snprintf(id, sizeof(id), "%" PRIu64, j->id);
 
     if (fpm_redis_append(m, "MULTI"))
         return FPM_LOST;
@@ -173,8 +167,7 @@ static int batch_append(fpm *m, const fpm_job *j, const batch *b, int seal)
         argv = malloc((b->ntasks + 2) * sizeof(*argv));
         lens = malloc((b->ntasks + 2) * sizeof(*lens));
         if (argv == NULL || lens == NULL) {
-            fp_error("out of memory while feeding");
-            exit(1);
+            fp_oom("while feeding");
         }
         argv[0] = "RPUSH";
         lens[0] = 5;
@@ -197,16 +190,20 @@ static int batch_append(fpm *m, const fpm_job *j, const batch *b, int seal)
         return FPM_LOST;
     ncmd += 3;
     for (i = 0; i < b->nbad; i++) {
-        snprintf(idx, sizeof(idx), "%" PRIu64, b->bad[i].idx);
-        if (fpm_redis_append(m, "EVAL %s 5 %s %s %s %s %s %s %s %b 0 %s 0 0 %s %s",
-                             fp_script_finish, proc, FP_KEY_DONE, meta, res, lat, "", idx,
-                             b->bad[i].data, b->bad[i].len, fp_reason_str(FP_R_INVALID_INPUT), "",
-                             id))
+        fp_finish f = {.job = j->id,
+                       .idx = b->bad[i].idx,
+                       .result = b->bad[i].data,
+                       .result_len = b->bad[i].len,
+                       .status = fp_reason_str(FP_R_INVALID_INPUT),
+                       .bucket = -1};
+        fp_call_finish(&call, NO_PROC_LIST, &f);
+        if (fpm_redis_append_call(m, &call))
             return FPM_LOST;
         ncmd++;
     }
     if (seal) {
-        if (fpm_redis_append(m, "EVAL %s 2 %s %s %s", fp_script_seal, meta, FP_KEY_DONE, id))
+        fp_call_seal(&call, j->id);
+        if (fpm_redis_append_call(m, &call))
             return FPM_LOST;
         ncmd++;
     }
@@ -254,15 +251,15 @@ static int batch_commit(fpm *m, fpm_job *j, const batch *b, int seal)
 /* Seals a job whose input list is empty. */
 static int seal_job(fpm *m, fpm_job *j)
 {
-    char meta[FP_KEY_MAX];
+    static fp_call call;
     redisReply *r;
 
     if (j->fed < j->lines)
         fp_warn("job %" PRIu64 ": input ends after %" PRIu64 " of %" PRIu64
                 " lines (lost in Redis?); sealing it",
                 j->id, j->fed, j->lines);
-    fp_key_job(meta, j->id, FP_JOB_META);
-    r = fpm_redis_cmd(m, "EVAL %s 2 %s %s %" PRIu64, fp_script_seal, meta, FP_KEY_DONE, j->id);
+    fp_call_seal(&call, j->id);
+    r = fpm_redis_call(m, &call);
     if (r == NULL)
         return FPM_LOST;
     if (!fpm_redis_failed(m, r, "sealing a job")) {

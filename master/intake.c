@@ -50,8 +50,7 @@ static void job_add(fpm *m, const fpm_job *j)
         size_t cap = m->capjobs ? m->capjobs * 2 : 16;
         fpm_job *p = realloc(m->jobs, cap * sizeof(*p));
         if (p == NULL) {
-            fp_error("out of memory for the job table");
-            exit(1);
+            fp_oom("for the job table");
         }
         m->jobs = p;
         m->capjobs = cap;

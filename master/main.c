@@ -15,6 +15,7 @@
 
 #include "fp_keys.h"
 #include "fp_log.h"
+#include "fp_opt.h"
 #include "master.h"
 
 #define DEFAULT_QUEUE_DEPTH 500
@@ -55,30 +56,25 @@ static void usage(FILE *f)
             DEFAULT_QUEUE_DEPTH, DEFAULT_FEED_BATCH, DEFAULT_RETENTION);
 }
 
-/* Strict decimal in [min, max]; what names the option or variable for the message. */
-static int parse_num(const char *s, long min, long max, const char *what, long *out)
+static int num(const char *what, const char *s, long min, long max, long *out)
 {
-    char *end;
-    long v;
+    double v;
 
-    if (s[0] < '0' || s[0] > '9') /* strtol would take a sign or blanks */
-        goto bad;
-    v = strtol(s, &end, 10);
-    if (*end != '\0' || v < min || v > max)
-        goto bad;
-    *out = v;
+    if (fp_opt_num(what, s, (double)min, (double)max, 1, &v))
+        return -1;
+    *out = (long)v;
     return 0;
-bad:
-    fprintf(stderr, "fetchpool-master: %s must be a whole number from %ld to %ld, got '%s'\n", what,
-            min, max, s);
-    return -1;
 }
 
 static int env_num(const char *name, long min, long max, long *out)
 {
-    const char *v = getenv(name);
+    double v = -1;
 
-    return v && *v ? parse_num(v, min, max, name, out) : 0;
+    if (fp_opt_env_num(name, (double)min, (double)max, 1, &v))
+        return -1;
+    if (v >= 0)
+        *out = (long)v;
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, fpm_config *cfg)
@@ -90,10 +86,11 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *env = getenv("FETCHPOOL_REDIS");
+    const char *env = fp_opt_env("FETCHPOOL_REDIS");
     int c;
 
-    cfg->redis_url = env && *env ? env : FP_REDIS_URL_DEFAULT;
+    fp_opt_init("fetchpool-master");
+    cfg->redis_url = env ? env : FP_REDIS_URL_DEFAULT;
     cfg->queue_depth = DEFAULT_QUEUE_DEPTH;
     cfg->feed_batch = DEFAULT_FEED_BATCH;
     cfg->retention = DEFAULT_RETENTION;
@@ -105,15 +102,15 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
         switch (c) {
         case 'r': cfg->redis_url = optarg; break;
         case 'q':
-            if (parse_num(optarg, 1, 10000000, "--queue-depth", &cfg->queue_depth))
+            if (num("--queue-depth", optarg, 1, 10000000, &cfg->queue_depth))
                 return 2;
             break;
         case 'b':
-            if (parse_num(optarg, 1, 100000, "--feed-batch", &cfg->feed_batch))
+            if (num("--feed-batch", optarg, 1, 100000, &cfg->feed_batch))
                 return 2;
             break;
         case 't':
-            if (parse_num(optarg, 1, 315360000, "--retention", &cfg->retention))
+            if (num("--retention", optarg, 1, 315360000, &cfg->retention))
                 return 2;
             break;
         case 'v': cfg->verbose = 1; break;

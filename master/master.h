@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "fp_redis_url.h"
+#include "fp_scripts.h"
 
 #define FPM_LOST (-1)
 
@@ -61,6 +62,8 @@ redisReply *fpm_redis_cmd(fpm *m, const char *fmt, ...);
 /* Pipelining: queue commands, then read one reply per command (NULL: connection broke). */
 int fpm_redis_append(fpm *m, const char *fmt, ...);
 int fpm_redis_append_argv(fpm *m, int argc, const char **argv, const size_t *lens);
+int fpm_redis_append_call(fpm *m, fp_call *c);
+redisReply *fpm_redis_call(fpm *m, fp_call *c);
 redisReply *fpm_redis_reply(fpm *m);
 /* 1 (and logs, counts) if r is an error reply; what names the step for the log. */
 int fpm_redis_failed(fpm *m, const redisReply *r, const char *what);

@@ -1,5 +1,6 @@
-/* redis.c - the master's one synchronous Redis connection: connect (AUTH, SELECT, a PING
- * that also waits out LOADING after a Redis restart), reconnect with backoff, and thin
+/* redis.c - the master's one synchronous Redis connection: connect (fp_redis_connect: AUTH,
+ * SELECT, a PING that also waits out LOADING after a Redis restart), reconnect with
+ * backoff, and thin
  * wrappers that turn a broken connection into a NULL reply for the steps to pass up.
  *
  * hiredis marks a context unusable after any I/O error or timeout, so reconnecting always
@@ -12,69 +13,22 @@
 #include "fp_log.h"
 #include "fp_text.h"
 #include "fp_keys.h"
+#include "fp_redis_sync.h"
 #include "master.h"
 
 #define CONNECT_TIMEOUT_S 2
 /* Longer than any blocking command the master sends (BLMOVE waits 0.05 s). */
 #define REPLY_TIMEOUT_S 5
-#define BACKOFF_MIN_MS  100
-#define BACKOFF_MAX_MS  2000
-
-/* Runs one handshake command; 0 if the reply is not an error. */
-static int handshake(redisContext *c, char *err, size_t errlen, const char *what, const char *fmt,
-                     ...)
-{
-    redisReply *r;
-    va_list ap;
-    int rc = 0;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL) {
-        snprintf(err, errlen, "%s: %s", what, c->errstr[0] ? c->errstr : "connection lost");
-        return -1;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "%s: %s", what, r->str);
-        rc = -1;
-    }
-    freeReplyObject(r);
-    return rc;
-}
 
 int fpm_redis_open(fpm *m, char *err, size_t errlen)
 {
-    struct timeval ct = {CONNECT_TIMEOUT_S, 0}, rt = {REPLY_TIMEOUT_S, 0};
-    const fp_redis_url *u = &m->url;
-    redisContext *c;
+    redisContext *c = fp_redis_connect(&m->url, CONNECT_TIMEOUT_S, REPLY_TIMEOUT_S, err, errlen);
 
-    c = redisConnectWithTimeout(u->host, u->port, ct);
-    if (c == NULL) {
-        snprintf(err, errlen, "cannot connect to Redis: out of memory");
+    if (c == NULL)
         return -1;
-    }
-    if (c->err) {
-        snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", u->host, u->port, c->errstr);
-        goto fail;
-    }
-    if (redisSetTimeout(c, rt) != REDIS_OK || redisEnableKeepAlive(c) != REDIS_OK) {
-        snprintf(err, errlen, "Redis at %s:%d: cannot set socket options: %s", u->host, u->port,
-                 c->errstr);
-        goto fail;
-    }
-    if (u->password[0] && handshake(c, err, errlen, "Redis AUTH", "AUTH %s", u->password))
-        goto fail;
-    if (u->db != 0 && handshake(c, err, errlen, "Redis SELECT", "SELECT %d", u->db))
-        goto fail;
-    if (handshake(c, err, errlen, "Redis PING", "PING"))
-        goto fail;
     m->rc = c;
     m->connected_ms = fpm_now_ms();
     return 0;
-fail:
-    redisFree(c);
-    return -1;
 }
 
 void fpm_redis_close(fpm *m)
@@ -94,7 +48,7 @@ void fpm_nap_ms(long ms)
 int fpm_redis_reconnect(fpm *m)
 {
     char err[512];
-    long backoff = BACKOFF_MIN_MS;
+    long backoff = FP_REDIS_BACKOFF_MIN_MS;
     struct timespec t0, t1;
 
     fp_warn("Redis connection lost (%s); reconnecting",
@@ -112,7 +66,7 @@ int fpm_redis_reconnect(fpm *m)
             return 0;
         }
         fp_debug("reconnect failed: %s", err);
-        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+        backoff = backoff * 2 > FP_REDIS_BACKOFF_MAX_MS ? FP_REDIS_BACKOFF_MAX_MS : backoff * 2;
     }
     return -1;
 }
@@ -150,6 +104,18 @@ int fpm_redis_append_argv(fpm *m, int argc, const char **argv, const size_t *len
     if (m->rc == NULL || m->rc->err)
         return FPM_LOST;
     return redisAppendCommandArgv(m->rc, argc, argv, lens) == REDIS_OK ? 0 : FPM_LOST;
+}
+
+int fpm_redis_append_call(fpm *m, fp_call *c)
+{
+    return fpm_redis_append_argv(m, c->argc, c->argv, c->len);
+}
+
+redisReply *fpm_redis_call(fpm *m, fp_call *c)
+{
+    if (m->rc == NULL || m->rc->err)
+        return NULL;
+    return redisCommandArgv(m->rc, c->argc, c->argv, c->len);
 }
 
 redisReply *fpm_redis_reply(fpm *m)

@@ -42,8 +42,7 @@ static void counts_read(const redisReply *h, job_counts *c)
     memset(c, 0, sizeof(*c));
     c->fail = calloc(h->elements + 1, sizeof(*c->fail));
     if (c->fail == NULL) {
-        fp_error("out of memory while reporting");
-        exit(1);
+        fp_oom("while reporting");
     }
     for (i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *f = h->element[i], *v = h->element[i + 1];
@@ -81,8 +80,7 @@ static fp_hist_entry *hist_read(const redisReply *h, size_t *n)
     size_t i;
 
     if (e == NULL) {
-        fp_error("out of memory while reporting");
-        exit(1);
+        fp_oom("while reporting");
     }
     *n = 0;
     for (i = 0; i + 1 < h->elements; i += 2) {
@@ -138,8 +136,7 @@ static int append_summary(fpm *m, const char *key, const job_counts *c)
     av = malloc(max * sizeof(*av));
     al = malloc(max * sizeof(*al));
     if (av == NULL || al == NULL) {
-        fp_error("out of memory while reporting");
-        exit(1);
+        fp_oom("while reporting");
     }
     av[n++] = "HSET";
     av[n++] = key;

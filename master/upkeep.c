@@ -22,11 +22,12 @@
 
 int fpm_promote_step(fpm *m)
 {
+    static fp_call call;
     redisReply *r;
     int n = 0;
 
-    r = fpm_redis_cmd(m, "EVAL %s 2 %s %s %d", fp_script_promote, FP_KEY_RETRY, FP_KEY_TASKS,
-                      PROMOTE_MAX);
+    fp_call_promote(&call, PROMOTE_MAX);
+    r = fpm_redis_call(m, &call);
     if (r == NULL)
         return FPM_LOST;
     if (!fpm_redis_failed(m, r, "promoting retries") && r->type == REDIS_REPLY_INTEGER)
@@ -45,15 +46,15 @@ int fpm_promote_step(fpm *m)
 /* Hands every task of a dead worker back (or fails it once out of attempts). */
 static int reap(fpm *m, const char *worker)
 {
-    char proc[FP_KEY_MAX], hb[FP_KEY_MAX];
+    static fp_call call;
     fp_reap_counts n;
     redisReply *r;
 
     if (fp_reap_list(m->rc, worker, &n) != 0)
         return FPM_LOST;
     m->errors += n.errors;
-    r = fpm_redis_cmd(m, "EVAL %s 3 %s %s %s %s", fp_script_forget, fp_key_proc(proc, worker),
-                      fp_key_heartbeat(hb, worker), FP_KEY_WORKERS, worker);
+    fp_call_forget(&call, worker);
+    r = fpm_redis_call(m, &call);
     if (r == NULL)
         return FPM_LOST;
     fpm_redis_failed(m, r, "forgetting a dead worker");

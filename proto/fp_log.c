@@ -3,6 +3,7 @@
 #include "fp_log.h"
 
 #include <execinfo.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +49,12 @@ void fp_log(int level, const char *fmt, ...)
     /* Nothing useful can be done if stderr is gone. */
     if (write(STDERR_FILENO, line, (size_t)n) < 0)
         return;
+}
+
+void fp_oom(const char *what)
+{
+    fp_log(FP_LOG_ERROR, "out of memory %s: aborting (nothing is lost: see fp_log.h)", what);
+    abort();
 }
 
 /* Async-signal-safe: write(2), backtrace_symbols_fd (its first call, which may allocate,

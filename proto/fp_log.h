@@ -8,6 +8,12 @@ void fp_log_init(const char *program, int verbose);
 /* On a fatal signal (SIGABRT from an assertion in libuv or libcurl, SIGSEGV, ...) write a
  * line saying so and a backtrace to stderr, then die of the same signal. */
 void fp_log_fatal_signals(void);
+/* The out-of-memory policy, the same in both programs: where an allocation failure can
+ * be turned into a failed step that loses nothing (a task left in the processing list for
+ * the reaper, a Redis command retried), it is; where it cannot, fp_oom logs what was being
+ * done and aborts. Nothing is lost by that either: a dead worker's tasks are handed out
+ * again, and a restarted master carries on from what is in Redis. */
+void fp_oom(const char *what) __attribute__((noreturn));
 void fp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define fp_error(...) fp_log(FP_LOG_ERROR, __VA_ARGS__)

@@ -16,8 +16,9 @@ static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw,
                              const fp_task *t, const char *worker)
 {
     static fp_result r; /* large; callers are single-threaded */
-    char rec[FP_RECORD_MAX], meta[FP_KEY_MAX], res[FP_KEY_MAX], lat[FP_KEY_MAX];
-    char idx[24], job[24];
+    static fp_call call;
+    char rec[FP_RECORD_MAX];
+    fp_finish f = {0};
     int n;
 
     memset(&r, 0, sizeof(r));
@@ -32,19 +33,22 @@ static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw,
              t->max_attempts);
     if ((n = fp_result_encode(&r, rec, sizeof(rec))) < 0)
         return redisCommand(c, "LREM %s 1 %b", proc, raw, rawlen); /* cannot happen */
-    snprintf(idx, sizeof(idx), "%" PRIu64, t->idx);
-    snprintf(job, sizeof(job), "%" PRIu64, t->job);
-    fp_key_job(meta, t->job, FP_JOB_META);
-    fp_key_job(res, t->job, FP_JOB_RES);
-    fp_key_job(lat, t->job, FP_JOB_LAT);
-    return redisCommand(c, "EVAL %s 5 %s %s %s %s %s %b %s %b 0 %s 0 0 %s %s", fp_script_finish,
-                        proc, FP_KEY_DONE, meta, res, lat, raw, rawlen, idx, rec, (size_t)n,
-                        r.status, "", job);
+    f.task = raw;
+    f.task_len = rawlen;
+    f.job = t->job;
+    f.idx = t->idx;
+    f.result = rec;
+    f.result_len = (size_t)n;
+    f.status = r.status;
+    f.bucket = -1;
+    fp_call_finish(&call, worker, &f);
+    return redisCommandArgv(c, call.argc, call.argv, call.len);
 }
 
 int fp_reap_list(redisContext *c, const char *worker, fp_reap_counts *n)
 {
     static fp_task t;
+    static fp_call call;
     char proc[FP_KEY_MAX], next[FP_RECORD_MAX], err[128];
     redisReply *list, *r;
     size_t i;
@@ -60,8 +64,8 @@ int fp_reap_list(redisContext *c, const char *worker, fp_reap_counts *n)
             continue;
         if (fp_task_decode(&t, e->str, e->len, err, sizeof(err)) != 0) {
             fp_warn("dead letter in %s: %s", proc, err);
-            r = redisCommand(c, "EVAL %s 2 %s %s %b", fp_script_bury, proc, FP_KEY_DEAD, e->str,
-                             e->len);
+            fp_call_bury(&call, worker, e->str, e->len);
+            r = redisCommandArgv(c, call.argc, call.argv, call.len);
             n->dead++;
         } else if (t.attempt >= t.max_attempts) {
             r = fail_lost(c, proc, e->str, e->len, &t, worker);
@@ -71,8 +75,8 @@ int fp_reap_list(redisContext *c, const char *worker, fp_reap_counts *n)
             t.flags |= FP_TASK_RECOVERED;
             if ((len = fp_task_encode(&t, next, sizeof(next))) < 0)
                 continue;
-            r = redisCommand(c, "EVAL %s 2 %s %s %b %b", fp_script_requeue, proc, FP_KEY_TASKS,
-                             e->str, e->len, next, (size_t)len);
+            fp_call_requeue(&call, worker, e->str, e->len, next, (size_t)len);
+            r = redisCommandArgv(c, call.argc, call.argv, call.len);
             n->back++;
         }
         if (r == NULL) {

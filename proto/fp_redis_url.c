@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fp_text.h"
+
 int fp_redis_url_parse(const char *url, fp_redis_url *out, char *err, size_t errlen)
 {
     CURLU *u = curl_url();
@@ -25,8 +27,10 @@ int fp_redis_url_parse(const char *url, fp_redis_url *out, char *err, size_t err
     if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         strcmp(scheme, "redis") != 0) {
+        char shown[512];
+        fp_text_url_redact(shown, sizeof(shown), url); /* no password in an error message */
         snprintf(err, errlen, "bad Redis URL '%s' (want redis://[:password@]host[:port][/db])",
-                 url);
+                 shown);
         goto done;
     }
     if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || strlen(host) == 0 ||

@@ -2,9 +2,13 @@
  * Redis caches a script by its SHA1, so sending the source with EVAL costs only bandwidth. */
 #include "fp_scripts.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
 /* LPOP with a count and one RPUSH per batch: per task the script makes no call of its
  * own. Recovered tasks (flag 4) beyond the worker's slots go back to the tail. */
-const char fp_script_fetch[] =
+const char fp_script_take[] =
     "local function push(key, list)\n"
     "  for i = 1, #list, 1000 do\n"
     "    redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list)))\n"
@@ -130,3 +134,182 @@ const char fp_script_forget[] =
     "if redis.call('LLEN', KEYS[1]) > 0 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
     "redis.call('SREM', KEYS[3], ARGV[1])\n"
     "return 1\n";
+
+/* Calls ----------------------------------------------------------------------------- */
+
+static void add(fp_call *c, const char *s, size_t len)
+{
+    c->argv[c->argc] = s;
+    c->len[c->argc] = len;
+    c->argc++;
+}
+
+static void add_str(fp_call *c, const char *s)
+{
+    add(c, s, strlen(s));
+}
+
+/* Room in c->buf for one key or number: the builders never ask for more than it holds. */
+static char *room(fp_call *c)
+{
+    char *p = c->buf + c->used;
+    c->used += FP_KEY_MAX;
+    return p;
+}
+
+static void add_u64(fp_call *c, uint64_t v)
+{
+    char *p = room(c);
+    add(c, p, (size_t)snprintf(p, FP_KEY_MAX, "%" PRIu64, v));
+}
+
+static void add_job_key(fp_call *c, uint64_t job, fp_job_key which)
+{
+    add_str(c, fp_key_job(room(c), job, which));
+}
+
+static void reset(fp_call *c)
+{
+    c->argc = 0;
+    c->used = 0;
+    c->task_at = -1;
+}
+
+static void add_task(fp_call *c, const char *task, size_t len)
+{
+    c->task_at = c->argc;
+    add(c, task, len);
+}
+
+static void start(fp_call *c, const char *script, int numkeys)
+{
+    reset(c);
+    add_str(c, "EVAL");
+    add_str(c, script);
+    add_u64(c, (uint64_t)numkeys);
+}
+
+void fp_call_finish_head(fp_call *c, const char *worker, int n)
+{
+    start(c, fp_script_finish, 2 + FP_FINISH_KEYS * n);
+    add_str(c, fp_key_proc(room(c), worker));
+    add_str(c, FP_KEY_DONE);
+}
+
+void fp_call_finish_part(fp_call *c, const fp_finish *f)
+{
+    reset(c);
+    add_job_key(c, f->job, FP_JOB_META);
+    add_job_key(c, f->job, FP_JOB_RES);
+    add_job_key(c, f->job, FP_JOB_LAT);
+    if (f->task)
+        add_task(c, f->task, f->task_len);
+    else
+        add(c, "", 0);
+    add_u64(c, f->idx);
+    add(c, f->result, f->result_len);
+    add_str(c, f->ok ? "1" : "0");
+    add_str(c, f->status);
+    add_u64(c, f->bytes);
+    add_u64(c, f->total_us);
+    if (f->bucket >= 0)
+        add_u64(c, (uint64_t)f->bucket);
+    else
+        add_str(c, "");
+    add_u64(c, f->job);
+}
+
+void fp_call_finish(fp_call *c, const char *worker, const fp_finish *f)
+{
+    fp_call part;
+    int i;
+
+    fp_call_finish_head(c, worker, 1);
+    fp_call_finish_part(&part, f);
+    /* Numbers and keys of the part live in its buffer: copy them into c's. */
+    for (i = 0; i < part.argc; i++) {
+        if (i == part.task_at)
+            c->task_at = c->argc;
+        if (part.argv[i] >= part.buf && part.argv[i] < part.buf + sizeof(part.buf)) {
+            char *p = room(c);
+            memcpy(p, part.argv[i], part.len[i] + 1);
+            add(c, p, part.len[i]);
+        } else {
+            add(c, part.argv[i], part.len[i]);
+        }
+    }
+}
+
+void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots)
+{
+    start(c, fp_script_take, 4);
+    add_str(c, FP_KEY_TASKS);
+    add_str(c, fp_key_proc(room(c), worker));
+    add_str(c, FP_KEY_WORKERS);
+    add_str(c, fp_key_heartbeat(room(c), worker));
+    add_u64(c, (uint64_t)(n > 0 ? n : 0));
+    add_str(c, worker);
+    add_u64(c, (uint64_t)(recovered_slots > 0 ? recovered_slots : 0));
+    add_u64(c, FP_HEARTBEAT_TTL_MS);
+}
+
+void fp_call_seal(fp_call *c, uint64_t job)
+{
+    start(c, fp_script_seal, 2);
+    add_job_key(c, job, FP_JOB_META);
+    add_str(c, FP_KEY_DONE);
+    add_u64(c, job);
+}
+
+void fp_call_retry(fp_call *c, const char *worker, const char *task, size_t task_len,
+                   const char *next, size_t next_len, long delay_ms)
+{
+    start(c, fp_script_retry, 2);
+    add_str(c, fp_key_proc(room(c), worker));
+    add_str(c, FP_KEY_RETRY);
+    add_task(c, task, task_len);
+    add(c, next, next_len);
+    add_u64(c, (uint64_t)(delay_ms > 0 ? delay_ms : 0));
+}
+
+void fp_call_promote(fp_call *c, int max)
+{
+    start(c, fp_script_promote, 2);
+    add_str(c, FP_KEY_RETRY);
+    add_str(c, FP_KEY_TASKS);
+    add_u64(c, (uint64_t)(max > 0 ? max : 0));
+}
+
+void fp_call_release(fp_call *c, const char *worker)
+{
+    start(c, fp_script_release, 2);
+    add_str(c, fp_key_proc(room(c), worker));
+    add_str(c, FP_KEY_TASKS);
+}
+
+void fp_call_bury(fp_call *c, const char *worker, const char *rec, size_t len)
+{
+    start(c, fp_script_bury, 2);
+    add_str(c, fp_key_proc(room(c), worker));
+    add_str(c, FP_KEY_DEAD);
+    add_task(c, rec, len);
+}
+
+void fp_call_requeue(fp_call *c, const char *worker, const char *task, size_t task_len,
+                     const char *next, size_t next_len)
+{
+    start(c, fp_script_requeue, 2);
+    add_str(c, fp_key_proc(room(c), worker));
+    add_str(c, FP_KEY_TASKS);
+    add_task(c, task, task_len);
+    add(c, next, next_len);
+}
+
+void fp_call_forget(fp_call *c, const char *worker)
+{
+    start(c, fp_script_forget, 3);
+    add_str(c, fp_key_proc(room(c), worker));
+    add_str(c, fp_key_heartbeat(room(c), worker));
+    add_str(c, FP_KEY_WORKERS);
+    add_str(c, worker);
+}

@@ -7,6 +7,11 @@
 #ifndef FP_SCRIPTS_H
 #define FP_SCRIPTS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fp_keys.h"
+
 /* Move up to ARGV[1] tasks from the queue to a processing list, taking at most ARGV[3]
  * recovered tasks (flag bit 2; the others go to the tail of the queue). Returns
  * {tasks, number of recovered tasks passed over}. Registers the worker in fp:workers
@@ -14,7 +19,7 @@
  * never mistakes a starting worker for a dead one.
  * KEYS: fp:tasks, fp:proc:<worker>, fp:workers, fp:worker:<worker>.
  * ARGV: n, worker id, recovered tasks allowed, heartbeat expiry (ms). */
-extern const char fp_script_fetch[];
+extern const char fp_script_take[];
 
 /* Record the final results of one or more tasks: for each, remove the task from the
  * processing list, HSETNX the result (a duplicate is ignored, so every result counts once;
@@ -56,5 +61,56 @@ extern const char fp_script_requeue[];
  * heartbeat is gone. KEYS: fp:proc:<worker>, fp:worker:<worker>, fp:workers.
  * ARGV: worker id. */
 extern const char fp_script_forget[];
+
+/* Calls --------------------------------------------------------------------------------
+ * Each script's calling convention (its KEYS and ARGV, in order) is written once, in the
+ * fp_call_* builder below, and every caller (worker, master, reaper) uses it. A call is
+ * the argv/len pair hiredis's *Argv functions take. Strings passed to a builder are
+ * pointed to and must outlive the call; keys and numbers it formats live in the call. */
+#define FP_CALL_ARGS 24
+
+typedef struct fp_call {
+    int argc;
+    const char *argv[FP_CALL_ARGS];
+    size_t len[FP_CALL_ARGS];
+    int task_at;               /* the argument that is a task record the call settles, or -1 */
+    char buf[12 * FP_KEY_MAX]; /* keys and numbers formatted by the builder */
+    size_t used;
+} fp_call;
+
+/* One task's final result, as the finish script records it. */
+typedef struct fp_finish {
+    const char *task; /* the task record as taken (NULL: none, e.g. an invalid line) */
+    size_t task_len;
+    uint64_t job, idx;
+    const char *result; /* an encoded R1 record */
+    size_t result_len;
+    int ok;
+    const char *status;
+    uint64_t bytes, total_us;
+    int64_t bucket; /* latency histogram bucket of a success, -1 for none */
+} fp_finish;
+
+#define FP_FINISH_KEYS 3 /* per result */
+#define FP_FINISH_ARGS 9 /* per result */
+
+/* A finish call for one result. */
+void fp_call_finish(fp_call *c, const char *worker, const fp_finish *f);
+/* A finish call for n results, in parts (the worker batches a loop turn's results): the
+ * head, then for each result fp_call_finish_part, whose first FP_FINISH_KEYS arguments
+ * go after every earlier result's keys and the other FP_FINISH_ARGS after all keys. */
+void fp_call_finish_head(fp_call *c, const char *worker, int n);
+void fp_call_finish_part(fp_call *c, const fp_finish *f);
+
+void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots);
+void fp_call_seal(fp_call *c, uint64_t job);
+void fp_call_retry(fp_call *c, const char *worker, const char *task, size_t task_len,
+                   const char *next, size_t next_len, long delay_ms);
+void fp_call_promote(fp_call *c, int max);
+void fp_call_release(fp_call *c, const char *worker);
+void fp_call_bury(fp_call *c, const char *worker, const char *rec, size_t len);
+void fp_call_requeue(fp_call *c, const char *worker, const char *task, size_t task_len,
+                     const char *next, size_t next_len);
+void fp_call_forget(fp_call *c, const char *worker);
 
 #endif

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fp_opt.h"
+
 static const char usage[] =
     "usage: fetchpool-worker [options]\n"
     "\n"
@@ -66,22 +68,6 @@ enum {
     OPT_IDLE_CONNS
 };
 
-static int parse_num(const char *name, const char *s, double min, double max, double *out)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "fetchpool-worker: bad value for %s: '%s' (want %g..%g)\n", name, s, min,
-                max);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static int add_cidr(fp_conf *c, const char *s)
 {
     if (c->nallow == FP_CONF_ALLOW_MAX || fp_guard_cidr_parse(s, &c->allow[c->nallow]) != 0) {
@@ -105,10 +91,16 @@ static int add_cidr_list(fp_conf *c, const char *list)
     return 0;
 }
 
-static int env_flag(const char *name)
+/* An integer setting from the environment, if set. 0, or -1 if its value is bad. */
+static int env_set(int *field, const char *name, double min, double max)
 {
-    const char *v = getenv(name);
-    return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
+    double v = -1;
+
+    if (fp_opt_env_num(name, min, max, 1, &v))
+        return -1;
+    if (v >= 0)
+        *field = (int)v;
+    return 0;
 }
 
 int fp_conf_parse(fp_conf *c, int argc, char **argv)
@@ -134,14 +126,15 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *redis = getenv("FETCHPOOL_REDIS"), *output = getenv("FETCHPOOL_OUTPUT");
-    const char *id = getenv("FETCHPOOL_WORKER_ID"), *s;
-    const char *ca = getenv("FETCHPOOL_CA_BUNDLE");
+    const char *redis = fp_opt_env("FETCHPOOL_REDIS"), *output = fp_opt_env("FETCHPOOL_OUTPUT");
+    const char *id = fp_opt_env("FETCHPOOL_WORKER_ID"), *s;
+    const char *ca = fp_opt_env("FETCHPOOL_CA_BUNDLE");
     char host[64], err[256];
     double v;
     int ch;
 
     memset(c, 0, sizeof(*c));
+    fp_opt_init("fetchpool-worker");
     c->concurrency = 64;
     c->host_conns = 8;
     c->connect_timeout_ms = 10000;
@@ -150,23 +143,25 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
     c->low_speed_time = 15;
     c->max_size = 50000000;
     c->grace_ms = 20000;
-    c->allow_private = env_flag("FETCHPOOL_ALLOW_PRIVATE");
-    c->fsync = env_flag("FETCHPOOL_FSYNC");
-    if ((s = getenv("FETCHPOOL_CONCURRENCY")) &&
-        parse_num("FETCHPOOL_CONCURRENCY", s, 1, 10000, &v) == 0)
-        c->concurrency = (int)v;
-    if ((s = getenv("FETCHPOOL_HOST_CONNS")) &&
-        parse_num("FETCHPOOL_HOST_CONNS", s, 0, 10000, &v) == 0)
-        c->host_conns = (int)v;
-    if ((s = getenv("FETCHPOOL_IDLE_CONNS")) &&
-        parse_num("FETCHPOOL_IDLE_CONNS", s, 1, 100000, &v) == 0)
-        c->idle_conns = (int)v;
-    if ((s = getenv("FETCHPOOL_MAX_SIZE")) && parse_num("FETCHPOOL_MAX_SIZE", s, 1, 1e12, &v) == 0)
+    c->allow_private = fp_opt_env_flag("FETCHPOOL_ALLOW_PRIVATE");
+    c->fsync = fp_opt_env_flag("FETCHPOOL_FSYNC");
+    /* A bad value in the environment is a usage error, as a bad flag is (v stays -1 if
+     * the variable is unset). */
+    if (env_set(&c->concurrency, "FETCHPOOL_CONCURRENCY", 1, 10000) ||
+        env_set(&c->host_conns, "FETCHPOOL_HOST_CONNS", 0, 10000) ||
+        env_set(&c->idle_conns, "FETCHPOOL_IDLE_CONNS", 1, 100000))
+        return -1;
+    v = -1;
+    if (fp_opt_env_num("FETCHPOOL_MAX_SIZE", 1, 1e12, 1, &v))
+        return -1;
+    if (v >= 0)
         c->max_size = (uint64_t)v;
-    if ((s = getenv("FETCHPOOL_GRACE")) && parse_num("FETCHPOOL_GRACE", s, 0, 3600, &v) == 0)
+    v = -1;
+    if (fp_opt_env_num("FETCHPOOL_GRACE", 0, 3600, 0, &v))
+        return -1;
+    if (v >= 0)
         c->grace_ms = (long)(v * 1000);
-
-    if ((s = getenv("FETCHPOOL_ALLOW_CIDR")) && *s && add_cidr_list(c, s) != 0)
+    if ((s = fp_opt_env("FETCHPOOL_ALLOW_CIDR")) && add_cidr_list(c, s) != 0)
         return -1;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "r:o:c:vh", opts, NULL)) != -1) {
@@ -174,48 +169,48 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         case 'r': redis = optarg; break;
         case 'o': output = optarg; break;
         case 'c':
-            if (parse_num("--concurrency", optarg, 1, 10000, &v))
+            if (fp_opt_num("--concurrency", optarg, 1, 10000, 1, &v))
                 return -1;
             c->concurrency = (int)v;
             break;
         case OPT_HOST_CONNS:
-            if (parse_num("--host-conns", optarg, 0, 10000, &v))
+            if (fp_opt_num("--host-conns", optarg, 0, 10000, 1, &v))
                 return -1;
             c->host_conns = (int)v;
             break;
         case OPT_IDLE_CONNS:
-            if (parse_num("--idle-conns", optarg, 1, 100000, &v))
+            if (fp_opt_num("--idle-conns", optarg, 1, 100000, 1, &v))
                 return -1;
             c->idle_conns = (int)v;
             break;
         case OPT_ID: id = optarg; break;
         case OPT_CONNECT_TIMEOUT:
-            if (parse_num("--connect-timeout", optarg, 0.001, 3600, &v))
+            if (fp_opt_num("--connect-timeout", optarg, 0.001, 3600, 0, &v))
                 return -1;
             c->connect_timeout_ms = (long)(v * 1000);
             break;
         case OPT_TIMEOUT:
-            if (parse_num("--timeout", optarg, 0.001, 86400, &v))
+            if (fp_opt_num("--timeout", optarg, 0.001, 86400, 0, &v))
                 return -1;
             c->timeout_ms = (long)(v * 1000);
             break;
         case OPT_LOW_SPEED:
-            if (parse_num("--low-speed", optarg, 0, 1e9, &v))
+            if (fp_opt_num("--low-speed", optarg, 0, 1e9, 1, &v))
                 return -1;
             c->low_speed_bytes = (long)v;
             break;
         case OPT_LOW_SPEED_TIME:
-            if (parse_num("--low-speed-time", optarg, 1, 3600, &v))
+            if (fp_opt_num("--low-speed-time", optarg, 1, 3600, 1, &v))
                 return -1;
             c->low_speed_time = (long)v;
             break;
         case OPT_MAX_SIZE:
-            if (parse_num("--max-size", optarg, 1, 1e12, &v))
+            if (fp_opt_num("--max-size", optarg, 1, 1e12, 1, &v))
                 return -1;
             c->max_size = (uint64_t)v;
             break;
         case OPT_GRACE:
-            if (parse_num("--grace", optarg, 0, 3600, &v))
+            if (fp_opt_num("--grace", optarg, 0, 3600, 0, &v))
                 return -1;
             c->grace_ms = (long)(v * 1000);
             break;

@@ -2,6 +2,7 @@
 #include "hosts.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@ static void host_of(const char *url, char *out, size_t outlen)
     out[n] = '\0';
 }
 
-fp_host *fp_hosts_get(fp_hosts *h, const char *url)
+static fp_host *get(fp_hosts *h, const char *url)
 {
     char name[512];
     uint32_t b;
@@ -89,23 +90,27 @@ static void ring_del(fp_hosts *h, fp_host *e)
     e->rprev = e->rnext = NULL;
 }
 
-void fp_hosts_wait(fp_hosts *h, fp_xfer *x)
+int fp_hosts_wait(fp_hosts *h, fp_hosts_item *it, const char *url)
 {
-    fp_host *e = x->host;
+    fp_host *e = get(h, url);
 
-    x->next = NULL;
+    if (e == NULL)
+        return -1;
+    it->host = e;
+    it->next = NULL;
     if (e->wait_tail)
-        e->wait_tail->next = x;
+        e->wait_tail->next = it;
     else
-        e->wait_head = x;
-    e->wait_tail = x;
+        e->wait_head = it;
+    e->wait_tail = it;
     h->waiting++;
     ring_add(h, e);
+    return 0;
 }
 
-static fp_xfer *pop(fp_hosts *h, fp_host *e)
+static fp_hosts_item *pop(fp_hosts *h, fp_host *e)
 {
-    fp_xfer *x = e->wait_head;
+    fp_hosts_item *x = e->wait_head;
 
     e->wait_head = x->next;
     if (e->wait_head == NULL) {
@@ -117,7 +122,7 @@ static fp_xfer *pop(fp_hosts *h, fp_host *e)
     return x;
 }
 
-fp_xfer *fp_hosts_next(fp_hosts *h)
+fp_hosts_item *fp_hosts_next(fp_hosts *h)
 {
     fp_host *start = h->ring, *e = start;
 
@@ -126,6 +131,7 @@ fp_xfer *fp_hosts_next(fp_hosts *h)
     do {
         if (h->cap == 0 || e->active < h->cap) {
             h->ring = e->rnext; /* round robin: the next call starts after this host */
+            e->active++;
             return pop(h, e);
         }
         e = e->rnext;
@@ -143,21 +149,32 @@ static void unlink_host(fp_hosts *h, fp_host *e)
     free(e);
 }
 
-void fp_hosts_done(fp_hosts *h, fp_host *e)
+static void maybe_free(fp_hosts *h, fp_host *e)
 {
     if (e->active == 0 && e->wait_head == NULL)
         unlink_host(h, e);
 }
 
-fp_xfer *fp_hosts_drop_waiting(fp_hosts *h)
+void fp_hosts_end(fp_hosts *h, fp_hosts_item *it)
 {
+    fp_host *e = it->host;
+
+    it->host = NULL;
+    e->active--;
+    maybe_free(h, e);
+}
+
+fp_hosts_item *fp_hosts_drop_waiting(fp_hosts *h)
+{
+    fp_hosts_item *it;
     fp_host *e = h->ring;
-    fp_xfer *x;
 
     if (e == NULL)
         return NULL;
-    x = pop(h, e);
-    return x;
+    it = pop(h, e);
+    it->host = NULL;
+    maybe_free(h, e);
+    return it;
 }
 
 void fp_hosts_free(fp_hosts *h)

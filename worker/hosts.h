@@ -1,17 +1,26 @@
 /* hosts.h - per-host politeness: at most `cap` transfers in flight to one host, the rest
  * wait in that host's FIFO. Hosts with waiting transfers sit on a ring that the
- * scheduler walks round robin, so one slow host cannot take every slot. */
+ * scheduler walks round robin, so one slow host cannot take every slot.
+ *
+ * What waits is an fp_hosts_item embedded in the caller's own record. The hosts module
+ * owns the host records and counts each host's transfers itself: fp_hosts_next starts
+ * one, fp_hosts_end ends it, and a host with nothing running or waiting is freed. */
 #ifndef FP_HOSTS_H
 #define FP_HOSTS_H
 
-#include "xfer.h"
+struct fp_host;
+
+typedef struct fp_hosts_item {
+    struct fp_hosts_item *next; /* in its host's wait queue */
+    struct fp_host *host;
+} fp_hosts_item;
 
 typedef struct fp_host {
     struct fp_host *hnext;         /* hash chain */
     struct fp_host *rprev, *rnext; /* ring of hosts with waiting transfers */
     int on_ring;
     int active; /* transfers in flight */
-    fp_xfer *wait_head, *wait_tail;
+    fp_hosts_item *wait_head, *wait_tail;
     char name[]; /* lower-case host name */
 } fp_host;
 
@@ -25,16 +34,16 @@ typedef struct fp_hosts {
 } fp_hosts;
 
 void fp_hosts_init(fp_hosts *h, int cap);
-/* The host record for a URL's host (created on first use). NULL if out of memory. */
-fp_host *fp_hosts_get(fp_hosts *h, const char *url);
-/* Queues x behind its host. */
-void fp_hosts_wait(fp_hosts *h, fp_xfer *x);
-/* Takes the next waiting transfer whose host is under its cap, or NULL. */
-fp_xfer *fp_hosts_next(fp_hosts *h);
-/* A transfer of this host ended; frees the host record once it is idle. */
-void fp_hosts_done(fp_hosts *h, fp_host *host);
-/* Removes and returns every waiting transfer, one at a time (NULL when none). */
-fp_xfer *fp_hosts_drop_waiting(fp_hosts *h);
+/* Queues it behind the host of url (a host record is made on first use). 0, or -1 if out
+ * of memory (it is not queued). */
+int fp_hosts_wait(fp_hosts *h, fp_hosts_item *it, const char *url);
+/* Takes the next waiting item whose host is under its cap and counts it as started, or
+ * NULL. */
+fp_hosts_item *fp_hosts_next(fp_hosts *h);
+/* A started item ended. */
+void fp_hosts_end(fp_hosts *h, fp_hosts_item *it);
+/* Removes and returns a waiting item (never started), NULL when none is left. */
+fp_hosts_item *fp_hosts_drop_waiting(fp_hosts *h);
 void fp_hosts_free(fp_hosts *h);
 
 #endif

@@ -8,17 +8,15 @@
 #include <string.h>
 #include <uv.h>
 
-#include "fetch.h"
+#include "classify.h"
+#include "curl_uv.h"
 #include "fp_log.h"
 #include "fp_stats.h"
 #include "hosts.h"
-#include "queue.h"
+#include "link.h"
 #include "store.h"
 #include "xfer.h"
 
-#define RETRY_AFTER_MAX_S 60
-#define BACKOFF_BASE_MS   1000
-#define BACKOFF_MAX_MS    30000
 /* Recovered tasks (their worker died) held at once: few, so a task that kills workers
  * takes few innocent ones along when it strikes again. */
 #define RECOVERED_MAX 4
@@ -27,15 +25,16 @@ typedef struct fp_worker {
     uv_loop_t *loop;
     const fp_conf *conf;
     fp_store store;
-    fp_fetch *fetch;
-    fp_queue *queue;
+    fp_curl_uv *curl;
+    fp_link *link;
+    fp_counters counters; /* reported by the heartbeat */
     fp_hosts hosts;
-    fp_xfer **slots; /* every slot ever made, for the final cleanup */
+    struct slot **slots; /* every slot ever made, for the final cleanup */
     int nslots;
-    fp_xfer *free_slots;
+    struct slot *free_slots;
     int inflight;
     int recovered; /* recovered tasks held (running or waiting) */
-    int draining, queue_closing;
+    int draining, link_closing;
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;
     const char *crash_on; /* test-only: abort() on a URL containing this */
@@ -44,37 +43,82 @@ typedef struct fp_worker {
 
 static void schedule(fp_worker *w);
 
-/* Slots ----------------------------------------------------------------------------- */
+/* Slots -----------------------------------------------------------------------------
+ * A slot holds one task of this worker, waiting for its host or in flight, and the
+ * transfer that runs it. The scheduling state is the worker's; hosts.c counts each
+ * host's transfers itself. */
 
-static fp_xfer *slot_get(fp_worker *w)
+typedef struct slot {
+    fp_hosts_item item; /* first: what hosts.c hands back is the slot */
+    struct slot *next_free;
+    fp_xfer *x;
+    char *raw; /* the task record as taken from Redis */
+    size_t rawlen, rawcap;
+    int held;      /* holds a task (waiting or running) */
+    int active;    /* its transfer is on the multi handle */
+    int recovered; /* counted in w->recovered */
+} slot;
+
+static slot *slot_get(fp_worker *w)
 {
-    fp_xfer *x = w->free_slots, **grown;
+    slot *s = w->free_slots, **grown;
 
-    if (x) {
-        w->free_slots = x->next;
-        x->next = NULL;
-        return x;
+    if (s) {
+        w->free_slots = s->next_free;
+        return s;
     }
-    if ((x = fp_xfer_new(w->conf, &w->store)) == NULL)
+    if ((s = calloc(1, sizeof(*s))) == NULL)
         return NULL;
-    fp_fetch_attach(w->fetch, x->easy);
-    if ((grown = realloc(w->slots, sizeof(*grown) * (size_t)(w->nslots + 1))) == NULL) {
-        fp_xfer_free(x);
+    if ((s->x = fp_xfer_new(w->conf, &w->store)) == NULL ||
+        (grown = realloc(w->slots, sizeof(*grown) * (size_t)(w->nslots + 1))) == NULL) {
+        fp_xfer_free(s->x);
+        free(s);
         return NULL;
     }
+    curl_easy_setopt(s->x->easy, CURLOPT_PRIVATE, s);
+    fp_curl_uv_attach(w->curl, s->x->easy);
     w->slots = grown;
-    w->slots[w->nslots++] = x;
-    return x;
+    w->slots[w->nslots++] = s;
+    return s;
 }
 
-static void slot_put(fp_worker *w, fp_xfer *x)
+static void slot_put(fp_worker *w, slot *s)
 {
-    if (x->recovered)
+    if (s->recovered)
         w->recovered--;
-    x->recovered = 0;
-    x->host = NULL;
-    x->next = w->free_slots;
-    w->free_slots = x;
+    s->recovered = 0;
+    s->held = 0;
+    s->next_free = w->free_slots;
+    w->free_slots = s;
+}
+
+/* The task record as taken (the finish and retry calls name it). 0 or -1. */
+static int slot_set_raw(slot *s, const char *raw, size_t len)
+{
+    if (len + 1 > s->rawcap) {
+        char *p = realloc(s->raw, len + 1);
+        if (p == NULL)
+            return -1;
+        s->raw = p;
+        s->rawcap = len + 1;
+    }
+    memcpy(s->raw, raw, len);
+    s->raw[len] = '\0';
+    s->rawlen = len;
+    return 0;
+}
+
+/* A slot that fp_hosts_next started is done with: the one place that undoes start(). */
+static void slot_end(fp_worker *w, slot *s)
+{
+    if (s->active) {
+        fp_curl_uv_remove(w->curl, s->x->easy);
+        s->active = 0;
+        w->inflight--;
+        w->counters.inflight = (uint64_t)w->inflight;
+    }
+    fp_hosts_end(&w->hosts, &s->item);
+    slot_put(w, s);
 }
 
 /* Asking for tasks ------------------------------------------------------------------ */
@@ -89,41 +133,30 @@ static void top_up(fp_worker *w)
         return;
     /* Ask in batches (fewer round trips), unless we are about to run dry. */
     if (want >= batch || w->inflight + w->hosts.waiting < batch)
-        fp_queue_want(w->queue, want > 0 ? want : 0, RECOVERED_MAX - w->recovered);
+        fp_link_want(w->link, want > 0 ? want : 0, RECOVERED_MAX - w->recovered);
     else
-        fp_queue_want(w->queue, 0, 0);
+        fp_link_want(w->link, 0, 0);
 }
 
 /* Results --------------------------------------------------------------------------- */
 
-static long retry_delay_ms(const fp_xfer *x)
+static void report(fp_worker *w, slot *s, fp_reason reason, fp_result *r)
 {
-    long d;
-
-    if (x->retry_after_s >= 0)
-        return (x->retry_after_s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : x->retry_after_s) * 1000;
-    d = BACKOFF_BASE_MS << (x->task.attempt - 1 < 5 ? x->task.attempt - 1 : 5);
-    if (d > BACKOFF_MAX_MS)
-        d = BACKOFF_MAX_MS;
-    return d * 3 / 4 + random() % (d / 2 + 1); /* +-25% jitter */
-}
-
-static void report(fp_worker *w, fp_xfer *x, fp_reason reason, fp_result *r)
-{
-    fp_queue_stats *st = fp_queue_stats_of(w->queue);
+    fp_xfer *x = s->x;
+    fp_counters *st = &w->counters;
     char buf[FP_RECORD_MAX];
     int n;
 
     if (reason != FP_OK && fp_reason_transient(reason, r->http_code) &&
         x->task.attempt < x->task.max_attempts) {
         fp_task next = x->task;
-        long delay = retry_delay_ms(x);
+        long delay = fp_retry_delay_ms(x->task.attempt, x->retry_after_s, random());
         next.attempt++;
         n = fp_task_encode(&next, buf, sizeof(buf));
         if (n > 0) {
             fp_debug("retry %s in %ld ms (attempt %u of %u: %s)", x->shown, delay, next.attempt,
                      next.max_attempts, r->status);
-            fp_queue_retry(w->queue, x->raw, x->rawlen, buf, (size_t)n, delay);
+            fp_link_retry(w->link, s->raw, s->rawlen, buf, (size_t)n, delay);
             st->retried++;
             return;
         }
@@ -140,34 +173,37 @@ static void report(fp_worker *w, fp_xfer *x, fp_reason reason, fp_result *r)
         st->failed++;
     }
     fp_debug("%s %s %s %.1f ms", r->status, r->url, r->path, (double)r->total_us / 1000.0);
-    fp_queue_finish(w->queue, x->raw, x->rawlen, r->job, r->idx, buf, (size_t)n, reason == FP_OK,
-                    r->status, r->bytes, r->total_us,
-                    reason == FP_OK ? (int64_t)fp_stats_bucket(r->total_us) : -1);
+    {
+        fp_finish f = {.task = s->raw,
+                       .task_len = s->rawlen,
+                       .job = r->job,
+                       .idx = r->idx,
+                       .result = buf,
+                       .result_len = (size_t)n,
+                       .ok = reason == FP_OK,
+                       .status = r->status,
+                       .bytes = r->bytes,
+                       .total_us = r->total_us,
+                       .bucket = reason == FP_OK ? (int64_t)fp_stats_bucket(r->total_us) : -1};
+        fp_link_finish(w->link, &f);
+    }
 }
 
-static void on_done(void *arg, CURL *easy, CURLcode rc)
+static void done_cb(void *arg, CURL *easy, CURLcode rc)
 {
     fp_worker *w = arg;
-    fp_xfer *x = NULL;
+    slot *s = NULL;
     static fp_result r; /* large; the loop runs on one thread */
     fp_reason reason;
-    fp_host *host;
 
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
-    reason = fp_xfer_result(x, rc, &r);
-    fp_fetch_remove(w->fetch, easy);
-    x->active = 0;
-    w->inflight--;
-    fp_queue_stats_of(w->queue)->inflight = (uint64_t)w->inflight;
-    report(w, x, reason, &r);
-    host = x->host;
-    host->active--;
-    slot_put(w, x);
-    fp_hosts_done(&w->hosts, host);
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
+    reason = fp_xfer_result(s->x, rc, &r); /* reads the handle before slot_end removes it */
+    report(w, s, reason, &r);
+    slot_end(w, s);
     if (w->draining) {
-        if (w->inflight == 0 && !w->queue_closing) {
+        if (w->inflight == 0 && !w->link_closing) {
             uv_timer_stop(&w->grace);
-            schedule(w); /* closes the queue */
+            schedule(w); /* closes the link to Redis */
         }
         return;
     }
@@ -176,83 +212,84 @@ static void on_done(void *arg, CURL *easy, CURLcode rc)
 
 /* Starting transfers ---------------------------------------------------------------- */
 
-static void start(fp_worker *w, fp_xfer *x)
+static void start(fp_worker *w, slot *s)
 {
     static fp_result r;
-    fp_host *host = x->host;
 
-    host->active++;
-    if (fp_xfer_begin(x) == 0 && fp_fetch_add(w->fetch, x->easy) == 0) {
-        x->active = 1;
+    if (fp_xfer_begin(s->x) == 0 && fp_curl_uv_add(w->curl, s->x->easy) == 0) {
+        s->active = 1;
         w->inflight++;
-        fp_queue_stats_of(w->queue)->inflight = (uint64_t)w->inflight;
+        w->counters.inflight = (uint64_t)w->inflight;
         return;
     }
-    fp_error("cannot start a transfer for %s", x->shown);
-    fp_xfer_result(x, CURLE_OUT_OF_MEMORY, &r);
-    report(w, x, FP_R_INTERNAL, &r);
-    host->active--;
-    slot_put(w, x);
-    fp_hosts_done(&w->hosts, host);
+    fp_error("cannot start a transfer for %s", s->x->shown);
+    fp_xfer_result(s->x, CURLE_OUT_OF_MEMORY, &r);
+    report(w, s, FP_R_INTERNAL, &r);
+    slot_end(w, s);
 }
 
 static void close_all(fp_worker *w);
 
 static void schedule(fp_worker *w)
 {
-    fp_xfer *x;
+    fp_hosts_item *it;
 
     if (w->draining) {
-        if (w->inflight == 0 && !w->queue_closing)
+        if (w->inflight == 0 && !w->link_closing)
             close_all(w);
         return;
     }
-    while (w->inflight < w->conf->concurrency && (x = fp_hosts_next(&w->hosts)) != NULL)
-        start(w, x);
+    while (w->inflight < w->conf->concurrency && (it = fp_hosts_next(&w->hosts)) != NULL)
+        start(w, (slot *)it);
     top_up(w);
 }
 
-static void on_task(void *arg, const char *raw, size_t len)
+static void task_cb(void *arg, const char *raw, size_t len)
 {
     fp_worker *w = arg;
     static fp_task t;
     char err[128];
-    fp_xfer *x;
+    slot *s;
 
     if (fp_task_decode(&t, raw, len, err, sizeof(err)) != 0) {
         fp_warn("dead letter: %s: %.80s", err, raw);
-        fp_queue_bury(w->queue, raw, len);
+        fp_link_bury(w->link, raw, len);
         return;
     }
     if (w->crash_on && strstr(t.url, w->crash_on)) {
         fp_error("test hook FETCHPOOL_TEST_CRASH_URL matched %s: crashing", t.url);
         abort();
     }
-    if ((x = slot_get(w)) == NULL || fp_xfer_set_task(x, raw, len, &t) != 0 ||
-        (x->host = fp_hosts_get(&w->hosts, t.url)) == NULL) {
+    if ((s = slot_get(w)) == NULL || slot_set_raw(s, raw, len) != 0) {
         /* Out of memory: leave the task in the processing list for the reaper. */
         fp_error("out of memory taking a task");
-        if (x)
-            slot_put(w, x);
+        if (s)
+            slot_put(w, s);
         return;
     }
+    fp_xfer_set_task(s->x, &t);
+    if (fp_hosts_wait(&w->hosts, &s->item, t.url) != 0) {
+        fp_error("out of memory taking a task");
+        slot_put(w, s);
+        return;
+    }
+    s->held = 1;
     if (t.flags & FP_TASK_RECOVERED) {
-        x->recovered = 1;
+        s->recovered = 1;
         w->recovered++;
     }
-    fp_hosts_wait(&w->hosts, x);
     schedule(w);
 }
 
 /* Linear in the slots; runs only after a lost Redis connection. */
-static int known(void *arg, const char *raw, size_t len)
+static int known_cb(void *arg, const char *raw, size_t len)
 {
     fp_worker *w = arg;
     int i;
 
     for (i = 0; i < w->nslots; i++) {
-        fp_xfer *x = w->slots[i];
-        if (x->host && x->rawlen == len && memcmp(x->raw, raw, len) == 0)
+        const slot *s = w->slots[i];
+        if (s->held && s->rawlen == len && memcmp(s->raw, raw, len) == 0)
             return 1;
     }
     return 0;
@@ -260,46 +297,43 @@ static int known(void *arg, const char *raw, size_t len)
 
 /* Drain and shutdown ---------------------------------------------------------------- */
 
-static void handle_closed(uv_handle_t *h)
+static void handle_closed_cb(uv_handle_t *h)
 {
     (void)h;
 }
 
-static void fetch_closed(void *arg)
+static void curl_closed_cb(void *arg)
 {
     fp_worker *w = arg;
 
-    uv_close((uv_handle_t *)&w->sigterm, handle_closed);
-    uv_close((uv_handle_t *)&w->sigint, handle_closed);
-    uv_close((uv_handle_t *)&w->grace, handle_closed);
+    uv_close((uv_handle_t *)&w->sigterm, handle_closed_cb);
+    uv_close((uv_handle_t *)&w->sigint, handle_closed_cb);
+    uv_close((uv_handle_t *)&w->grace, handle_closed_cb);
     /* Closing the handles restored the default action; a late signal must not turn a
      * clean exit into a kill. */
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
 }
 
-static void queue_closed(void *arg)
+static void link_closed_cb(void *arg)
 {
     fp_worker *w = arg;
 
-    w->queue = NULL;
-    fp_fetch_close(w->fetch, fetch_closed, w);
-    w->fetch = NULL;
+    w->link = NULL;
+    fp_curl_uv_close(w->curl, curl_closed_cb, w);
+    w->curl = NULL;
 }
 
 static void close_all(fp_worker *w)
 {
-    fp_xfer *x;
+    fp_hosts_item *it;
 
-    w->queue_closing = 1;
-    /* Tasks that never started stay in the processing list; the queue hands them back. */
-    while ((x = fp_hosts_drop_waiting(&w->hosts)) != NULL) {
-        fp_host *host = x->host;
-        slot_put(w, x);
-        fp_hosts_done(&w->hosts, host);
-    }
+    w->link_closing = 1;
+    /* Tasks that never started stay in the processing list; the link hands them back. */
+    while ((it = fp_hosts_drop_waiting(&w->hosts)) != NULL)
+        slot_put(w, (slot *)it);
     fp_info("drained; handing back unfinished tasks and closing");
-    fp_queue_shutdown(w->queue, 5000, queue_closed, w);
+    fp_link_shutdown(w->link, 5000, link_closed_cb, w);
 }
 
 static void abort_transfers(fp_worker *w)
@@ -307,17 +341,11 @@ static void abort_transfers(fp_worker *w)
     int i;
 
     for (i = 0; i < w->nslots; i++) {
-        fp_xfer *x = w->slots[i];
-        if (!x->active)
+        slot *s = w->slots[i];
+        if (!s->active)
             continue;
-        fp_host *host = x->host;
-        fp_fetch_remove(w->fetch, x->easy);
-        fp_body_discard(&x->body);
-        x->active = 0;
-        w->inflight--;
-        host->active--;
-        slot_put(w, x);
-        fp_hosts_done(&w->hosts, host);
+        fp_body_discard(&s->x->body);
+        slot_end(w, s);
     }
 }
 
@@ -334,7 +362,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 {
     fp_worker *w = s->data;
 
-    if (w->queue_closing)
+    if (w->link_closing)
         return;
     if (w->draining) {
         fp_warn("second signal: handing back %d transfers now", w->inflight);
@@ -346,7 +374,7 @@ static void signal_cb(uv_signal_t *s, int signum)
     fp_info("%s: draining (%d transfers in flight, up to %.1f s)", strsignal(signum), w->inflight,
             (double)w->conf->grace_ms / 1000.0);
     w->draining = 1;
-    fp_queue_want(w->queue, 0, 0);
+    fp_link_want(w->link, 0, 0);
     uv_timer_start(&w->grace, grace_cb, (uint64_t)w->conf->grace_ms, 0);
     schedule(w);
 }
@@ -370,15 +398,15 @@ int fp_worker_run(const fp_conf *conf)
         return 2;
     }
     fp_hosts_init(&w.hosts, conf->host_conns);
-    w.fetch = fp_fetch_new(w.loop, conf->idle_conns, on_done, &w);
-    if (w.fetch == NULL) {
+    w.curl = fp_curl_uv_new(w.loop, conf->idle_conns, done_cb, &w);
+    if (w.curl == NULL) {
         fp_error("cannot set up libcurl");
         fp_store_close(&w.store);
         return 2;
     }
-    w.queue = fp_queue_new(w.loop, conf, on_task, known, &w);
-    if (w.queue == NULL) {
-        fp_fetch_close(w.fetch, NULL, NULL);
+    w.link = fp_link_new(w.loop, conf, &w.counters, task_cb, known_cb, &w);
+    if (w.link == NULL) {
+        fp_curl_uv_close(w.curl, NULL, NULL);
         uv_run(w.loop, UV_RUN_DEFAULT);
         fp_store_close(&w.store);
         return 2;
@@ -396,8 +424,11 @@ int fp_worker_run(const fp_conf *conf)
 
     uv_run(w.loop, UV_RUN_DEFAULT);
 
-    for (i = 0; i < w.nslots; i++)
-        fp_xfer_free(w.slots[i]);
+    for (i = 0; i < w.nslots; i++) {
+        fp_xfer_free(w.slots[i]->x);
+        free(w.slots[i]->raw);
+        free(w.slots[i]);
+    }
     free(w.slots);
     fp_hosts_free(&w.hosts);
     fp_store_close(&w.store);

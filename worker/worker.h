@@ -1,10 +1,10 @@
 /* worker.h - the worker process: tasks in, transfers out, results back.
  *
- * Owns the loop's pieces: the Redis queue (queue.h), the libcurl multi driver (fetch.h),
- * the transfer slots (xfer.h) with their per-host limits (hosts.h), and the store
- * (store.h). SIGTERM/SIGINT start a graceful drain: no new tasks, transfers in flight may
- * finish within the grace period, the rest go back to the queue; a second signal hands
- * back at once. */
+ * Owns the loop's pieces: the link to Redis (link.h), the libcurl multi driver
+ * (curl_uv.h), the slots that hold tasks and their transfers (xfer.h) under per-host limits
+ * (hosts.h), the counters the heartbeat reports, and the store (store.h). SIGTERM/SIGINT start a
+ * graceful drain: no new tasks, transfers in flight may finish within the grace period, the rest go
+ * back to the queue; a second signal hands back at once. */
 #ifndef FP_WORKER_H
 #define FP_WORKER_H
 

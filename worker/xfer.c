@@ -9,13 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "classify.h"
 #include "fp_log.h"
 #include "fp_text.h"
 #include "guard.h"
-
-#define ERROR_BODY_MAX                                                                             \
-    65536 /* bytes of a non-2xx body read (and dropped) to keep the connection                     \
-           */
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -31,7 +28,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
     }
     if (x->discard) {
         x->body.bytes += n;
-        return x->body.bytes > ERROR_BODY_MAX ? 0 : n;
+        return x->body.bytes > FP_ERROR_BODY_MAX ? 0 : n;
     }
     if (x->optout && !(x->task.flags & FP_TASK_IGNORE_OPTOUT)) {
         x->abort_reason = FP_R_OPTOUT;
@@ -162,7 +159,6 @@ fp_xfer *fp_xfer_new(const fp_conf *conf, fp_store *store)
     x->easy = e;
     x->conf = conf;
     x->store = store;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
@@ -204,29 +200,17 @@ void fp_xfer_free(fp_xfer *x)
         return;
     curl_easy_cleanup(x->easy);
     fp_body_free(&x->body);
-    free(x->raw);
     free(x);
 }
 
-int fp_xfer_set_task(fp_xfer *x, const char *raw, size_t rawlen, const fp_task *t)
+void fp_xfer_set_task(fp_xfer *x, const fp_task *t)
 {
-    if (rawlen + 1 > x->rawcap) {
-        char *p = realloc(x->raw, rawlen + 1);
-        if (p == NULL)
-            return -1;
-        x->raw = p;
-        x->rawcap = rawlen + 1;
-    }
-    memcpy(x->raw, raw, rawlen);
-    x->raw[rawlen] = '\0';
-    x->rawlen = rawlen;
     x->task = *t;
     x->task.url = x->task.buf;
     x->shown = x->task.url;
     if (strchr(x->task.url, '@') &&
         fp_text_url_redact(x->shown_buf, sizeof(x->shown_buf), x->task.url))
         x->shown = x->shown_buf;
-    return 0;
 }
 
 int fp_xfer_begin(fp_xfer *x)
@@ -251,80 +235,17 @@ int fp_xfer_begin(fp_xfer *x)
 
 static fp_reason classify(fp_xfer *x, CURLcode rc, char *err, size_t errlen)
 {
-    long os_errno = 0, code = 0;
+    fp_outcome o = {.rc = rc,
+                    .aborted = x->abort_reason,
+                    .aborted_errno = x->abort_errno,
+                    .discarding = x->discard,
+                    .blocked = x->blocked,
+                    .tried = x->tried,
+                    .curl_error = x->errbuf};
 
-    switch (rc) {
-    case CURLE_OK: return FP_OK;
-    case CURLE_WRITE_ERROR:
-        if (x->abort_reason != FP_OK) {
-            if (x->abort_errno)
-                snprintf(err, errlen, "storing: %s", strerror(x->abort_errno));
-            return x->abort_reason;
-        }
-        if (x->discard) {
-            snprintf(err, errlen, "error body over %d bytes", ERROR_BODY_MAX);
-            return FP_R_HTTP;
-        }
-        return FP_R_INTERNAL;
-    case CURLE_COULDNT_RESOLVE_HOST: return FP_R_DNS;
-    case CURLE_COULDNT_CONNECT:
-        /* Blocked only if no address passed the guard: otherwise the last one that
-         * was tried says why (refused, unreachable). */
-        if (x->blocked && !x->tried) {
-            snprintf(err, errlen, "address is %s (SSRF guard)", x->blocked);
-            return FP_R_BLOCKED_ADDRESS;
-        }
-        curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
-        return os_errno == ECONNREFUSED ? FP_R_CONNECT_REFUSED : FP_R_CONNECT;
-    case CURLE_ABORTED_BY_CALLBACK:
-        if (x->blocked) {
-            snprintf(err, errlen, "address is %s (SSRF guard)", x->blocked);
-            return FP_R_BLOCKED_ADDRESS;
-        }
-        return FP_R_INTERNAL;
-    case CURLE_OPERATION_TIMEDOUT:
-        /* libcurl's words for a lookup that ran out of the connect timeout. */
-        return strncmp(x->errbuf, "Resolving timed out", 19) == 0 ? FP_R_DNS : FP_R_TIMEOUT;
-    case CURLE_RECV_ERROR:
-        /* libcurl also says RECV_ERROR for a response it cannot parse (huge headers, a
-         * bad chunk size, HTTP/2 frames nghttp2 rejects such as an endless header
-         * block): with no socket error the peer is broken, not the connection, and a
-         * retry would not help. */
-        curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-        if (os_errno == 0 && (code > 0 || strstr(x->errbuf, "nghttp2")))
-            return FP_R_PROTOCOL;
-        return FP_R_RESET;
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        /* A GOAWAY that left the stream unprocessed, a stream reset by the peer: the
-         * request can be sent again on a new connection. */
-        return FP_R_RESET;
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE: return FP_R_RESET;
-    case CURLE_SSL_CONNECT_ERROR:
-        /* A handshake cut off by the peer is a lost connection, worth another try; a
-         * handshake that failed on its merits (no common cipher, bad alert) is not. */
-        curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
-        if (os_errno == ECONNRESET || os_errno == EPIPE || strstr(x->errbuf, "reset by peer") ||
-            strstr(x->errbuf, "unexpected eof"))
-            return FP_R_RESET;
-        return FP_R_TLS;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR: return FP_R_TLS;
-    case CURLE_TOO_MANY_REDIRECTS: return FP_R_TOO_MANY_REDIRECTS;
-    case CURLE_UNSUPPORTED_PROTOCOL: return FP_R_BAD_SCHEME;
-    case CURLE_FILESIZE_EXCEEDED: return FP_R_TOO_LARGE;
-    case CURLE_OUT_OF_MEMORY:
-        /* Also what libcurl says for a header line over its limit. */
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-        return code > 0 ? FP_R_PROTOCOL : FP_R_INTERNAL;
-    default: return FP_R_PROTOCOL;
-    }
+    curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &o.os_errno);
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &o.http_code);
+    return fp_classify(&o, err, errlen);
 }
 
 static uint64_t info_us(CURL *e, CURLINFO what)

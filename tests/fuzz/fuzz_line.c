@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_line.h"
+#include "line.h"
 #include "fp_record.h"
 #include "fp_text.h"
 

@@ -500,7 +500,12 @@ class SubmitResult:
 _live = []
 
 
+_exiting = False
+
+
 def _cleanup_all(*_):
+    global _exiting
+    _exiting = True
     for c in list(_live):
         c.close()
 
@@ -677,12 +682,23 @@ class Cluster:
                 c.close()
             except OSError:
                 pass
-        # Clients first, then the servers they talk to.
+        # Clients first, then the servers they talk to. A master or worker still running
+        # now must stop cleanly on SIGTERM: exit 0, every libuv handle closed, no fatal
+        # signal logged.
+        ours = [p for p in [self.master] + self.workers if p is not None and p.alive()]
+        unclean = []
         for p in reversed(self.procs):
             try:
-                p.stop(timeout=15)
+                rc = p.stop(timeout=15)
             except Exception:
-                pass
+                continue
+            if p in ours:
+                with open(p.log_path, "rb") as f:
+                    log = f.read().decode("utf-8", "replace")
+                # One stopped before it said it runs died of the signal, as it should.
+                started = " INFO " in log
+                if started and (rc != 0 or "handles still open" in log or " FATAL " in log):
+                    unclean.append("%s exited %s:\n%s" % (p.name, rc, log[-2000:]))
         for srv in (self.origin, self.nginx, self.redis_srv):
             if srv is not None:
                 try:
@@ -695,6 +711,8 @@ class Cluster:
             sys.stderr.write("fp_harness: kept %s\n" % self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if unclean and not _exiting:
+            raise AssertionError("not a clean stop:\n" + "\n".join(unclean))
 
 
 # -- test entry point ------------------------------------------------------------------

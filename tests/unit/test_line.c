@@ -7,7 +7,7 @@
 #include <curl/curl.h>
 #include <string.h>
 
-#include "fp_line.h"
+#include "line.h"
 #include "fp_record.h"
 
 static char out[FP_URL_MAX + 1];

@@ -1,5 +1,5 @@
-/* fp_line.c - the URL list line classifier (see fp_line.h). */
-#include "fp_line.h"
+/* line.c - the URL list line classifier (see line.h). */
+#include "line.h"
 
 #include <curl/curl.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* fp_line.h - reads one line of a submitted URL list and decides what it is.
+/* line.h - reads one line of a submitted URL list and decides what it is.
  *
  * Input files are untrusted: each line is checked for length, NUL bytes, UTF-8 and
  * control characters, then parsed by libcurl's URL API (never by hand) and normalised.

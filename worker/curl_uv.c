@@ -1,4 +1,4 @@
-/* fetch.c - libcurl multi + libuv glue (see fetch.h).
+/* curl_uv.c - libcurl multi + libuv glue (see curl_uv.h).
  *
  * libcurl's sockets are watched by an epoll set of our own, and libuv watches that one
  * descriptor. Why not one uv_poll_t per socket, as curl's multi-uv example does: libuv
@@ -9,7 +9,7 @@
  * A kernel epoll set needs no such care: a closed descriptor leaves it by itself, and a
  * failed epoll_ctl is an error code, not an abort. It is also cheaper: one epoll_ctl per
  * change of interest instead of libuv's delete-and-add on every uv_poll_start. */
-#include "fetch.h"
+#include "curl_uv.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -28,26 +28,26 @@
 
 #define EVENTS_MAX 128 /* epoll events taken per wake-up */
 
-struct fp_fetch {
+struct fp_curl_uv {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
     uv_poll_t poll; /* on epfd */
     int epfd;
-    fp_fetch_done_cb done;
+    fp_curl_uv_done_cb done;
     void *arg;
     unsigned char *fd_state;
     int nfd_state;
     int closing;
     int open_handles; /* libuv handles not yet closed (timer + poll) */
-    fp_fetch_closed_cb closed;
+    fp_curl_uv_closed_cb closed;
     void *closed_arg;
 };
 
-static void maybe_free(fp_fetch *f)
+static void maybe_free(fp_curl_uv *f)
 {
     if (f->open_handles == 0 && f->multi == NULL) {
-        fp_fetch_closed_cb cb = f->closed;
+        fp_curl_uv_closed_cb cb = f->closed;
         void *arg = f->closed_arg;
         free(f->fd_state);
         free(f);
@@ -58,7 +58,7 @@ static void maybe_free(fp_fetch *f)
 
 static void handle_close_cb(uv_handle_t *h)
 {
-    fp_fetch *f = h->data;
+    fp_curl_uv *f = h->data;
 
     if (h == (uv_handle_t *)&f->poll && f->epfd >= 0) {
         close(f->epfd);
@@ -69,7 +69,7 @@ static void handle_close_cb(uv_handle_t *h)
 }
 
 /* The state slot of descriptor s, grown on demand; NULL if out of memory. */
-static unsigned char *state_of(fp_fetch *f, curl_socket_t s)
+static unsigned char *state_of(fp_curl_uv *f, curl_socket_t s)
 {
     if (s < 0)
         return NULL;
@@ -87,7 +87,7 @@ static unsigned char *state_of(fp_fetch *f, curl_socket_t s)
     return &f->fd_state[s];
 }
 
-static void unwatch(fp_fetch *f, curl_socket_t s, unsigned char *st)
+static void unwatch(fp_curl_uv *f, curl_socket_t s, unsigned char *st)
 {
     /* EBADF/ENOENT: already closed, and so already out of the set. */
     if ((*st & ST_REG) && epoll_ctl(f->epfd, EPOLL_CTL_DEL, s, NULL) != 0 && errno != EBADF &&
@@ -97,7 +97,7 @@ static void unwatch(fp_fetch *f, curl_socket_t s, unsigned char *st)
 }
 
 /* 0, or -1 if the descriptor cannot be watched (logged). */
-static int watch(fp_fetch *f, curl_socket_t s, unsigned char *st, unsigned char want)
+static int watch(fp_curl_uv *f, curl_socket_t s, unsigned char *st, unsigned char want)
 {
     struct epoll_event ev;
     int op = (*st & ST_REG) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, rc;
@@ -122,7 +122,7 @@ static int watch(fp_fetch *f, curl_socket_t s, unsigned char *st, unsigned char 
 }
 
 /* Hands every finished transfer to the owner. */
-static void drain(fp_fetch *f)
+static void drain(fp_curl_uv *f)
 {
     CURLMsg *msg;
     int left;
@@ -133,7 +133,7 @@ static void drain(fp_fetch *f)
     }
 }
 
-static void action(fp_fetch *f, curl_socket_t s, int flags)
+static void action(fp_curl_uv *f, curl_socket_t s, int flags)
 {
     int running;
     CURLMcode mc = curl_multi_socket_action(f->multi, s, flags, &running);
@@ -145,7 +145,7 @@ static void action(fp_fetch *f, curl_socket_t s, int flags)
 
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
-    fp_fetch *f = h->data;
+    fp_curl_uv *f = h->data;
     struct epoll_event ev[EVENTS_MAX];
     int n, i;
 
@@ -186,7 +186,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 
 static void timeout_cb(uv_timer_t *t)
 {
-    fp_fetch *f = t->data;
+    fp_curl_uv *f = t->data;
 
     action(f, CURL_SOCKET_TIMEOUT, 0);
 }
@@ -194,7 +194,7 @@ static void timeout_cb(uv_timer_t *t)
 /* Never calls into libcurl: 0 ms becomes a timer that fires on the next loop turn. */
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
-    fp_fetch *f = userp;
+    fp_curl_uv *f = userp;
 
     (void)multi;
     if (timeout_ms < 0)
@@ -206,7 +206,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    fp_fetch *f = userp;
+    fp_curl_uv *f = userp;
     unsigned char *st = state_of(f, s), want = 0;
 
     (void)easy;
@@ -246,7 +246,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
  * descriptor, and the kernel has already dropped that one from the set. */
 static int sockopt_cb(void *userp, curl_socket_t s, curlsocktype purpose)
 {
-    fp_fetch *f = userp;
+    fp_curl_uv *f = userp;
     unsigned char *st = state_of(f, s);
 
     (void)purpose;
@@ -257,7 +257,7 @@ static int sockopt_cb(void *userp, curl_socket_t s, curlsocktype purpose)
 
 static int closesocket_cb(void *userp, curl_socket_t s)
 {
-    fp_fetch *f = userp;
+    fp_curl_uv *f = userp;
     unsigned char *st = state_of(f, s);
 
     if (st)
@@ -265,9 +265,9 @@ static int closesocket_cb(void *userp, curl_socket_t s)
     return close(s);
 }
 
-fp_fetch *fp_fetch_new(uv_loop_t *loop, long max_conns, fp_fetch_done_cb done, void *arg)
+fp_curl_uv *fp_curl_uv_new(uv_loop_t *loop, long max_conns, fp_curl_uv_done_cb done, void *arg)
 {
-    fp_fetch *f = calloc(1, sizeof(*f));
+    fp_curl_uv *f = calloc(1, sizeof(*f));
     int rc;
 
     if (f == NULL)
@@ -306,7 +306,7 @@ fp_fetch *fp_fetch_new(uv_loop_t *loop, long max_conns, fp_fetch_done_cb done, v
     return f;
 }
 
-void fp_fetch_attach(fp_fetch *f, CURL *easy)
+void fp_curl_uv_attach(fp_curl_uv *f, CURL *easy)
 {
     curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
     curl_easy_setopt(easy, CURLOPT_SOCKOPTDATA, f);
@@ -314,7 +314,7 @@ void fp_fetch_attach(fp_fetch *f, CURL *easy)
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, f);
 }
 
-int fp_fetch_add(fp_fetch *f, CURL *easy)
+int fp_curl_uv_add(fp_curl_uv *f, CURL *easy)
 {
     CURLMcode mc = curl_multi_add_handle(f->multi, easy);
 
@@ -325,12 +325,12 @@ int fp_fetch_add(fp_fetch *f, CURL *easy)
     return 0;
 }
 
-void fp_fetch_remove(fp_fetch *f, CURL *easy)
+void fp_curl_uv_remove(fp_curl_uv *f, CURL *easy)
 {
     curl_multi_remove_handle(f->multi, easy);
 }
 
-void fp_fetch_close(fp_fetch *f, fp_fetch_closed_cb closed, void *arg)
+void fp_curl_uv_close(fp_curl_uv *f, fp_curl_uv_closed_cb closed, void *arg)
 {
     f->closed = closed;
     f->closed_arg = arg;

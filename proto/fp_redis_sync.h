@@ -1,0 +1,23 @@
+/* fp_redis_sync.h - the synchronous Redis connection both programs open the same way:
+ * the master for all its work, the worker to check Redis and take back what a worker
+ * with its id left behind before it starts its async connections (worker/rconn.h, which
+ * reconnects with the same backoff). */
+#ifndef FP_REDIS_SYNC_H
+#define FP_REDIS_SYNC_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+#include "fp_redis_url.h"
+
+/* Reconnect backoff, master and worker alike: doubling from the first to the last. */
+#define FP_REDIS_BACKOFF_MIN_MS 100
+#define FP_REDIS_BACKOFF_MAX_MS 2000
+
+/* Connects within connect_s seconds, sets a reply timeout of reply_s and TCP keepalive,
+ * sends AUTH (if a password is given), SELECT (if db is not 0) and PING. The context, or
+ * NULL with a message in err (Redis named by host:port, never by its URL). */
+redisContext *fp_redis_connect(const fp_redis_url *u, int connect_s, int reply_s, char *err,
+                               size_t errlen);
+
+#endif

@@ -1,0 +1,124 @@
+/* test_scripts.c - the calling conventions of the Lua scripts (fp_call_* builders). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fp_scripts.h"
+
+static void arg_is(const fp_call *c, int i, const char *want)
+{
+    assert_true(i < c->argc);
+    assert_int_equal(c->len[i], strlen(want));
+    assert_memory_equal(c->argv[i], want, strlen(want));
+}
+
+static const fp_finish sample = {.task = "T1\ttask",
+                                 .task_len = 7,
+                                 .job = 7,
+                                 .idx = 41,
+                                 .result = "R1\tres",
+                                 .result_len = 6,
+                                 .ok = 1,
+                                 .status = "ok",
+                                 .bytes = 16384,
+                                 .total_us = 1234,
+                                 .bucket = 99};
+
+static void finish_one(void **state)
+{
+    static fp_call c;
+
+    (void)state;
+    fp_call_finish(&c, "w1", &sample);
+    assert_int_equal(c.argc, 3 + 2 + FP_FINISH_KEYS + FP_FINISH_ARGS);
+    arg_is(&c, 0, "EVAL");
+    assert_ptr_equal(c.argv[1], fp_script_finish);
+    arg_is(&c, 2, "5");
+    arg_is(&c, 3, "fp:proc:w1");
+    arg_is(&c, 4, "fp:done");
+    arg_is(&c, 5, "fp:job:7");
+    arg_is(&c, 6, "fp:job:7:res");
+    arg_is(&c, 7, "fp:job:7:lat");
+    arg_is(&c, 8, "T1\ttask");
+    assert_int_equal(c.task_at, 8);
+    arg_is(&c, 9, "41");
+    arg_is(&c, 10, "R1\tres");
+    arg_is(&c, 11, "1");
+    arg_is(&c, 12, "ok");
+    arg_is(&c, 13, "16384");
+    arg_is(&c, 14, "1234");
+    arg_is(&c, 15, "99");
+    arg_is(&c, 16, "7");
+}
+
+static void finish_parts_and_no_task(void **state)
+{
+    static fp_call head, part;
+    fp_finish f = sample;
+
+    (void)state;
+    fp_call_finish_head(&head, "w1", 3);
+    arg_is(&head, 2, "11"); /* 2 + 3 results x 3 keys */
+    assert_int_equal(head.task_at, -1);
+    f.task = NULL;
+    f.ok = 0;
+    f.bucket = -1;
+    fp_call_finish_part(&part, &f);
+    assert_int_equal(part.argc, FP_FINISH_KEYS + FP_FINISH_ARGS);
+    assert_int_equal(part.task_at, -1);
+    arg_is(&part, 3, "");
+    arg_is(&part, 6, "0");
+    arg_is(&part, 10, "");
+}
+
+static void the_others(void **state)
+{
+    static fp_call c;
+
+    (void)state;
+    fp_call_take(&c, "w2", 48, 4);
+    assert_int_equal(c.argc, 11);
+    arg_is(&c, 2, "4");
+    arg_is(&c, 3, "fp:tasks");
+    arg_is(&c, 4, "fp:proc:w2");
+    arg_is(&c, 6, "fp:worker:w2");
+    arg_is(&c, 7, "48");
+    arg_is(&c, 8, "w2");
+    arg_is(&c, 9, "4");
+    fp_call_seal(&c, 12);
+    assert_int_equal(c.argc, 6);
+    arg_is(&c, 3, "fp:job:12");
+    arg_is(&c, 5, "12");
+    fp_call_retry(&c, "w2", "old", 3, "new", 3, -5);
+    assert_int_equal(c.task_at, 5);
+    arg_is(&c, 4, "fp:retry");
+    arg_is(&c, 6, "new");
+    arg_is(&c, 7, "0"); /* a negative delay is no delay */
+    fp_call_bury(&c, "w2", "junk", 4);
+    assert_int_equal(c.task_at, 5);
+    arg_is(&c, 4, "fp:dead");
+    fp_call_requeue(&c, "w2", "old", 3, "new", 3);
+    assert_int_equal(c.task_at, 5);
+    fp_call_release(&c, "w2");
+    assert_int_equal(c.argc, 5);
+    assert_int_equal(c.task_at, -1);
+    fp_call_forget(&c, "w2");
+    arg_is(&c, 2, "3");
+    arg_is(&c, 6, "w2");
+    fp_call_promote(&c, 1000);
+    arg_is(&c, 5, "1000");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(finish_one),
+        cmocka_unit_test(finish_parts_and_no_task),
+        cmocka_unit_test(the_others),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,469 @@
+/* link.c - fetchpool's protocol on the worker's side of Redis (see link.h): taking
+ * tasks, adopting tasks whose delivery was cut, batching results, retries, dead letters,
+ * heartbeats and the order of shutdown. The connections are rconn.c's, the commands that
+ * must be acknowledged wait in outbox.c, and every call's arguments come from
+ * fp_scripts.c. */
+#include "link.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_keys.h"
+#include "fp_log.h"
+#include "fp_reap.h"
+#include "fp_redis_sync.h"
+#include "outbox.h"
+#include "rconn.h"
+
+#define BLOCK_S          "1" /* BLMOVE wait when the queue is empty */
+#define FINISH_BATCH_MAX 256 /* results in one finish script call at most */
+
+struct fp_link {
+    uv_loop_t *loop;
+    const fp_conf *conf;
+    const fp_counters *stats; /* the worker's, reported by the heartbeat */
+    fp_link_task_cb on_task;
+    fp_link_known_cb known;
+    void *arg;
+    int pull_connected_before;
+    int need_adopt; /* look for orphans in our processing list once both connections are up */
+    fp_rconn pull, cmd;
+    fp_outbox out; /* sent on cmd */
+    char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
+    int want, recovered_slots, pulling;
+    /* Results of this loop turn, sent as one finish call from the check handle. */
+    fp_cmd *batch_keys, *batch_args;
+    int batch_n;
+    uv_check_t batch_check;
+    uv_timer_t heartbeat, deadline, kick;
+    int stopping, forced, final_sent;
+    int open_handles;
+    fp_link_closed_cb closed;
+    void *closed_arg;
+};
+
+static void maybe_adopt(fp_link *q);
+static void send_heartbeat(fp_link *q);
+static void pull_kick(fp_link *q);
+static void progress(fp_link *q);
+static void batch_close(fp_link *q);
+
+/* Connections ----------------------------------------------------------------------- */
+
+static void conn_up_cb(fp_rconn *c, void *arg)
+{
+    fp_link *q = arg;
+
+    if (c == &q->pull) {
+        /* A batch may have moved into our processing list with its reply lost. */
+        uv_timer_stop(&q->kick);
+        if (q->pull_connected_before)
+            q->need_adopt = 1;
+        q->pull_connected_before = 1;
+    } else {
+        send_heartbeat(q); /* before the master's reaper misses us */
+        fp_outbox_flush(&q->out);
+    }
+    maybe_adopt(q);
+    pull_kick(q);
+}
+
+static void conn_down_cb(fp_rconn *c, void *arg)
+{
+    fp_link *q = arg;
+
+    (void)c;
+    if (q->final_sent)
+        progress(q);
+}
+
+static void replied_cb(void *arg)
+{
+    progress(arg);
+}
+
+/* Pulling tasks --------------------------------------------------------------------- */
+
+static void deliver(fp_link *q, const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_STRING && !q->stopping)
+        q->on_task(q->arg, r->str, r->len);
+}
+
+static void kick_cb(uv_timer_t *t)
+{
+    pull_kick(t->data);
+}
+
+/* q->pulling stays set while a reply is delivered, so the top-ups it causes do not send
+ * a second fetch for the same free slots. */
+static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    fp_link *q = priv;
+    redisReply *r = reply;
+    size_t i;
+
+    (void)ac;
+    if (r == NULL) {
+        q->pulling = 0;
+        progress(q);
+        return; /* connection gone; pull_kick runs again after the reconnect */
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        fp_warn("redis: taking tasks failed: %s", r->str);
+        q->pulling = 0;
+        if (!q->stopping && q->pull.up) /* the retry timer is idle while connected */
+            uv_timer_start(&q->kick, kick_cb, 500, 0);
+        progress(q);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY) {
+        /* The take script: {tasks, recovered tasks passed over}. */
+        const redisReply *tasks = r->element[0];
+        for (i = 0; i < tasks->elements; i++)
+            deliver(q, tasks->element[i]);
+        if (tasks->elements == 0 && r->element[1]->integer > 0 && !q->stopping) {
+            /* Only recovered tasks left and we hold our share: BLMOVE would take one
+             * anyway, so look again a little later. */
+            q->pulling = 0;
+            uv_timer_start(&q->kick, kick_cb, 200, 0);
+            return;
+        }
+        if (tasks->elements == 0 && !q->stopping && q->want > 0 && q->pull.up) {
+            /* Queue empty: wait for the next task without polling. */
+            redisAsyncCommand(q->pull.ac, pull_reply_cb, q, "BLMOVE %s %s LEFT RIGHT " BLOCK_S,
+                              FP_KEY_TASKS, q->proc_key);
+            return;
+        }
+    } else {
+        deliver(q, r);
+    }
+    q->pulling = 0;
+    if (q->stopping)
+        progress(q);
+    else
+        pull_kick(q);
+}
+
+/* After a lost connection, a batch may have moved into our processing list with its reply
+ * lost: take back every task there that we neither run nor are settling. */
+static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    fp_link *q = priv;
+    redisReply *r = reply;
+    size_t i, n = 0;
+
+    (void)ac;
+    if (r == NULL)
+        q->need_adopt = 1; /* the cmd connection went down: again after the reconnect */
+    if (r && r->type == REDIS_REPLY_ARRAY && !q->stopping) {
+        for (i = 0; i < r->elements; i++) {
+            redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_STRING || q->known(q->arg, e->str, e->len) ||
+                fp_outbox_settling(&q->out, e->str, e->len))
+                continue;
+            q->on_task(q->arg, e->str, e->len);
+            n++;
+        }
+        if (n)
+            fp_info("took back %zu tasks whose delivery was cut by the lost connection", n);
+    }
+    q->pulling = 0;
+    if (q->stopping)
+        progress(q);
+    else
+        pull_kick(q);
+}
+
+/* The LRANGE goes on the cmd connection right behind the results already sent, so its
+ * reply comes after theirs: a task they settled is gone from the list by then, and one
+ * still settling is among q->items. No fetch runs meanwhile (pulling stays set). */
+static void maybe_adopt(fp_link *q)
+{
+    if (!q->need_adopt || !q->pull.up || !q->cmd.up || q->pulling || q->stopping)
+        return;
+    q->need_adopt = 0;
+    q->pulling = 1;
+    batch_close(q);
+    fp_outbox_flush(&q->out);
+    redisAsyncCommand(q->cmd.ac, adopt_reply_cb, q, "LRANGE %s 0 -1", q->proc_key);
+}
+
+static void pull_kick(fp_link *q)
+{
+    static fp_call call;
+
+    if (!q->pull.up || q->pulling || q->stopping || q->want <= 0 || q->need_adopt)
+        return;
+    q->pulling = 1;
+    fp_call_take(&call, q->conf->id, q->want, q->recovered_slots);
+    redisAsyncCommandArgv(q->pull.ac, pull_reply_cb, q, call.argc, call.argv, call.len);
+}
+
+void fp_link_want(fp_link *q, int n, int recovered_slots)
+{
+    q->want = n;
+    q->recovered_slots = recovered_slots;
+    pull_kick(q);
+}
+
+/* Results, retries, dead letters ---------------------------------------------------- */
+
+/* Turns the results gathered in this loop turn into one finish call in the outbox. */
+static void batch_close(fp_link *q)
+{
+    static fp_call head;
+    fp_cmd *cmd;
+
+    if (q->batch_n == 0)
+        return;
+    cmd = fp_cmd_new(&q->out, 1);
+    fp_call_finish_head(&head, q->conf->id, q->batch_n);
+    fp_cmd_add(cmd, &head, 0, head.argc);
+    fp_cmd_move(cmd, q->batch_keys);
+    fp_cmd_move(cmd, q->batch_args);
+    q->batch_keys = q->batch_args = NULL;
+    q->batch_n = 0;
+    uv_check_stop(&q->batch_check);
+    fp_outbox_push(&q->out, cmd);
+}
+
+static void batch_check_cb(uv_check_t *h)
+{
+    batch_close(h->data);
+}
+
+void fp_link_finish(fp_link *q, const fp_finish *f)
+{
+    static fp_call part;
+
+    if (q->batch_n == 0) {
+        q->batch_keys = fp_cmd_new(&q->out, 0);
+        q->batch_args = fp_cmd_new(&q->out, 0);
+        uv_check_start(&q->batch_check, batch_check_cb); /* right after this loop turn's I/O */
+    }
+    fp_call_finish_part(&part, f);
+    fp_cmd_add(q->batch_keys, &part, 0, FP_FINISH_KEYS);
+    fp_cmd_add(q->batch_args, &part, FP_FINISH_KEYS, part.argc);
+    if (++q->batch_n == FINISH_BATCH_MAX)
+        batch_close(q);
+}
+
+static void push_call(fp_link *q, const fp_call *c)
+{
+    fp_cmd *cmd = fp_cmd_new(&q->out, 1);
+
+    fp_cmd_add(cmd, c, 0, c->argc);
+    fp_outbox_push(&q->out, cmd);
+}
+
+void fp_link_retry(fp_link *q, const char *raw, size_t rawlen, const char *next, size_t nextlen,
+                   long delay_ms)
+{
+    static fp_call call;
+
+    fp_call_retry(&call, q->conf->id, raw, rawlen, next, nextlen, delay_ms);
+    push_call(q, &call);
+}
+
+void fp_link_bury(fp_link *q, const char *raw, size_t rawlen)
+{
+    static fp_call call;
+
+    fp_call_bury(&call, q->conf->id, raw, rawlen);
+    push_call(q, &call);
+}
+
+/* Heartbeat ------------------------------------------------------------------------- */
+
+static void send_heartbeat(fp_link *q)
+{
+    char v[160];
+
+    if (!q->cmd.up)
+        return;
+    snprintf(v, sizeof(v),
+             "inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64 " retried=%" PRIu64
+             " bytes=%" PRIu64,
+             q->stats->inflight, q->stats->done, q->stats->failed, q->stats->retried,
+             q->stats->bytes);
+    redisAsyncCommand(q->cmd.ac, NULL, NULL, "SET %s %s PX %d", q->hb_key, v, FP_HEARTBEAT_TTL_MS);
+    redisAsyncCommand(q->cmd.ac, NULL, NULL, "SADD %s %s", FP_KEY_WORKERS, q->conf->id);
+}
+
+static void heartbeat_cb(uv_timer_t *t)
+{
+    send_heartbeat(t->data);
+}
+
+/* Start ----------------------------------------------------------------------------- */
+
+static int sync_setup(fp_link *q)
+{
+    const fp_conf *conf = q->conf;
+    char err[512];
+    redisContext *c = fp_redis_connect(&conf->redis, 3, 3, err, sizeof(err));
+    fp_reap_counts n;
+    int rc = -1;
+
+    if (c == NULL) {
+        fp_error("%s", err);
+        goto done;
+    }
+    /* A worker that died with our id (a restarted container keeps its hostname) left
+     * tasks behind: they go back exactly as the master's reaper would hand them back, so a
+     * task that kills us every time still reaches its attempt limit. */
+    if (fp_reap_list(c, conf->id, &n) != 0) {
+        fp_error("Redis at %s:%d: %s", conf->redis.host, conf->redis.port, c->errstr);
+        goto done;
+    }
+    if (n.back + n.lost + n.dead > 0)
+        fp_info("an earlier worker %s died: %d tasks back to the queue, %d failed as "
+                "worker_lost, %d dead letters",
+                conf->id, n.back, n.lost, n.dead);
+    rc = 0;
+done:
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
+fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *stats,
+                     fp_link_task_cb on_task, fp_link_known_cb known, void *arg)
+{
+    fp_link *q = calloc(1, sizeof(*q));
+
+    if (q == NULL)
+        return NULL;
+    q->loop = loop;
+    q->conf = conf;
+    q->stats = stats;
+    q->on_task = on_task;
+    q->known = known;
+    q->arg = arg;
+    fp_key_proc(q->proc_key, conf->id);
+    fp_key_heartbeat(q->hb_key, conf->id);
+    if (sync_setup(q) != 0) {
+        free(q);
+        return NULL;
+    }
+    fp_rconn_init(&q->pull, loop, &conf->redis, "pull", conn_up_cb, conn_down_cb, q);
+    fp_rconn_init(&q->cmd, loop, &conf->redis, "cmd", conn_up_cb, conn_down_cb, q);
+    fp_outbox_init(&q->out, &q->cmd, replied_cb, q);
+    uv_timer_init(loop, &q->heartbeat);
+    q->heartbeat.data = q;
+    uv_timer_init(loop, &q->deadline);
+    q->deadline.data = q;
+    uv_timer_init(loop, &q->kick);
+    q->kick.data = q;
+    uv_check_init(loop, &q->batch_check);
+    q->batch_check.data = q;
+    q->open_handles = 6; /* the two connections' timers, heartbeat, deadline, kick, check */
+    fp_rconn_open(&q->cmd);
+    fp_rconn_open(&q->pull);
+    uv_timer_start(&q->heartbeat, heartbeat_cb, 0, FP_HEARTBEAT_MS);
+    return q;
+}
+
+/* Shutdown -------------------------------------------------------------------------- */
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+    fp_link *q = h->data;
+
+    q->open_handles--;
+    progress(q);
+}
+
+static void conn_closed_cb(fp_rconn *c, void *arg)
+{
+    fp_link *q = arg;
+
+    (void)c;
+    q->open_handles--;
+    progress(q);
+}
+
+static void release_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *r = reply;
+
+    (void)ac;
+    (void)priv;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        fp_info("handed %lld unfinished tasks back to the queue", r->integer);
+    else if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        fp_warn("could not hand tasks back; the master's reaper will");
+}
+
+static void close_everything(fp_link *q)
+{
+    q->final_sent = 1;
+    uv_close((uv_handle_t *)&q->heartbeat, handle_closed_cb);
+    uv_close((uv_handle_t *)&q->deadline, handle_closed_cb);
+    uv_close((uv_handle_t *)&q->kick, handle_closed_cb);
+    uv_close((uv_handle_t *)&q->batch_check, handle_closed_cb);
+    fp_rconn_close(&q->pull, conn_closed_cb);
+    fp_rconn_close(&q->cmd, conn_closed_cb);
+}
+
+static void progress(fp_link *q)
+{
+    if (!q->stopping)
+        return;
+    if (!q->final_sent) {
+        batch_close(q);
+        fp_outbox_flush(&q->out);
+    }
+    if (q->final_sent) {
+        if (q->open_handles == 0 && q->pull.ac == NULL && q->cmd.ac == NULL && q->closed) {
+            fp_link_closed_cb cb = q->closed;
+            void *arg = q->closed_arg;
+            q->closed = NULL;
+            fp_outbox_free(&q->out);
+            free(q);
+            cb(arg);
+        }
+        return;
+    }
+    if (q->pulling || fp_outbox_pending(&q->out)) {
+        if (!q->forced)
+            return;
+    } else if (q->cmd.up) {
+        static fp_call call;
+        fp_call_release(&call, q->conf->id);
+        redisAsyncCommandArgv(q->cmd.ac, release_reply_cb, q, call.argc, call.argv, call.len);
+        redisAsyncCommand(q->cmd.ac, NULL, NULL, "DEL %s", q->hb_key);
+        redisAsyncCommand(q->cmd.ac, NULL, NULL, "SREM %s %s", FP_KEY_WORKERS, q->conf->id);
+    } else if (!q->forced) {
+        return; /* wait for the reconnect, up to the deadline */
+    }
+    if (fp_outbox_pending(&q->out))
+        fp_warn("stopping with %d result calls not acknowledged by Redis; their tasks stay in "
+                "%s for the master to hand out again",
+                fp_outbox_pending(&q->out), q->proc_key);
+    close_everything(q);
+}
+
+static void deadline_cb(uv_timer_t *t)
+{
+    fp_link *q = t->data;
+
+    q->forced = 1;
+    progress(q);
+}
+
+void fp_link_shutdown(fp_link *q, long wait_ms, fp_link_closed_cb closed, void *arg)
+{
+    q->stopping = 1;
+    q->want = 0;
+    q->closed = closed;
+    q->closed_arg = arg;
+    uv_timer_start(&q->deadline, deadline_cb, (uint64_t)(wait_ms > 0 ? wait_ms : 1), 0);
+    progress(q);
+}

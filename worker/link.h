@@ -1,0 +1,60 @@
+/* link.h - the worker's link to Redis: fetchpool's protocol on the worker's side: taking tasks,
+ * sending results, retries and heartbeats, and the order of shutdown.
+ *
+ * Two connections (rconn.h, each reconnecting by itself) on the worker's libuv loop:
+ * "pull" takes tasks (a Lua script moves a batch from fp:tasks to this worker's
+ * processing list; when the queue is empty it blocks in BLMOVE, which is why it has a
+ * connection of its own) and "cmd" sends results, retries and heartbeats. Results wait in
+ * an outbox (outbox.h) until Redis acknowledges them and are sent again after a reconnect
+ * (the finish script is idempotent). After a reconnect of the pull connection the worker
+ * takes back tasks whose delivery was cut. */
+#ifndef FP_LINK_H
+#define FP_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "conf.h"
+#include "fp_scripts.h"
+
+typedef struct fp_link fp_link;
+
+/* Called with each task record taken from Redis. The callee copies what it keeps. */
+typedef void (*fp_link_task_cb)(void *arg, const char *raw, size_t len);
+/* Does the worker hold this task (running or waiting)? Used after a reconnect. */
+typedef int (*fp_link_known_cb)(void *arg, const char *raw, size_t len);
+/* Called once the queue is closed (after fp_link_shutdown). */
+typedef void (*fp_link_closed_cb)(void *arg);
+
+/* The worker's counters (worker.c owns and updates them; the heartbeat reports them). */
+typedef struct fp_counters {
+    uint64_t inflight, done, failed, retried, bytes;
+} fp_counters;
+
+/* Checks Redis is reachable (synchronously, so a bad address fails at start), hands back
+ * any tasks a previous worker with the same id left in its processing list, then opens the
+ * async connections. NULL with a message logged on failure. */
+fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *stats,
+                     fp_link_task_cb on_task, fp_link_known_cb known, void *arg);
+
+/* Asks for up to n more tasks, at most recovered_slots of them recovered ones (tasks a
+ * dead worker left; few run at once, so one that kills workers takes few others along).
+ * Replaces an earlier wish; 0 stops asking. */
+void fp_link_want(fp_link *q, int n, int recovered_slots);
+
+/* Final result of a task: removes the task from the processing list and records the
+ * result, atomically (a loop turn's results go in one call). f's strings are copied. */
+void fp_link_finish(fp_link *q, const fp_finish *f);
+/* Puts the task back for another attempt after delay_ms. */
+void fp_link_retry(fp_link *q, const char *raw, size_t rawlen, const char *next, size_t nextlen,
+                   long delay_ms);
+/* Moves an undecodable record from the processing list to the dead-letter list. */
+void fp_link_bury(fp_link *q, const char *raw, size_t rawlen);
+
+/* Stops taking tasks; once every result is acknowledged, hands back what is left in the
+ * processing list, removes the heartbeat and closes. Gives up on unacknowledged results
+ * after wait_ms (they stay in the processing list for the master's reaper). */
+void fp_link_shutdown(fp_link *q, long wait_ms, fp_link_closed_cb closed, void *arg);
+
+#endif

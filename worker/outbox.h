@@ -1,0 +1,50 @@
+/* outbox.h - commands kept until Redis acknowledges them.
+ *
+ * General plumbing under link.c. A command (fp_cmd) is built from fp_call pieces, whose
+ * strings it copies, and pushed to the outbox, which sends it on one fp_rconn while that
+ * connection is up. Its reply settles it: a NULL reply (the connection was lost) puts it
+ * back at the head, to be sent again after the reconnect; an error Redis gives while it
+ * cannot take writes yet (LOADING, BUSY, OOM, READONLY, ...) puts it back at the tail and
+ * drops the connection, so it is resent after a backoff; any other reply frees it (an
+ * error is logged). Every command must therefore be safe to apply twice, as fetchpool's
+ * scripts are. A command remembers which of its arguments are task records, so the
+ * owner can ask whether a task is being settled (fp_outbox_settling). */
+#ifndef FP_OUTBOX_H
+#define FP_OUTBOX_H
+
+#include <stddef.h>
+
+#include "fp_scripts.h"
+#include "rconn.h"
+
+typedef struct fp_cmd fp_cmd;
+
+typedef struct fp_outbox {
+    fp_rconn *conn;
+    void (*replied)(void *arg); /* after every reply */
+    void *arg;
+    fp_cmd *live;        /* every command built for sending, queued or sent */
+    fp_cmd *head, *tail; /* queued, not sent */
+    int sent;            /* sent, not answered */
+} fp_outbox;
+
+void fp_outbox_init(fp_outbox *o, fp_rconn *conn, void (*replied)(void *arg), void *arg);
+/* A command to send (tracked until acknowledged), or with tracked = 0 a piece to move into
+ * one later (fp_cmd_move). Out of memory is fp_oom: a result that cannot be kept would be
+ * lost, while a dead worker's tasks are handed out again. */
+fp_cmd *fp_cmd_new(fp_outbox *o, int tracked);
+/* Copies arguments from .. to-1 of a call (its task record marked as one). */
+void fp_cmd_add(fp_cmd *cmd, const fp_call *c, int from, int to);
+/* Moves every argument of src to the end of dst and frees src. */
+void fp_cmd_move(fp_cmd *dst, fp_cmd *src);
+/* Queues a tracked command behind the others and sends what the connection allows. */
+void fp_outbox_push(fp_outbox *o, fp_cmd *cmd);
+void fp_outbox_flush(fp_outbox *o);
+/* Is this task record an argument of a command not yet acknowledged? */
+int fp_outbox_settling(const fp_outbox *o, const char *raw, size_t len);
+/* Commands queued or sent and not yet acknowledged. */
+int fp_outbox_pending(const fp_outbox *o);
+/* Frees every command still queued (at shutdown). */
+void fp_outbox_free(fp_outbox *o);
+
+#endif

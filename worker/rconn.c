@@ -1,0 +1,157 @@
+/* rconn.c - a reconnecting async Redis connection (see rconn.h). */
+#include "rconn.h"
+
+#include "fp_log.h"
+#include "fp_redis_sync.h"
+#include "redis_uv.h"
+
+#define CONNECT_TIMEOUT_MS 5000
+
+static void retry_cb(uv_timer_t *t)
+{
+    fp_rconn_open(t->data);
+}
+
+static void lost(fp_rconn *c, const char *why)
+{
+    if (c->closing)
+        return;
+    if (!c->down_logged)
+        fp_warn("redis %s connection lost (%s); reconnecting", c->name, why);
+    c->down_logged = 1;
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : FP_REDIS_BACKOFF_MIN_MS;
+    if (c->backoff_ms > FP_REDIS_BACKOFF_MAX_MS)
+        c->backoff_ms = FP_REDIS_BACKOFF_MAX_MS;
+    uv_timer_start(&c->timer, retry_cb, (uint64_t)c->backoff_ms, 0);
+}
+
+static void connect_timeout_cb(uv_timer_t *t)
+{
+    fp_rconn *c = t->data;
+    redisAsyncContext *ac = c->ac;
+
+    if (c->up || ac == NULL)
+        return;
+    c->ac = NULL;
+    redisAsyncFree(ac); /* not connected: no callback runs */
+    lost(c, "connect timed out");
+}
+
+static void auth_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *r = reply;
+    fp_rconn *c = priv;
+
+    (void)ac;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        fp_error("redis %s: %s", c->name, r->str);
+}
+
+static void connect_cb(const redisAsyncContext *ac, int status)
+{
+    fp_rconn *c = ac->data;
+
+    uv_timer_stop(&c->timer);
+    if (status != REDIS_OK) {
+        c->ac = NULL; /* hiredis frees the context after this callback */
+        lost(c, ac->errstr);
+        return;
+    }
+    if (c->url->password[0])
+        redisAsyncCommand(c->ac, auth_cb, c, "AUTH %s", c->url->password);
+    if (c->url->db)
+        redisAsyncCommand(c->ac, auth_cb, c, "SELECT %d", c->url->db);
+    c->up = 1;
+    c->backoff_ms = 0;
+    if (c->down_logged)
+        fp_info("redis %s connection back", c->name);
+    c->down_logged = 0;
+    c->up_cb(c, c->arg);
+}
+
+static void disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    fp_rconn *c = ac->data;
+
+    c->ac = NULL;
+    c->up = 0;
+    lost(c, status == REDIS_OK ? "closed" : ac->errstr);
+    c->down_cb(c, c->arg);
+}
+
+void fp_rconn_open(fp_rconn *c)
+{
+    redisAsyncContext *ac;
+
+    if (c->closing)
+        return;
+    fp_debug("redis %s: connecting", c->name);
+    if ((ac = redisAsyncConnect(c->url->host, c->url->port)) == NULL) {
+        lost(c, "out of memory");
+        return;
+    }
+    if (ac->err) {
+        lost(c, ac->errstr);
+        redisAsyncFree(ac);
+        return;
+    }
+    ac->data = c;
+    if (fp_redis_uv_attach(ac, c->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        lost(c, "cannot attach to the loop");
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, connect_cb);
+    redisAsyncSetDisconnectCallback(ac, disconnect_cb);
+    c->ac = ac;
+    uv_timer_start(&c->timer, connect_timeout_cb, CONNECT_TIMEOUT_MS, 0);
+}
+
+void fp_rconn_init(fp_rconn *c, uv_loop_t *loop, const fp_redis_url *url, const char *name,
+                   fp_rconn_cb up, fp_rconn_cb down, void *arg)
+{
+    c->ac = NULL;
+    c->up = 0;
+    c->name = name;
+    c->loop = loop;
+    c->url = url;
+    c->down_logged = c->closing = 0;
+    c->backoff_ms = 0;
+    c->up_cb = up;
+    c->down_cb = down;
+    c->closed_cb = NULL;
+    c->arg = arg;
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+}
+
+void fp_rconn_drop(fp_rconn *c)
+{
+    if (c->up && c->ac)
+        redisAsyncDisconnect(c->ac); /* disconnect_cb reconnects with backoff */
+}
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+    fp_rconn *c = h->data;
+
+    c->closed_cb(c, c->arg);
+}
+
+void fp_rconn_close(fp_rconn *c, fp_rconn_cb closed)
+{
+    redisAsyncContext *ac = c->ac;
+
+    c->closing = 1;
+    c->closed_cb = closed;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, timer_closed_cb);
+    if (ac == NULL)
+        return;
+    if (c->up) {
+        redisAsyncDisconnect(ac); /* sends what is queued, then disconnect_cb */
+    } else {
+        c->ac = NULL; /* still connecting: hiredis would not call disconnect_cb */
+        redisAsyncFree(ac);
+    }
+}

@@ -1,0 +1,46 @@
+/* rconn.h - one async Redis connection on a libuv loop that comes back by itself.
+ *
+ * General plumbing, nothing of fetchpool's protocol (that is link.c). fp_rconn_open
+ * connects through hiredis with redis_uv.h; a connect that neither succeeds nor fails in
+ * 5 s (a black-holed address) is given up. Once connected it sends AUTH and SELECT, and
+ * the owner's up callback runs. A lost connection is logged once, the owner's down
+ * callback runs, and it reconnects with exponential backoff (FP_REDIS_BACKOFF_*: 100 ms
+ * doubling to 2 s, as the master's connection),
+ * logging its return once. Commands sent before a loss get a NULL reply from hiredis.
+ *
+ * Lifetime: fp_rconn_init starts one libuv timer; fp_rconn_close stops reconnecting,
+ * disconnects (hiredis first writes what is queued), calls down if it was up, and calls
+ * closed(arg) once its timer is closed. The fp_rconn itself is the owner's memory. */
+#ifndef FP_RCONN_H
+#define FP_RCONN_H
+
+#include <hiredis/async.h>
+#include <uv.h>
+
+#include "fp_redis_url.h"
+
+typedef struct fp_rconn fp_rconn;
+typedef void (*fp_rconn_cb)(fp_rconn *c, void *arg);
+
+struct fp_rconn {
+    redisAsyncContext *ac; /* NULL while down */
+    int up;                /* connected; commands may be sent */
+    const char *name;      /* for log lines */
+    /* private */
+    uv_loop_t *loop;
+    const fp_redis_url *url;
+    int down_logged, closing;
+    long backoff_ms;
+    uv_timer_t timer; /* backoff, or the connect timeout */
+    fp_rconn_cb up_cb, down_cb, closed_cb;
+    void *arg;
+};
+
+void fp_rconn_init(fp_rconn *c, uv_loop_t *loop, const fp_redis_url *url, const char *name,
+                   fp_rconn_cb up, fp_rconn_cb down, void *arg);
+void fp_rconn_open(fp_rconn *c);
+/* Drops a live connection to reconnect with backoff (e.g. after a LOADING reply). */
+void fp_rconn_drop(fp_rconn *c);
+void fp_rconn_close(fp_rconn *c, fp_rconn_cb closed);
+
+#endif
