@@ -116,7 +116,7 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (r->type == REDIS_REPLY_ERROR) {
         fp_warn("redis: taking tasks failed: %s", r->str);
         q->pulling = 0;
-        if (!q->stopping && q->pull.up) /* the retry timer is idle while connected */
+        if (!q->stopping && q->pull.up) /* try again shortly */
             uv_timer_start(&q->kick, kick_cb, 500, 0);
         progress(q);
         return;

@@ -200,6 +200,7 @@ void fp_xfer_free(fp_xfer *x)
         return;
     curl_easy_cleanup(x->easy);
     fp_body_free(&x->body);
+    free(x->shown_buf);
     free(x);
 }
 
@@ -208,8 +209,13 @@ void fp_xfer_set_task(fp_xfer *x, const fp_task *t)
     x->task = *t;
     x->task.url = x->task.buf;
     x->shown = x->task.url;
-    if (strchr(x->task.url, '@') &&
-        fp_text_url_redact(x->shown_buf, sizeof(x->shown_buf), x->task.url))
+    if (strchr(x->task.url, '@') == NULL)
+        return;
+    if (x->shown_buf == NULL && (x->shown_buf = malloc(FP_URL_MAX + 1)) == NULL) {
+        x->shown = "(URL hidden: out of memory)"; /* never the credentials */
+        return;
+    }
+    if (fp_text_url_redact(x->shown_buf, FP_URL_MAX + 1, x->task.url))
         x->shown = x->shown_buf;
 }
 

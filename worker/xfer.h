@@ -34,7 +34,7 @@ typedef struct fp_xfer {
     const char *blocked; /* range the SSRF guard refused, or NULL */
     int tried;           /* an address passed the guard and was connected to */
     char errbuf[CURL_ERROR_SIZE];
-    char shown_buf[FP_URL_MAX + 1];
+    char *shown_buf; /* FP_URL_MAX + 1 bytes, made for the first URL with credentials */
 } fp_xfer;
 
 fp_xfer *fp_xfer_new(const fp_conf *conf, fp_store *store);
