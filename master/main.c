@@ -16,6 +16,7 @@
 #include "fp_keys.h"
 #include "fp_log.h"
 #include "fp_opt.h"
+#include "fp_redis_sync.h"
 #include "master.h"
 
 #define DEFAULT_QUEUE_DEPTH 500
@@ -48,6 +49,8 @@ static void usage(FILE *f)
             "                     (env FETCHPOOL_FEED_BATCH, default %d)\n"
             "  --retention SEC    keep a finished job's keys this long\n"
             "                     (env FETCHPOOL_RETENTION, default %d)\n"
+            "  --allow-eviction   run even if Redis's maxmemory-policy is not noeviction, with\n"
+            "                     a warning (env FETCHPOOL_ALLOW_EVICTION=1); keys may be lost\n"
             "  --verbose          debug logging\n"
             "  --help             this text\n"
             "\n"
@@ -84,6 +87,7 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
                                          {"feed-batch", required_argument, NULL, 'b'},
                                          {"retention", required_argument, NULL, 't'},
                                          {"verbose", no_argument, NULL, 'v'},
+                                         {"allow-eviction", no_argument, NULL, 'e'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *env = fp_opt_env("FETCHPOOL_REDIS");
@@ -94,6 +98,7 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
     cfg->queue_depth = DEFAULT_QUEUE_DEPTH;
     cfg->feed_batch = DEFAULT_FEED_BATCH;
     cfg->retention = DEFAULT_RETENTION;
+    cfg->allow_eviction = fp_opt_env_flag("FETCHPOOL_ALLOW_EVICTION");
     if (env_num("FETCHPOOL_QUEUE_DEPTH", 1, 10000000, &cfg->queue_depth) ||
         env_num("FETCHPOOL_FEED_BATCH", 1, 100000, &cfg->feed_batch) ||
         env_num("FETCHPOOL_RETENTION", 1, 315360000, &cfg->retention))
@@ -114,6 +119,7 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
                 return 2;
             break;
         case 'v': cfg->verbose = 1; break;
+        case 'e': cfg->allow_eviction = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -215,6 +221,11 @@ int main(int argc, char **argv)
     signals_init();
     if (fpm_redis_open(&m, err, sizeof(err)) != 0) {
         fp_error("%s", err);
+        curl_global_cleanup();
+        return 2;
+    }
+    if (fp_redis_require_noeviction(m.rc, m.cfg.allow_eviction) != 0) {
+        fpm_redis_close(&m);
         curl_global_cleanup();
         return 2;
     }

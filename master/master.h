@@ -24,6 +24,7 @@ typedef struct fpm_config {
     long feed_batch;  /* input lines taken from one job per turn */
     long retention;   /* seconds a finished job's keys are kept */
     int verbose;
+    int allow_eviction; /* run although Redis may evict keys (warn instead) */
 } fpm_config;
 
 /* The master's copy of a job's feeding state. The master is the only writer of fed, total

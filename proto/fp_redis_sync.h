@@ -20,4 +20,13 @@
 redisContext *fp_redis_connect(const fp_redis_url *u, int connect_s, int reply_s, char *err,
                                size_t errlen);
 
+/* Redis must not evict fetchpool's keys: any maxmemory-policy but noeviction may drop a
+ * queue, a processing list or a heartbeat (Sidekiq refuses to run on one too). 0 if the
+ * policy is noeviction; 1 if it cannot be read (CONFIG is not allowed, as on some managed
+ * services: the caller warns); -1 with a message in err otherwise. */
+int fp_redis_check_eviction(redisContext *c, char *err, size_t errlen);
+/* What both programs do with it at start: refuse (-1, logged) unless allow, which turns
+ * the refusal into a loud warning. */
+int fp_redis_require_noeviction(redisContext *c, int allow);
+
 #endif

@@ -41,6 +41,8 @@ static const char usage[] =
     "                            env FETCHPOOL_ALLOW_PRIVATE=1)\n"
     "      --allow-cidr CIDR     allow this range although it is private (repeatable, up to 32;\n"
     "                            env FETCHPOOL_ALLOW_CIDR, comma-separated)\n"
+    "      --allow-eviction      run even if Redis's maxmemory-policy is not noeviction, with a\n"
+    "                            warning (env FETCHPOOL_ALLOW_EVICTION=1); keys may be lost\n"
     "      --fsync               fsync each file before publishing it (env FETCHPOOL_FSYNC=1)\n"
     "      --ca-bundle FILE      PEM file of the CAs to trust instead of the system's bundle\n"
     "                            (as curl --cacert; env FETCHPOOL_CA_BUNDLE). For a private CA\n"
@@ -65,7 +67,8 @@ enum {
     OPT_RESOLVE,
     OPT_ALLOW_CIDR,
     OPT_CA_BUNDLE,
-    OPT_IDLE_CONNS
+    OPT_IDLE_CONNS,
+    OPT_ALLOW_EVICTION
 };
 
 static int add_cidr(fp_conf *c, const char *s)
@@ -123,6 +126,7 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         {"allow-cidr", required_argument, NULL, OPT_ALLOW_CIDR},
         {"ca-bundle", required_argument, NULL, OPT_CA_BUNDLE},
         {"idle-conns", required_argument, NULL, OPT_IDLE_CONNS},
+        {"allow-eviction", no_argument, NULL, OPT_ALLOW_EVICTION},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -145,6 +149,7 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
     c->grace_ms = 20000;
     c->allow_private = fp_opt_env_flag("FETCHPOOL_ALLOW_PRIVATE");
     c->fsync = fp_opt_env_flag("FETCHPOOL_FSYNC");
+    c->allow_eviction = fp_opt_env_flag("FETCHPOOL_ALLOW_EVICTION");
     /* A bad value in the environment is a usage error, as a bad flag is (v stays -1 if
      * the variable is unset). */
     if (env_set(&c->concurrency, "FETCHPOOL_CONCURRENCY", 1, 10000) ||
@@ -220,6 +225,7 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
                 return -1;
             break;
         case OPT_FSYNC: c->fsync = 1; break;
+        case OPT_ALLOW_EVICTION: c->allow_eviction = 1; break;
         case OPT_CA_BUNDLE: ca = optarg; break;
         case OPT_RESOLVE: {
             struct curl_slist *l = curl_slist_append(c->resolve, optarg);

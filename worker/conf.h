@@ -29,6 +29,7 @@ typedef struct fp_conf {
     long grace_ms;        /* drain time on SIGTERM */
     int allow_private;    /* let the SSRF guard pass private/loopback addresses */
     int fsync;            /* fsync each file before publishing it */
+    int allow_eviction;   /* run although Redis may evict keys (warn instead) */
     int verbose;
     char ca_bundle[PATH_MAX];         /* --ca-bundle: CAs trusted besides the system's */
     struct curl_slist *resolve;       /* --resolve entries, as libcurl's CURLOPT_RESOLVE */

@@ -315,6 +315,8 @@ static int sync_setup(fp_link *q)
         fp_error("%s", err);
         goto done;
     }
+    if (fp_redis_require_noeviction(c, conf->allow_eviction) != 0)
+        goto done;
     /* A worker that died with our id (a restarted container keeps its hostname) left
      * tasks behind: they go back exactly as the master's reaper would hand them back, so a
      * task that kills us every time still reaches its attempt limit. */

@@ -608,5 +608,51 @@ class ReliabilityTest(ReliabilityBase):
         self.assertIn("refused", log.lower())
 
 
+    # -- Redis that may evict ----------------------------------------------------------
+
+    def test_eviction_policy_refused_unless_allowed(self):
+        """With a maxmemory-policy that evicts, master and worker refuse to start (exit 2,
+        saying why); --allow-eviction (or FETCHPOOL_ALLOW_EVICTION=1) runs with a warning,
+        and a policy set back to noeviction runs quietly."""
+        r = self.c.redis()
+        r.call("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        runs = {}
+        for name, prog, extra, env_allow in (
+                ("master-refused", "fetchpool-master", [], False),
+                ("worker-refused", "fetchpool-worker", ["--id", "evict1"], False),
+                ("worker-env-allowed", "fetchpool-worker", ["--id", "evict2"], True),
+                ("master-allowed", "fetchpool-master", ["--allow-eviction"], False)):
+            argv = [self.c.exe(prog), "--redis", self.c.redis_srv.url] + extra
+            if prog == "fetchpool-worker":
+                argv += ["--output", self.c.out, "--allow-private"]
+            env = self.c.env()
+            if env_allow:
+                env["FETCHPOOL_ALLOW_EVICTION"] = "1"
+            p = fp.Proc(name, argv, self.c.dir, env=env)
+            self.c.procs.append(p)
+            runs[name] = p
+        for name in ("master-refused", "worker-refused"):
+            rc = runs[name].wait(15)
+            log = runs[name].tail()
+            self.assertEqual(rc, 2, log)
+            self.assertIn("maxmemory-policy allkeys-lru", log)
+            self.assertIn("--allow-eviction", log)
+        time.sleep(1.5)
+        for name in ("worker-env-allowed", "master-allowed"):
+            p = runs[name]
+            self.assertTrue(p.alive(), p.tail())
+            self.assertIn("Running anyway (--allow-eviction)", p.tail())
+            self.assertEqual(p.stop(), 0)
+        r.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        p = fp.Proc("worker-quiet", [self.c.exe("fetchpool-worker"), "--redis",
+                                     self.c.redis_srv.url, "--output", self.c.out, "--id",
+                                     "evict3", "--allow-private"], self.c.dir, env=self.c.env())
+        self.c.procs.append(p)
+        time.sleep(1.0)
+        self.assertTrue(p.alive(), p.tail())
+        self.assertNotIn("maxmemory-policy", p.tail())
+        self.assertEqual(p.stop(), 0)
+
+
 if __name__ == "__main__":
     fp.main()
