@@ -9,7 +9,9 @@ answers that change on every query with TTL 0 (DNS rebinding), several addresses
 
 rules.json maps a lower-case name to a rule:
     {"a": ["127.0.1.1", ...]}          these A records (several: all of them, in order)
-    {"cycle": [["127.0.1.1"], ["127.0.0.1"]]}   query k gets the (k mod n)th list
+    {"first": ["127.0.1.1"], "then": ["127.0.0.1"]}   the first A query gets one answer,
+                                       every later one the other (rebinding, counted
+                                       exactly however many times a resolver asks)
     {"rcode": 2}                       that response code (2 SERVFAIL, 5 REFUSED), no answer
     "delay_ms": N                      answer after N ms (other queries are not held up)
     "ttl": N                           TTL of the records (default 0)
@@ -82,8 +84,8 @@ class Server:
         with self.lock:
             k = self.counts.get(name, 0)
             self.counts[name] = k + 1
-        if "cycle" in rule:
-            addrs = rule["cycle"][k % len(rule["cycle"])]
+        if "first" in rule:
+            addrs = rule["first"] if k == 0 else rule["then"]
         else:
             addrs = rule.get("a", [])
         return 0, list(addrs), ttl, delay
