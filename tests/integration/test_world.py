@@ -30,7 +30,7 @@ DNS_RULES = {
     "slow.fault.test": {"a": ["127.0.1.1"], "delay_ms": 1500},
     "veryslow.fault.test": {"a": ["127.0.1.1"], "delay_ms": 8000},
     # DNS rebinding: the first answer is an allowed address, every later one (TTL 0) a
-    # blocked one. ("cycle" would depend on how many queries the resolvers make.)
+    # blocked one.
     "rebind.fault.test": {"first": ["127.0.1.1"], "then": ["127.0.0.1"], "ttl": 0},
     # One blocked address, then one where nothing listens.
     "multi.fault.test": {"a": ["127.0.0.9", "127.0.1.250"]},
