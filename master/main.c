@@ -18,6 +18,7 @@
 #include "fp_opt.h"
 #include "fp_redis_sync.h"
 #include "master.h"
+#include "metrics.h"
 
 #define DEFAULT_QUEUE_DEPTH 500
 #define DEFAULT_FEED_BATCH  500
@@ -49,6 +50,9 @@ static void usage(FILE *f)
             "                     (env FETCHPOOL_FEED_BATCH, default %d)\n"
             "  --retention SEC    keep a finished job's keys this long\n"
             "                     (env FETCHPOOL_RETENTION, default %d)\n"
+            "  --metrics [ADDR:]PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+            "                     (env FETCHPOOL_METRICS; off by default; 127.0.0.1 when only\n"
+            "                     a port is given)\n"
             "  --allow-eviction   run even if Redis's maxmemory-policy is not noeviction, with\n"
             "                     a warning (env FETCHPOOL_ALLOW_EVICTION=1); keys may be lost\n"
             "  --verbose          debug logging\n"
@@ -88,6 +92,7 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
                                          {"retention", required_argument, NULL, 't'},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"allow-eviction", no_argument, NULL, 'e'},
+                                         {"metrics", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *env = fp_opt_env("FETCHPOOL_REDIS");
@@ -99,6 +104,7 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
     cfg->feed_batch = DEFAULT_FEED_BATCH;
     cfg->retention = DEFAULT_RETENTION;
     cfg->allow_eviction = fp_opt_env_flag("FETCHPOOL_ALLOW_EVICTION");
+    cfg->metrics = fp_opt_env("FETCHPOOL_METRICS");
     if (env_num("FETCHPOOL_QUEUE_DEPTH", 1, 10000000, &cfg->queue_depth) ||
         env_num("FETCHPOOL_FEED_BATCH", 1, 100000, &cfg->feed_batch) ||
         env_num("FETCHPOOL_RETENTION", 1, 315360000, &cfg->retention))
@@ -120,9 +126,21 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
             break;
         case 'v': cfg->verbose = 1; break;
         case 'e': cfg->allow_eviction = 1; break;
+        case 'm': cfg->metrics = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    if (cfg->metrics && cfg->metrics[0]) {
+        struct sockaddr_storage sa;
+        socklen_t salen;
+        char err[256];
+        if (fpm_metrics_addr(cfg->metrics, &sa, &salen, err, sizeof(err)) != 0) {
+            fprintf(stderr, "fetchpool-master: %s\n", err);
+            return 2;
+        }
+    } else {
+        cfg->metrics = NULL;
     }
     if (optind < argc) {
         fprintf(stderr, "fetchpool-master: unexpected argument '%s'\n", argv[optind]);
@@ -201,6 +219,7 @@ static void run(fpm *m)
 
 int main(int argc, char **argv)
 {
+    fpm_metrics *mx = NULL;
     fpm m;
     char err[512];
     int rc;
@@ -229,10 +248,19 @@ int main(int argc, char **argv)
         curl_global_cleanup();
         return 2;
     }
-    fp_info("started: Redis %s:%d db %d, queue depth %ld, feed batch %ld, retention %ld s",
-            m.url.host, m.url.port, m.url.db, m.cfg.queue_depth, m.cfg.feed_batch, m.cfg.retention);
+    if (m.cfg.metrics &&
+        (mx = fpm_metrics_start(m.cfg.metrics, &m.url, &m.reconnects, err, sizeof(err))) == NULL) {
+        fp_error("%s", err);
+        fpm_redis_close(&m);
+        curl_global_cleanup();
+        return 2;
+    }
+    fp_info("started: Redis %s:%d db %d, queue depth %ld, feed batch %ld, retention %ld s%s%s",
+            m.url.host, m.url.port, m.url.db, m.cfg.queue_depth, m.cfg.feed_batch, m.cfg.retention,
+            mx ? ", metrics on " : "", mx ? m.cfg.metrics : "");
     run(&m);
     fp_info("stopping");
+    fpm_metrics_stop(mx);
     fpm_redis_close(&m);
     free(m.jobs);
     curl_global_cleanup();

@@ -25,6 +25,7 @@ typedef struct fpm_config {
     long retention;   /* seconds a finished job's keys are kept */
     int verbose;
     int allow_eviction; /* run although Redis may evict keys (warn instead) */
+    const char *metrics; /* [ADDR:]PORT of the Prometheus endpoint, or NULL */
 } fpm_config;
 
 /* The master's copy of a job's feeding state. The master is the only writer of fed, total
@@ -49,6 +50,7 @@ typedef struct fpm {
     int errors;            /* Redis error replies seen in this loop round */
     int resync;            /* reload the job table from Redis before the next step */
     uint64_t connected_ms; /* monotonic time of the last (re)connect */
+    uint64_t reconnects;   /* read by the metrics thread: only atomic access */
 } fpm;
 
 /* Set by the SIGTERM/SIGINT handler; steps stop early, the loop exits. */

@@ -61,6 +61,7 @@ int fpm_redis_reconnect(fpm *m)
             break;
         if (fpm_redis_open(m, err, sizeof(err)) == 0) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
+            __atomic_add_fetch(&m->reconnects, 1, __ATOMIC_RELAXED);
             fp_info("reconnected to Redis at %s:%d after %.1f s", m->url.host, m->url.port,
                     (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
             return 0;

@@ -1,7 +1,8 @@
 /* report.c - completes the jobs listed in fp:done: computes the summary from the job's
  * counters and latency histogram, and in ONE MULTI writes fp:job:<id>:summary, sets
  * state=done, wakes waiting clients (fp:job:<id>:wake), drops the id from fp:jobs:active
- * and fp:done, and sets every key of the job to expire after the retention time.
+ * and fp:done, adds its counters to fp:stats (fold script), and sets every key of the job to expire
+ * after the retention time.
  *
  * The id is read with LINDEX and removed only by that MULTI, so a master that dies half
  * way reports the job again after restart; doing it twice is harmless (the summary is
@@ -14,6 +15,7 @@
 #include "fp_keys.h"
 #include "fp_log.h"
 #include "fp_record.h"
+#include "fp_service.h"
 #include "fp_stats.h"
 #include "fp_text.h"
 #include "master.h"
@@ -161,6 +163,7 @@ static int append_completion(fpm *m, uint64_t id, const job_counts *c, uint64_t 
 {
     static const fp_job_key keys[] = {FP_JOB_META, FP_JOB_IN,      FP_JOB_RES,
                                       FP_JOB_LAT,  FP_JOB_SUMMARY, FP_JOB_WAKE};
+    static fp_call fold;
     char meta[FP_KEY_MAX], sum[FP_KEY_MAX], wake[FP_KEY_MAX], key[FP_KEY_MAX];
     size_t i;
     int ncmd = 0;
@@ -176,6 +179,11 @@ static int append_completion(fpm *m, uint64_t id, const job_counts *c, uint64_t 
         fpm_redis_append(m, "LREM %s 0 %" PRIu64, FP_KEY_DONE, id))
         return FPM_LOST;
     ncmd += 8;
+    /* Its counters join those of every completed job (for metrics), once. */
+    fp_call_fold(&fold, id, 0);
+    if (fpm_redis_append_call(m, &fold))
+        return FPM_LOST;
+    ncmd++;
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (fpm_redis_append(m, "EXPIRE %s %ld", fp_key_job(key, id, keys[i]), m->cfg.retention))
             return FPM_LOST;

@@ -14,6 +14,11 @@
 #define FP_KEY_RETRY       "fp:retry"
 #define FP_KEY_DONE        "fp:done"
 #define FP_KEY_DEAD        "fp:dead"
+/* Service keys (fp_service.h): counters of every completed job, cancelled jobs, control. */
+#define FP_KEY_STATS     "fp:stats"
+#define FP_KEY_STATS_LAT "fp:stats:lat"
+#define FP_KEY_CANCELLED "fp:cancelled"
+#define FP_KEY_CONTROL   "fp:ctl"
 
 #define FP_KEY_MAX 128
 

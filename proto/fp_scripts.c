@@ -50,7 +50,8 @@ const char fp_script_finish[] =
     "  if ARGV[a + 1] ~= '' then redis.call('LREM', KEYS[1], 1, ARGV[a + 1]) end\n"
     "  local j = jobs[meta]\n"
     "  if j == nil then\n"
-    "    j = {live = redis.call('HEXISTS', meta, 'total') == 1, lat = lat, id = ARGV[a + 9],\n"
+    "    local h = redis.call('HMGET', meta, 'total', 'cancelled')\n"
+    "    j = {live = h[1] ~= false and h[2] == false, lat = lat, id = ARGV[a + 9],\n"
     "         n = {done = 0, ok = 0, failed = 0, bytes = 0, sum_us = 0}, hist = {}}\n"
     "    jobs[meta] = j\n"
     "    order[#order + 1] = meta\n"
@@ -102,6 +103,7 @@ const char fp_script_seal[] =
 
 const char fp_script_retry[] =
     "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
+    "if redis.call('HEXISTS', KEYS[3], 'cancelled') == 1 then return 0 end\n"
     "local t = redis.call('TIME')\n"
     "local due = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[3])\n"
     "redis.call('ZADD', KEYS[2], due, ARGV[2])\n"
@@ -261,12 +263,13 @@ void fp_call_seal(fp_call *c, uint64_t job)
     add_u64(c, job);
 }
 
-void fp_call_retry(fp_call *c, const char *worker, const char *task, size_t task_len,
+void fp_call_retry(fp_call *c, const char *worker, uint64_t job, const char *task, size_t task_len,
                    const char *next, size_t next_len, long delay_ms)
 {
-    start(c, fp_script_retry, 2);
+    start(c, fp_script_retry, 3);
     add_str(c, fp_key_proc(room(c), worker));
     add_str(c, FP_KEY_RETRY);
+    add_job_key(c, job, FP_JOB_META);
     add_task(c, task, task_len);
     add(c, next, next_len);
     add_u64(c, (uint64_t)(delay_ms > 0 ? delay_ms : 0));
@@ -312,4 +315,35 @@ void fp_call_forget(fp_call *c, const char *worker)
     add_str(c, fp_key_heartbeat(room(c), worker));
     add_str(c, FP_KEY_WORKERS);
     add_str(c, worker);
+}
+
+/* For the builders of other files (fp_service.c). */
+void fp_call_begin(fp_call *c, const char *script, int numkeys)
+{
+    start(c, script, numkeys);
+}
+
+void fp_call_arg(fp_call *c, const char *s, size_t len)
+{
+    add(c, s, len);
+}
+
+void fp_call_arg_u64(fp_call *c, uint64_t v)
+{
+    add_u64(c, v);
+}
+
+void fp_call_arg_job_key(fp_call *c, uint64_t job, fp_job_key which)
+{
+    add_job_key(c, job, which);
+}
+
+void fp_call_arg_task(fp_call *c, const char *task, size_t len)
+{
+    add_task(c, task, len);
+}
+
+char *fp_call_room(fp_call *c)
+{
+    return room(c);
 }

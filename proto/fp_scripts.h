@@ -23,10 +23,10 @@ extern const char fp_script_take[];
 
 /* Record the final results of one or more tasks: for each, remove the task from the
  * processing list, HSETNX the result (a duplicate is ignored, so every result counts once;
- * so is a result for a job that no longer exists), bump the job's counters, and when
- * done == total on a sealed job push its id to fp:done. Returns how many were counted.
- * KEYS: fp:proc:<worker> (any name if no task), fp:done, then for each result
- * fp:job:<id>, fp:job:<id>:res, fp:job:<id>:lat. ARGV, 9 for each result: task record
+ * so is a result for a job that no longer exists or was cancelled), bump the job's counters, and
+ * when done == total on a sealed job push its id to fp:done. Returns how many were counted. KEYS:
+ * fp:proc:<worker> (any name if no task), fp:done, then for each result fp:job:<id>,
+ * fp:job:<id>:res, fp:job:<id>:lat. ARGV, 9 for each result: task record
  * ("" if none), idx, result record, ok (1/0), status, bytes, total_us, latency bucket
  * ("" for none), job id. Workers send a loop turn's results in one call. */
 extern const char fp_script_finish[];
@@ -35,8 +35,9 @@ extern const char fp_script_finish[];
  * KEYS: fp:job:<id>, fp:done. ARGV: job id. */
 extern const char fp_script_seal[];
 
-/* Put a task back for a later attempt. KEYS: fp:proc:<worker>, fp:retry.
- * ARGV: old task record, new task record (attempt raised), delay in ms. */
+/* Put a task back for a later attempt, unless its job was cancelled (then it is only
+ * taken out of the processing list; returns 0). KEYS: fp:proc:<worker>, fp:retry,
+ * fp:job:<id>. ARGV: old task record, new task record (attempt raised), delay in ms. */
 extern const char fp_script_retry[];
 
 /* Move retries that are due to the head of the queue. Returns how many.
@@ -104,7 +105,7 @@ void fp_call_finish_part(fp_call *c, const fp_finish *f);
 
 void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots);
 void fp_call_seal(fp_call *c, uint64_t job);
-void fp_call_retry(fp_call *c, const char *worker, const char *task, size_t task_len,
+void fp_call_retry(fp_call *c, const char *worker, uint64_t job, const char *task, size_t task_len,
                    const char *next, size_t next_len, long delay_ms);
 void fp_call_promote(fp_call *c, int max);
 void fp_call_release(fp_call *c, const char *worker);
@@ -112,5 +113,14 @@ void fp_call_bury(fp_call *c, const char *worker, const char *rec, size_t len);
 void fp_call_requeue(fp_call *c, const char *worker, const char *task, size_t task_len,
                      const char *next, size_t next_len);
 void fp_call_forget(fp_call *c, const char *worker);
+
+/* Building blocks for the builders of other files (fp_service.c): start a call of script
+ * with numkeys keys, then add its arguments in order. */
+void fp_call_begin(fp_call *c, const char *script, int numkeys);
+void fp_call_arg(fp_call *c, const char *s, size_t len);
+void fp_call_arg_u64(fp_call *c, uint64_t v);
+void fp_call_arg_job_key(fp_call *c, uint64_t job, fp_job_key which);
+void fp_call_arg_task(fp_call *c, const char *task, size_t len);
+char *fp_call_room(fp_call *c); /* FP_KEY_MAX bytes in the call's buffer */
 
 #endif

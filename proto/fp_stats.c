@@ -21,6 +21,20 @@ uint64_t fp_stats_bucket_value(uint32_t bucket)
     return (uint64_t)llround(LINEAR * pow(GROWTH, (double)(bucket - LINEAR) + 0.5));
 }
 
+const double fp_prom_le[FP_PROM_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                            0.5,   1,    2.5,   5,    10};
+
+int fp_stats_prom_index(uint32_t bucket)
+{
+    uint64_t us = fp_stats_bucket_value(bucket);
+    int i;
+
+    for (i = 0; i < FP_PROM_BUCKETS; i++)
+        if ((double)us <= fp_prom_le[i] * 1e6)
+            return i;
+    return FP_PROM_BUCKETS;
+}
+
 static int cmp_bucket(const void *a, const void *b)
 {
     uint32_t x = ((const fp_hist_entry *)a)->bucket, y = ((const fp_hist_entry *)b)->bucket;

@@ -31,6 +31,13 @@ typedef struct fp_summary {
     uint64_t p50_us, p95_us, p99_us;
 } fp_summary;
 
+/* Prometheus's default histogram bounds (le, in seconds) for download latency. A fine
+ * bucket counts under the first bound its value (fp_stats_bucket_value) is at most;
+ * FP_PROM_BUCKETS means only +Inf. Exact to the fine buckets' 2 %. */
+#define FP_PROM_BUCKETS 11
+extern const double fp_prom_le[FP_PROM_BUCKETS];
+int fp_stats_prom_index(uint32_t bucket);
+
 /* Fills the derived fields of s from its counters and the histogram (sorted in place). */
 void fp_summary_finish(fp_summary *s, fp_hist_entry *e, size_t n);
 

@@ -262,12 +262,12 @@ static void push_call(fp_link *q, const fp_call *c)
     fp_outbox_push(&q->out, cmd);
 }
 
-void fp_link_retry(fp_link *q, const char *raw, size_t rawlen, const char *next, size_t nextlen,
-                   long delay_ms)
+void fp_link_retry(fp_link *q, uint64_t job, const char *raw, size_t rawlen, const char *next,
+                   size_t nextlen, long delay_ms)
 {
     static fp_call call;
 
-    fp_call_retry(&call, q->conf->id, raw, rawlen, next, nextlen, delay_ms);
+    fp_call_retry(&call, q->conf->id, job, raw, rawlen, next, nextlen, delay_ms);
     push_call(q, &call);
 }
 

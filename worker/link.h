@@ -47,8 +47,8 @@ void fp_link_want(fp_link *q, int n, int recovered_slots);
  * result, atomically (a loop turn's results go in one call). f's strings are copied. */
 void fp_link_finish(fp_link *q, const fp_finish *f);
 /* Puts the task back for another attempt after delay_ms. */
-void fp_link_retry(fp_link *q, const char *raw, size_t rawlen, const char *next, size_t nextlen,
-                   long delay_ms);
+void fp_link_retry(fp_link *q, uint64_t job, const char *raw, size_t rawlen, const char *next,
+                   size_t nextlen, long delay_ms);
 /* Moves an undecodable record from the processing list to the dead-letter list. */
 void fp_link_bury(fp_link *q, const char *raw, size_t rawlen);
 

@@ -156,7 +156,7 @@ static void report(fp_worker *w, slot *s, fp_reason reason, fp_result *r)
         if (n > 0) {
             fp_debug("retry %s in %ld ms (attempt %u of %u: %s)", x->shown, delay, next.attempt,
                      next.max_attempts, r->status);
-            fp_link_retry(w->link, s->raw, s->rawlen, buf, (size_t)n, delay);
+            fp_link_retry(w->link, x->task.job, s->raw, s->rawlen, buf, (size_t)n, delay);
             st->retried++;
             return;
         }

@@ -14,13 +14,13 @@
 # said why, if something could not be installed; callers run under `set -e`.
 #
 # Groups (fp_packages GROUP prints one; later groups include earlier ones where noted):
-#   build    compile fetchpool (libcmocka-dev too: cmake's configure step looks for it)
+#   build    compile fetchpool (libmicrohttpd-dev for the master's /metrics; libcmocka-dev too: cmake's configure step looks for it)
 #   demo     build + what scripts/demo runs: redis-server, python3
 #   test     demo + every test stage of scripts/test: nginx (and the echo module the test
 #            world's nginx loads), clang with its libFuzzer and sanitizer runtimes
 #            (libclang-rt-14-dev, which `apt-get install clang --no-install-recommends`
 #            does not bring), clang-format, and what the integration tests drive: dnsmasq,
-#            ip, unshare, openssl, curl and h2
+#            ip, unshare, openssl, curl and h2; prometheus (scrapes the master's /metrics)
 #   bench    demo + scripts/bench: nginx with the echo module, curl, wget2, aiohttp, time,
 #            and for its scenarios in tests/world.py: dnsmasq, ip, unshare, openssl, h2
 #   docker   a docker daemon and debootstrap (seeds debian:bookworm-slim without a registry)
@@ -33,7 +33,7 @@ fp_packages() {
     case "$1" in
     build)
         echo build-essential cmake pkg-config libcurl4-openssl-dev libuv1-dev \
-            libhiredis-dev libssl-dev libcmocka-dev
+            libhiredis-dev libssl-dev libcmocka-dev libmicrohttpd-dev
         ;;
     demo)
         fp_packages build
@@ -42,7 +42,8 @@ fp_packages() {
     test)
         fp_packages demo
         echo nginx-light libnginx-mod-http-echo clang libclang-rt-14-dev clang-format \
-            dnsmasq-base iproute2 util-linux openssl ca-certificates curl python3-h2
+            dnsmasq-base iproute2 util-linux openssl ca-certificates curl python3-h2 \
+            prometheus
         ;;
     bench)
         fp_packages demo
@@ -64,7 +65,7 @@ fp_packages() {
 }
 
 # Services that installing a package of ours starts (Debian's maintainer scripts do).
-FP_PACKAGES_SERVICES=(redis-server nginx)
+FP_PACKAGES_SERVICES=(redis-server nginx prometheus)
 
 fp_packages_log() {
     if declare -F log >/dev/null; then

@@ -96,6 +96,32 @@ static void summary_math(void **state)
     assert_true(s.speedup == 0 && s.files_per_s == 0 && s.p99_us == 0);
 }
 
+/* Every latency lands under the first Prometheus bound at or above it, give or take the
+ * fine buckets' 2 %. */
+static void prometheus_buckets_follow_the_bounds(void **state)
+{
+    uint64_t us;
+    int i, last = 0;
+
+    (void)state;
+    for (us = 1; us < 100000000; us += us / 50 + 1) {
+        int k = fp_stats_prom_index(fp_stats_bucket(us));
+        double s = (double)us / 1e6;
+        assert_true(k >= last);
+        last = k;
+        if (k < FP_PROM_BUCKETS)
+            assert_true(s <= fp_prom_le[k] * 1.021);
+        if (k > 0)
+            assert_true(s >= fp_prom_le[k - 1] * 0.979);
+    }
+    assert_int_equal(last, FP_PROM_BUCKETS);
+    assert_int_equal(fp_stats_prom_index(fp_stats_bucket(1000)), 0);      /* 1 ms */
+    assert_int_equal(fp_stats_prom_index(fp_stats_bucket(200000)), 5);    /* 200 ms: le 0.25 */
+    assert_int_equal(fp_stats_prom_index(fp_stats_bucket(30000000)), 11); /* 30 s: +Inf */
+    for (i = 1; i < FP_PROM_BUCKETS; i++)
+        assert_true(fp_prom_le[i] > fp_prom_le[i - 1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +129,7 @@ int main(void)
         cmocka_unit_test(percentiles_match_exact_nearest_rank),
         cmocka_unit_test(percentile_edge_cases),
         cmocka_unit_test(summary_math),
+        cmocka_unit_test(prometheus_buckets_follow_the_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
