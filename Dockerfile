@@ -1,6 +1,6 @@
 # fetchpool container images (multi-stage; every stage starts from debian:bookworm-slim).
 #   target runtime (default, last stage): fetchpool-master + fetchpool-worker, runtime libs only
-#   target client: scripts/submit with python3, nothing else
+#   target client: scripts/submit with python3 and python3-redis, nothing else
 # The client is its own target so the image that gets scaled out to many workers carries
 # no Python (about 45 MB less: 90 MB instead of 135 MB), and the client carries no C libraries.
 # Build: docker build -t fetchpool .   docker build --target client -t fetchpool-client .
@@ -11,6 +11,10 @@ FROM debian:bookworm-slim AS client
 # Same first layer as docker/origin.Dockerfile (shared in the build cache).
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 tini \
+    && rm -rf /var/lib/apt/lists/*
+# submit's Redis client (redis-py), a layer of its own so the one above stays shared.
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-redis \
     && rm -rf /var/lib/apt/lists/*
 # uid/gid 10001 in both images: a host folder for the images needs chown 10001:10001.
 RUN groupadd --system --gid 10001 fetchpool \

@@ -15,7 +15,8 @@
 #
 # Groups (fp_packages GROUP prints one; later groups include earlier ones where noted):
 #   build    compile fetchpool (libmicrohttpd-dev for the master's /metrics; libcmocka-dev too: cmake's configure step looks for it)
-#   demo     build + what scripts/demo runs: redis-server, python3
+#   demo     build + what scripts/demo runs: redis-server, python3 and python3-redis
+#            (scripts/submit's Redis client; the test and bench groups include it)
 #   test     demo + every test stage of scripts/test: nginx (and the echo module the test
 #            world's nginx loads), clang with its libFuzzer and sanitizer runtimes
 #            (libclang-rt-14-dev, which `apt-get install clang --no-install-recommends`
@@ -37,7 +38,7 @@ fp_packages() {
         ;;
     demo)
         fp_packages build
-        echo redis-server python3
+        echo redis-server python3 python3-redis
         ;;
     test)
         fp_packages demo

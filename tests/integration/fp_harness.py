@@ -1,9 +1,9 @@
-"""Shared harness for fetchpool's integration tests (python3 stdlib only).
+"""Shared harness for fetchpool's integration tests (python3 stdlib and redis-py).
 
 A `Cluster` starts private servers on free loopback ports inside one temp dir: a
 redis-server, an nginx serving generated files, tests/origin.py, fetchpool-master and
 N fetchpool-workers; `submit()` runs scripts/submit against them and `redis()` gives a
-minimal RESP client for asserting on keys. `Cluster.close()` stops everything; it also
+Redis client (redis-py, replies as Redis sends them) for asserting on keys. `Cluster.close()` stops everything; it also
 runs on exceptions, at interpreter exit and on SIGTERM, and every child gets
 PR_SET_PDEATHSIG so even a SIGKILLed test leaves no server behind.
 
@@ -12,6 +12,7 @@ from FP_SUBMIT or the repo. Set FP_KEEP=1 to keep the temp dir for a post-mortem
 """
 
 import atexit
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -24,6 +25,10 @@ import sys
 import tempfile
 import time
 import unittest
+
+import redis              # Debian's python3-redis (redis-py), for /usr/bin/python3
+import redis.client
+import redis.exceptions
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -139,68 +144,40 @@ class Proc:
         return "\n".join(lines[-n:])
 
 
-# -- RESP client -----------------------------------------------------------------------
+# -- Redis client ----------------------------------------------------------------------
 
 class RespError(Exception):
-    pass
+    """An error reply from Redis (LOADING while it reads its data back included)."""
 
 
-class Resp:
-    """A minimal blocking RESP2 client: enough to assert on Redis keys from a test."""
+class RedisClient:
+    """A blocking Redis client for asserting on keys from a test: redis-py underneath,
+    with replies as Redis sends them (no redis-py reply parsing: HGETALL is a flat list,
+    PING "PONG"), bulk strings decoded as UTF-8 (invalid bytes replaced). An error reply
+    raises RespError; a connection that cannot be made or drops raises ConnectionError
+    (an OSError), as a socket would. Connects at once; a later call after a drop
+    reconnects."""
 
     def __init__(self, port, host="127.0.0.1", password=None, timeout=10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.buf = b""
-        if password:
-            self.call("AUTH", password)
+        self.r = redis.Redis(host=host, port=port, password=password or None,
+                             socket_timeout=timeout, socket_connect_timeout=timeout,
+                             decode_responses=True, encoding_errors="replace")
+        self.r.response_callbacks = redis.client.CaseInsensitiveDict({})
+        with _redis_errors():
+            self.r.connection_pool.release(self.r.connection_pool.get_connection("PING"))
 
     def close(self):
-        self.sock.close()
+        self.r.connection_pool.disconnect()
 
     def call(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(out))
-        return self._reply()
+        with _redis_errors():
+            return self.r.execute_command(*args)
 
     __call__ = call
 
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise ConnectionError("redis closed the connection")
-        self.buf += data
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _exact(self, n):
-        while len(self.buf) < n + 2:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
-        return data
-
-    def _reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            raise RespError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            return None if n < 0 else self._exact(n).decode("utf-8", "replace")
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._reply() for _ in range(n)]
-        raise RespError("unexpected reply %r" % line)
+    def pipeline(self, transaction=False):
+        """A redis-py pipeline on this client (raw replies; errors are redis-py's own)."""
+        return self.r.pipeline(transaction=transaction)
 
     # Conveniences for the shapes tests look at.
     def hgetall(self, key):
@@ -214,6 +191,22 @@ class Resp:
             found += batch
             if cursor == "0":
                 return sorted(set(found))
+
+
+@contextlib.contextmanager
+def _redis_errors():
+    """redis-py's exceptions as RespError (a reply) or ConnectionError (the link)."""
+    try:
+        yield
+    except redis.exceptions.BusyLoadingError as e:
+        raise RespError("LOADING " + str(e).strip()) from e
+    except (redis.exceptions.AuthenticationError,
+            redis.exceptions.AuthorizationError) as e:
+        raise RespError(str(e)) from e
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+        raise ConnectionError(str(e)) from e
+    except redis.exceptions.RedisError as e:
+        raise RespError(str(e)) from e
 
 
 # -- servers ---------------------------------------------------------------------------
@@ -264,7 +257,7 @@ class Redis:
             if not self.proc.alive():
                 raise RuntimeError("redis-server exited")
             try:
-                c = Resp(self.port, password=self.password, timeout=1.0)
+                c = RedisClient(self.port, password=self.password, timeout=1.0)
                 try:
                     # Ours, not a server that won a race for the port: same dir.
                     if c.call("CONFIG", "GET", "dir") == ["dir", os.path.realpath(self.dir)]:
@@ -284,7 +277,7 @@ class Redis:
         return "redis://%s127.0.0.1:%d" % (auth, self.port)
 
     def client(self):
-        return Resp(self.port, password=self.password)
+        return RedisClient(self.port, password=self.password)
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc:
@@ -570,7 +563,7 @@ class Cluster:
         return cp.port
 
     def redis(self):
-        """A RESP client to the cluster's redis (closed at teardown)."""
+        """A client of the cluster's redis (closed at teardown)."""
         c = self.redis_srv.client()
         self._clients.append(c)
         return c
