@@ -70,8 +70,9 @@ static int job_drop(fpm *m, const char *s, size_t len)
     return 0;
 }
 
-/* Makes sure the meta hash has what the other processes rely on: state=running, and
- * fed/total present (the finish script refuses results of a job without total). */
+/* Makes sure the meta hash has what the other processes rely on: state=running,
+ * fed/total present (the finish script refuses results of a job without total), and the
+ * per-host limits (the master's defaults unless the client set them). */
 static int job_mark_running(fpm *m, const char *meta)
 {
     redisReply *r;
@@ -79,9 +80,11 @@ static int job_mark_running(fpm *m, const char *meta)
 
     if (fpm_redis_append(m, "HSET %s state running", meta) ||
         fpm_redis_append(m, "HSETNX %s total 0", meta) ||
-        fpm_redis_append(m, "HSETNX %s fed 0", meta))
+        fpm_redis_append(m, "HSETNX %s fed 0", meta) ||
+        fpm_redis_append(m, "HSETNX %s host_conns %ld", meta, m->cfg.host_conns) ||
+        fpm_redis_append(m, "HSETNX %s host_rate %g", meta, m->cfg.host_rate))
         return FPM_LOST;
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 5; i++) {
         if ((r = fpm_redis_reply(m)) == NULL)
             return FPM_LOST;
         if (fpm_redis_failed(m, r, "job intake"))

@@ -23,9 +23,15 @@
 #define DEFAULT_QUEUE_DEPTH 500
 #define DEFAULT_FEED_BATCH  500
 #define DEFAULT_RETENTION   86400
-#define ERROR_PAUSE_MS      1000    /* after a Redis error reply, before trying again */
-#define IDLE_WAIT_S         "0.05"  /* BLMOVE timeout when idle; well below the reply timeout */
-#define FEED_WAIT_S         "0.005" /* the same while jobs wait for room in the queue */
+/* Per-host limits for every job that does not set its own: what one browser does to a
+ * host (six connections, the HTTP/1.1 convention every browser keeps, and a gallery's
+ * worth of images a second), however many workers join. A site that serves images to
+ * the public takes that from each visitor; own servers are opened up per job. */
+#define DEFAULT_HOST_CONNS 6
+#define DEFAULT_HOST_RATE  10
+#define ERROR_PAUSE_MS     1000    /* after a Redis error reply, before trying again */
+#define IDLE_WAIT_S        "0.05"  /* BLMOVE timeout when idle; well below the reply timeout */
+#define FEED_WAIT_S        "0.005" /* the same while jobs wait for room in the queue */
 
 volatile sig_atomic_t fpm_stop;
 
@@ -53,6 +59,11 @@ static void usage(FILE *f)
             "  --metrics [ADDR:]PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
             "                     (env FETCHPOOL_METRICS; off by default; 127.0.0.1 when only\n"
             "                     a port is given)\n"
+            "  --host-conns N     default cap of transfers in flight to one host, for the\n"
+            "                     whole cluster (env FETCHPOOL_HOST_CONNS, default %d; 0: none)\n"
+            "  --host-rate R      default cap of requests per second to one host, for the\n"
+            "                     whole cluster (env FETCHPOOL_HOST_RATE, default %d; 0: none);\n"
+            "                     a job may set its own (scripts/submit --host-conns/--host-rate)\n"
             "  --allow-eviction   run even if Redis's maxmemory-policy is not noeviction, with\n"
             "                     a warning (env FETCHPOOL_ALLOW_EVICTION=1); keys may be lost\n"
             "  --verbose          debug logging\n"
@@ -60,7 +71,8 @@ static void usage(FILE *f)
             "\n"
             "Exits 0 on SIGTERM or SIGINT, 2 on bad options or if Redis is unreachable\n"
             "at start; later Redis outages are waited out.\n",
-            DEFAULT_QUEUE_DEPTH, DEFAULT_FEED_BATCH, DEFAULT_RETENTION);
+            DEFAULT_QUEUE_DEPTH, DEFAULT_FEED_BATCH, DEFAULT_RETENTION, DEFAULT_HOST_CONNS,
+            DEFAULT_HOST_RATE);
 }
 
 static int num(const char *what, const char *s, long min, long max, long *out)
@@ -90,6 +102,8 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
                                          {"queue-depth", required_argument, NULL, 'q'},
                                          {"feed-batch", required_argument, NULL, 'b'},
                                          {"retention", required_argument, NULL, 't'},
+                                         {"host-conns", required_argument, NULL, 'c'},
+                                         {"host-rate", required_argument, NULL, 'R'},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"allow-eviction", no_argument, NULL, 'e'},
                                          {"metrics", required_argument, NULL, 'm'},
@@ -105,9 +119,13 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
     cfg->retention = DEFAULT_RETENTION;
     cfg->allow_eviction = fp_opt_env_flag("FETCHPOOL_ALLOW_EVICTION");
     cfg->metrics = fp_opt_env("FETCHPOOL_METRICS");
+    cfg->host_conns = DEFAULT_HOST_CONNS;
+    cfg->host_rate = DEFAULT_HOST_RATE;
     if (env_num("FETCHPOOL_QUEUE_DEPTH", 1, 10000000, &cfg->queue_depth) ||
         env_num("FETCHPOOL_FEED_BATCH", 1, 100000, &cfg->feed_batch) ||
-        env_num("FETCHPOOL_RETENTION", 1, 315360000, &cfg->retention))
+        env_num("FETCHPOOL_RETENTION", 1, 315360000, &cfg->retention) ||
+        env_num("FETCHPOOL_HOST_CONNS", 0, 100000, &cfg->host_conns) ||
+        fp_opt_env_num("FETCHPOOL_HOST_RATE", 0, 1000000, 0, &cfg->host_rate))
         return 2;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -122,6 +140,14 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
             break;
         case 't':
             if (num("--retention", optarg, 1, 315360000, &cfg->retention))
+                return 2;
+            break;
+        case 'c':
+            if (num("--host-conns", optarg, 0, 100000, &cfg->host_conns))
+                return 2;
+            break;
+        case 'R':
+            if (fp_opt_num("--host-rate", optarg, 0, 1000000, 0, &cfg->host_rate))
                 return 2;
             break;
         case 'v': cfg->verbose = 1; break;
@@ -255,9 +281,10 @@ int main(int argc, char **argv)
         curl_global_cleanup();
         return 2;
     }
-    fp_info("started: Redis %s:%d db %d, queue depth %ld, feed batch %ld, retention %ld s%s%s",
+    fp_info("started: Redis %s:%d db %d, queue depth %ld, feed batch %ld, retention %ld s, "
+            "per host %ld in flight and %g/s unless a job says otherwise (0: no cap)%s%s",
             m.url.host, m.url.port, m.url.db, m.cfg.queue_depth, m.cfg.feed_batch, m.cfg.retention,
-            mx ? ", metrics on " : "", mx ? m.cfg.metrics : "");
+            m.cfg.host_conns, m.cfg.host_rate, mx ? ", metrics on " : "", mx ? m.cfg.metrics : "");
     run(&m);
     fp_info("stopping");
     fpm_metrics_stop(mx);

@@ -24,8 +24,10 @@ typedef struct fpm_config {
     long feed_batch;  /* input lines taken from one job per turn */
     long retention;   /* seconds a finished job's keys are kept */
     int verbose;
-    int allow_eviction; /* run although Redis may evict keys (warn instead) */
+    int allow_eviction;  /* run although Redis may evict keys (warn instead) */
     const char *metrics; /* [ADDR:]PORT of the Prometheus endpoint, or NULL */
+    long host_conns;     /* default per-job cap of transfers in flight per host (0: none) */
+    double host_rate;    /* default per-job cap of requests per second per host (0: none) */
 } fpm_config;
 
 /* The master's copy of a job's feeding state. The master is the only writer of fed, total

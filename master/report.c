@@ -158,11 +158,60 @@ static int append_summary(fpm *m, const char *key, const job_counts *c)
     return rc;
 }
 
-/* Queues the whole completion transaction; returns the number of commands, or FPM_LOST. */
-static int append_completion(fpm *m, uint64_t id, const job_counts *c, uint64_t finished_us)
+/* The hosts the job's tasks waited for (fp:job:<id>:throttle, host -> times a task was
+ * parked): how many, and the most waited-for ones as "host=count,..." (at most
+ * THROTTLED_SHOWN). Both go into the summary when there were any. */
+#define THROTTLED_SHOWN 10
+
+typedef struct throttled {
+    const redisReply *name;
+    uint64_t n;
+} throttled;
+
+static int throttled_cmp(const void *a, const void *b)
 {
-    static const fp_job_key keys[] = {FP_JOB_META, FP_JOB_IN,      FP_JOB_RES,
-                                      FP_JOB_LAT,  FP_JOB_SUMMARY, FP_JOB_WAKE};
+    uint64_t x = ((const throttled *)a)->n, y = ((const throttled *)b)->n;
+
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int append_throttled(fpm *m, const char *key, const redisReply *h, int *ncmd)
+{
+    char shown[THROTTLED_SHOWN * 90], count[24]; /* 60 + "=" + 20 digits + "," each */
+    size_t i, n = h->elements / 2, used = 0;
+    throttled *t;
+    int k;
+
+    if (n == 0)
+        return 0;
+    if ((t = calloc(n, sizeof(*t))) == NULL)
+        fp_oom("while reporting");
+    for (i = 0; i < n; i++) {
+        t[i].name = h->element[2 * i];
+        t[i].n = fpm_reply_u64(h->element[2 * i + 1], 0);
+    }
+    qsort(t, n, sizeof(*t), throttled_cmp);
+    shown[0] = '\0';
+    for (i = 0; i < n && i < THROTTLED_SHOWN; i++) {
+        k = snprintf(shown + used, sizeof(shown) - used, "%s%.*s=%" PRIu64, i ? "," : "",
+                     (int)(t[i].name->len < 60 ? t[i].name->len : 60), t[i].name->str, t[i].n);
+        if (k > 0)
+            used += (size_t)k;
+    }
+    free(t);
+    snprintf(count, sizeof(count), "%zu", n);
+    if (fpm_redis_append(m, "HSET %s throttled_hosts %s throttled %s", key, count, shown))
+        return FPM_LOST;
+    (*ncmd)++;
+    return 0;
+}
+
+/* Queues the whole completion transaction; returns the number of commands, or FPM_LOST. */
+static int append_completion(fpm *m, uint64_t id, const job_counts *c, uint64_t finished_us,
+                             const redisReply *throttle)
+{
+    static const fp_job_key keys[] = {FP_JOB_META,    FP_JOB_IN,   FP_JOB_RES,     FP_JOB_LAT,
+                                      FP_JOB_SUMMARY, FP_JOB_WAKE, FP_JOB_THROTTLE};
     static fp_call fold;
     char meta[FP_KEY_MAX], sum[FP_KEY_MAX], wake[FP_KEY_MAX], key[FP_KEY_MAX];
     size_t i;
@@ -184,6 +233,8 @@ static int append_completion(fpm *m, uint64_t id, const job_counts *c, uint64_t 
     if (fpm_redis_append_call(m, &fold))
         return FPM_LOST;
     ncmd++;
+    if (append_throttled(m, sum, throttle, &ncmd))
+        return FPM_LOST;
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (fpm_redis_append(m, "EXPIRE %s %ld", fp_key_job(key, id, keys[i]), m->cfg.retention))
             return FPM_LOST;
@@ -233,8 +284,8 @@ static int forget(fpm *m, const char *s, size_t len, int gone)
 
 static int report_job(fpm *m, const char *s, size_t len)
 {
-    char meta[FP_KEY_MAX], lat[FP_KEY_MAX], shown[80];
-    redisReply *hm = NULL, *hl = NULL, *ex;
+    char meta[FP_KEY_MAX], lat[FP_KEY_MAX], thr[FP_KEY_MAX], shown[80];
+    redisReply *hm = NULL, *hl = NULL, *ht = NULL, *ex;
     fp_hist_entry *hist = NULL;
     job_counts c;
     size_t nhist = 0;
@@ -251,13 +302,16 @@ static int report_job(fpm *m, const char *s, size_t len)
     }
     fp_key_job(meta, id, FP_JOB_META);
     fp_key_job(lat, id, FP_JOB_LAT);
+    fp_key_job(thr, id, FP_JOB_THROTTLE);
     if (fpm_redis_append(m, "HGETALL %s", meta) || fpm_redis_append(m, "HGETALL %s", lat) ||
-        (hm = fpm_redis_reply(m)) == NULL || (hl = fpm_redis_reply(m)) == NULL) {
+        fpm_redis_append(m, "HGETALL %s", thr) || (hm = fpm_redis_reply(m)) == NULL ||
+        (hl = fpm_redis_reply(m)) == NULL || (ht = fpm_redis_reply(m)) == NULL) {
         rc = FPM_LOST;
         goto out;
     }
     if (fpm_redis_failed(m, hm, "reading a job") || fpm_redis_failed(m, hl, "reading a job") ||
-        hm->type != REDIS_REPLY_ARRAY || hl->type != REDIS_REPLY_ARRAY)
+        fpm_redis_failed(m, ht, "reading a job") || hm->type != REDIS_REPLY_ARRAY ||
+        hl->type != REDIS_REPLY_ARRAY || ht->type != REDIS_REPLY_ARRAY)
         goto out;
     if (hm->elements == 0) {
         fp_warn("job %" PRIu64 " is in %s but has no meta hash (expired?); dropping it", id,
@@ -278,7 +332,7 @@ static int report_job(fpm *m, const char *s, size_t len)
     hist = hist_read(hl, &nhist);
     fp_summary_finish(&c.s, hist, nhist);
 
-    if ((ncmd = append_completion(m, id, &c, finished)) == FPM_LOST ||
+    if ((ncmd = append_completion(m, id, &c, finished, ht)) == FPM_LOST ||
         (ex = last_reply(m, ncmd)) == NULL) {
         rc = FPM_LOST;
         goto out;
@@ -298,6 +352,8 @@ out:
         freeReplyObject(hm);
     if (hl)
         freeReplyObject(hl);
+    if (ht)
+        freeReplyObject(ht);
     return rc;
 }
 

@@ -19,6 +19,9 @@
 #define FP_KEY_STATS_LAT "fp:stats:lat"
 #define FP_KEY_CANCELLED "fp:cancelled"
 #define FP_KEY_CONTROL   "fp:ctl"
+#define FP_KEY_PARKED    "fp:parked" /* hosts with parked tasks (fp_polite.h) */
+
+#define FP_KEY_PROC_PREFIX_LEN 8 /* strlen("fp:proc:") */
 
 #define FP_KEY_MAX 128
 
@@ -27,14 +30,15 @@
 #define FP_HEARTBEAT_MS     1000
 #define FP_HEARTBEAT_TTL_MS 5000
 
-/* Per-job keys: fp:job:<id>, fp:job:<id>:in, :res, :lat, :summary, :wake. */
+/* Per-job keys: fp:job:<id>, fp:job:<id>:in, :res, :lat, :summary, :wake, :throttle. */
 typedef enum fp_job_key {
     FP_JOB_META,
     FP_JOB_IN,
     FP_JOB_RES,
     FP_JOB_LAT,
     FP_JOB_SUMMARY,
-    FP_JOB_WAKE
+    FP_JOB_WAKE,
+    FP_JOB_THROTTLE /* host -> times one of the job's tasks was parked for it */
 } fp_job_key;
 
 /* Writes the key into buf (FP_KEY_MAX bytes). Returns buf. */

@@ -2,13 +2,19 @@
  * Redis caches a script by its SHA1, so sending the source with EVAL costs only bandwidth. */
 #include "fp_scripts.h"
 
+#include "fp_polite.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 /* LPOP with a count and one RPUSH per batch: per task the script makes no call of its
- * own. Recovered tasks (flag 4) beyond the worker's slots go back to the tail. */
-const char fp_script_take[] =
+ * own unless the task's job limits its hosts (fp_polite.h). Recovered tasks (flag 4)
+ * beyond the worker's slots go back to the tail; tasks whose host has no budget are
+ * parked; tasks of a cancelled job (parked or retried before it was cancelled) are
+ * dropped. ARGV[6], if not empty, is a task BLMOVE already moved into the processing
+ * list: it is judged first, and parked (taken out of the list) if it must wait. */
+const char fp_script_take[] = FP_LUA_POLITE
     "local function push(key, list)\n"
     "  for i = 1, #list, 1000 do\n"
     "    redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list)))\n"
@@ -16,7 +22,39 @@ const char fp_script_take[] =
     "end\n"
     "redis.call('SADD', KEYS[3], ARGV[2])\n"
     "redis.call('SET', KEYS[4], 'starting', 'PX', ARGV[4], 'NX')\n"
+    "local worker, ttl, lim, now = ARGV[2], tonumber(ARGV[5]), {}, nil\n"
+    "local function judge(t)\n"
+    "  local job, idx, h = fp_parse(t)\n"
+    "  if not job then return true end\n"
+    "  local L = lim[job]\n"
+    "  if L == nil then\n"
+    "    local v = redis.call('HMGET', 'fp:job:' .. job, 'host_conns', 'host_rate', 'cancelled')\n"
+    "    L = {c = tonumber(v[1]) or 0, r = tonumber(v[2]) or 0, gone = v[3] ~= false}\n"
+    "    lim[job] = L\n"
+    "  end\n"
+    "  if L.gone then return false end\n"
+    "  if L.c <= 0 and L.r <= 0 then return true end\n"
+    "  now = now or fp_now()\n"
+    "  local s = fp_host(h, now)\n"
+    "  local due = fp_admit(s, L.c, L.r, now)\n"
+    "  if due == 0 then\n"
+    "    if L.c > 0 then\n"
+    "      redis.call('ZADD', s.lk, now + ttl, worker .. '\\t' .. job .. '\\t' .. idx)\n"
+    "      redis.call('PEXPIRE', s.lk, ttl)\n"
+    "    end\n"
+    "    return true\n"
+    "  end\n"
+    "  local why = 'rate'\n"
+    "  if s.pause > now then why = 'pause'\n"
+    "  elseif L.c > 0 and s.leases >= L.c then why = 'conns' end\n"
+    "  fp_park(s, t, due, job, L.c, L.r, why)\n"
+    "  return false\n"
+    "end\n"
     "local out, skip, want, rslots = {}, {}, tonumber(ARGV[1]), tonumber(ARGV[3])\n"
+    "if ARGV[6] ~= '' then\n"
+    "  if judge(ARGV[6]) then out[1] = ARGV[6]\n"
+    "  else redis.call('LREM', KEYS[2], 1, ARGV[6]) end\n"
+    "end\n"
     "local tries = want + 64\n"
     "while #out < want and tries > 0 do\n"
     "  local n = math.min(want - #out, tries)\n"
@@ -29,7 +67,7 @@ const char fp_script_take[] =
     "                                        .. '[^\\t]*\\t([^\\t]*)\\t') or '0') or 0\n"
     "    if bit.band(f, 4) ~= 0 and rslots <= 0 then\n"
     "      skip[#skip + 1] = t\n"
-    "    else\n"
+    "    elseif judge(t) then\n"
     "      if bit.band(f, 4) ~= 0 then rslots = rslots - 1 end\n"
     "      took[#took + 1] = t\n"
     "      out[#out + 1] = t\n"
@@ -39,22 +77,28 @@ const char fp_script_take[] =
     "  if #ts < n then break end\n"
     "end\n"
     "push(KEYS[1], skip)\n"
+    "if now then fp_save(now) end\n"
     "return {out, #skip}\n";
 
-const char fp_script_finish[] =
+const char fp_script_finish[] = FP_LUA_TASK
+    "local worker = fp_worker_of(KEYS[1])\n"
     "local jobs, order = {}, {}\n"
     "local counted = 0\n"
     "for i = 0, (#KEYS - 2) / 3 - 1 do\n"
     "  local k, a = 3 + 3 * i, 9 * i\n"
     "  local meta, res, lat = KEYS[k], KEYS[k + 1], KEYS[k + 2]\n"
-    "  if ARGV[a + 1] ~= '' then redis.call('LREM', KEYS[1], 1, ARGV[a + 1]) end\n"
     "  local j = jobs[meta]\n"
     "  if j == nil then\n"
-    "    local h = redis.call('HMGET', meta, 'total', 'cancelled')\n"
-    "    j = {live = h[1] ~= false and h[2] == false, lat = lat, id = ARGV[a + 9],\n"
-    "         n = {done = 0, ok = 0, failed = 0, bytes = 0, sum_us = 0}, hist = {}}\n"
+    "    local v = redis.call('HMGET', meta, 'total', 'cancelled', 'host_conns')\n"
+    "    j = {live = v[1] ~= false and v[2] == false, conns = tonumber(v[3]) or 0, lat = lat,\n"
+    "         id = ARGV[a + 9], n = {done = 0, ok = 0, failed = 0, bytes = 0, sum_us = 0},\n"
+    "         hist = {}}\n"
     "    jobs[meta] = j\n"
     "    order[#order + 1] = meta\n"
+    "  end\n"
+    "  if ARGV[a + 1] ~= '' then\n"
+    "    redis.call('LREM', KEYS[1], 1, ARGV[a + 1])\n"
+    "    if j.conns > 0 then fp_release(worker, ARGV[a + 1]) end\n"
     "  end\n"
     "  if j.live and redis.call('HSETNX', res, ARGV[a + 2], ARGV[a + 3]) == 1 then\n"
     "    counted = counted + 1\n"
@@ -102,35 +146,59 @@ const char fp_script_seal[] =
     "return 1\n";
 
 const char fp_script_retry[] =
-    "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
-    "if redis.call('HEXISTS', KEYS[3], 'cancelled') == 1 then return 0 end\n"
-    "local t = redis.call('TIME')\n"
-    "local due = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[3])\n"
-    "redis.call('ZADD', KEYS[2], due, ARGV[2])\n"
-    "return 1\n";
+    FP_LUA_TASK "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
+                "fp_release(fp_worker_of(KEYS[1]), ARGV[1])\n"
+                "if redis.call('HEXISTS', KEYS[3], 'cancelled') == 1 then return 0 end\n"
+                "local due = fp_now() + tonumber(ARGV[3])\n"
+                "redis.call('ZADD', KEYS[2], due, ARGV[2])\n"
+                "return 1\n";
 
-const char fp_script_promote[] =
-    "local t = redis.call('TIME')\n"
-    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+/* Parked hosts that are due get as many tasks back at the head of the queue as their
+ * budget lets start now (the take script judges them again). */
+const char fp_script_promote[] = FP_LUA_POLITE
+    "local now = fp_now()\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])\n"
     "for i = #due, 1, -1 do redis.call('LPUSH', KEYS[2], due[i]) end\n"
     "if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end\n"
-    "return #due\n";
+    "local moved = #due\n"
+    "local hosts = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)\n"
+    "for _, h in ipairs(hosts) do\n"
+    "  local s = fp_host(h, now)\n"
+    "  local len = redis.call('LLEN', s.pk)\n"
+    "  local v = redis.call('HMGET', s.k, 'conns', 'rate')\n"
+    "  local n, nxt = fp_room(s, tonumber(v[1]) or 0, tonumber(v[2]) or 0, now)\n"
+    "  n = math.min(n, len, 256)\n"
+    "  if n > 0 then\n"
+    "    local ts = redis.call('LPOP', s.pk, n)\n"
+    "    for i = #ts, 1, -1 do redis.call('LPUSH', KEYS[2], ts[i]) end\n"
+    "    moved = moved + #ts\n"
+    "  end\n"
+    "  if n >= len then redis.call('ZREM', KEYS[3], h)\n"
+    "  else redis.call('ZADD', KEYS[3], math.max(nxt, now + 20), h) end\n"
+    "end\n"
+    "return moved\n";
 
 const char fp_script_release[] =
-    "local n = 0\n"
-    "while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end\n"
-    "return n\n";
+    FP_LUA_TASK "local worker, n = fp_worker_of(KEYS[1]), 0\n"
+                "while true do\n"
+                "  local t = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')\n"
+                "  if not t then break end\n"
+                "  fp_release(worker, t)\n"
+                "  n = n + 1\n"
+                "end\n"
+                "return n\n";
 
-const char fp_script_bury[] = "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
-                              "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
-                              "redis.call('LTRIM', KEYS[2], -10000, -1)\n"
-                              "return 1\n";
+const char fp_script_bury[] = FP_LUA_TASK "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
+                                          "fp_release(fp_worker_of(KEYS[1]), ARGV[1])\n"
+                                          "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+                                          "redis.call('LTRIM', KEYS[2], -10000, -1)\n"
+                                          "return 1\n";
 
 const char fp_script_requeue[] =
-    "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
-    "redis.call('LPUSH', KEYS[2], ARGV[2])\n"
-    "return 1\n";
+    FP_LUA_TASK "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
+                "fp_release(fp_worker_of(KEYS[1]), ARGV[1])\n"
+                "redis.call('LPUSH', KEYS[2], ARGV[2])\n"
+                "return 1\n";
 
 const char fp_script_forget[] =
     "if redis.call('LLEN', KEYS[1]) > 0 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
@@ -242,7 +310,8 @@ void fp_call_finish(fp_call *c, const char *worker, const fp_finish *f)
     }
 }
 
-void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots)
+void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots, long lease_ms,
+                  const char *check, size_t check_len)
 {
     start(c, fp_script_take, 4);
     add_str(c, FP_KEY_TASKS);
@@ -253,6 +322,11 @@ void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots)
     add_str(c, worker);
     add_u64(c, (uint64_t)(recovered_slots > 0 ? recovered_slots : 0));
     add_u64(c, FP_HEARTBEAT_TTL_MS);
+    add_u64(c, (uint64_t)(lease_ms > 0 ? lease_ms : 1));
+    if (check)
+        add(c, check, check_len);
+    else
+        add(c, "", 0);
 }
 
 void fp_call_seal(fp_call *c, uint64_t job)
@@ -277,9 +351,10 @@ void fp_call_retry(fp_call *c, const char *worker, uint64_t job, const char *tas
 
 void fp_call_promote(fp_call *c, int max)
 {
-    start(c, fp_script_promote, 2);
+    start(c, fp_script_promote, 3);
     add_str(c, FP_KEY_RETRY);
     add_str(c, FP_KEY_TASKS);
+    add_str(c, FP_KEY_PARKED);
     add_u64(c, (uint64_t)(max > 0 ? max : 0));
 }
 

@@ -13,20 +13,25 @@
 #include "fp_keys.h"
 
 /* Move up to ARGV[1] tasks from the queue to a processing list, taking at most ARGV[3]
- * recovered tasks (flag bit 2; the others go to the tail of the queue). Returns
- * {tasks, number of recovered tasks passed over}. Registers the worker in fp:workers
- * and starts its heartbeat first, so the reaper knows every list that may hold tasks and
- * never mistakes a starting worker for a dead one.
+ * recovered tasks (flag bit 2; the others go to the tail of the queue). A task whose job
+ * limits its host (host_conns, host_rate) and whose host has no budget left is parked
+ * instead (fp_polite.h); each task taken for a job with host_conns holds a lease that
+ * expires after ARGV[5] ms unless given back first. ARGV[6], if not empty, is a task
+ * already in the processing list (moved there by BLMOVE): judged first, parked if it
+ * must wait. Returns {tasks, number of recovered tasks passed over}. Registers the worker
+ * in fp:workers and starts its heartbeat first, so the reaper knows every list that may
+ * hold tasks and never mistakes a starting worker for a dead one.
  * KEYS: fp:tasks, fp:proc:<worker>, fp:workers, fp:worker:<worker>.
- * ARGV: n, worker id, recovered tasks allowed, heartbeat expiry (ms). */
+ * ARGV: n, worker id, recovered tasks allowed, heartbeat expiry (ms), lease expiry (ms),
+ * task to judge or "". */
 extern const char fp_script_take[];
 
 /* Record the final results of one or more tasks: for each, remove the task from the
- * processing list, HSETNX the result (a duplicate is ignored, so every result counts once;
- * so is a result for a job that no longer exists or was cancelled), bump the job's counters, and
- * when done == total on a sealed job push its id to fp:done. Returns how many were counted. KEYS:
- * fp:proc:<worker> (any name if no task), fp:done, then for each result fp:job:<id>,
- * fp:job:<id>:res, fp:job:<id>:lat. ARGV, 9 for each result: task record
+ * processing list (giving its host lease back), HSETNX the result (a duplicate is ignored, so every
+ * result counts once; so is a result for a job that no longer exists or was cancelled), bump the
+ * job's counters, and when done == total on a sealed job push its id to fp:done. Returns how many
+ * were counted. KEYS: fp:proc:<worker> (any name if no task), fp:done, then for each result
+ * fp:job:<id>, fp:job:<id>:res, fp:job:<id>:lat. ARGV, 9 for each result: task record
  * ("" if none), idx, result record, ok (1/0), status, bytes, total_us, latency bucket
  * ("" for none), job id. Workers send a loop turn's results in one call. */
 extern const char fp_script_finish[];
@@ -35,13 +40,14 @@ extern const char fp_script_finish[];
  * KEYS: fp:job:<id>, fp:done. ARGV: job id. */
 extern const char fp_script_seal[];
 
-/* Put a task back for a later attempt, unless its job was cancelled (then it is only
- * taken out of the processing list; returns 0). KEYS: fp:proc:<worker>, fp:retry,
+/* Put a task back for a later attempt (its host lease given back), unless its job was cancelled
+ * (then it is only taken out of the processing list; returns 0). KEYS: fp:proc:<worker>, fp:retry,
  * fp:job:<id>. ARGV: old task record, new task record (attempt raised), delay in ms. */
 extern const char fp_script_retry[];
 
-/* Move retries that are due to the head of the queue. Returns how many.
- * KEYS: fp:retry, fp:tasks. ARGV: at most this many. */
+/* Move retries that are due to the head of the queue, and parked tasks of hosts that are
+ * due as far as their budget lets them start. Returns how many.
+ * KEYS: fp:retry, fp:tasks, fp:parked. ARGV: at most this many retries. */
 extern const char fp_script_promote[];
 
 /* Hand every task of a processing list back to the head of the queue. Returns how many.
@@ -103,7 +109,9 @@ void fp_call_finish(fp_call *c, const char *worker, const fp_finish *f);
 void fp_call_finish_head(fp_call *c, const char *worker, int n);
 void fp_call_finish_part(fp_call *c, const fp_finish *f);
 
-void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots);
+/* check: a task BLMOVE moved into the processing list, to judge (NULL: none). */
+void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots, long lease_ms,
+                  const char *check, size_t check_len);
 void fp_call_seal(fp_call *c, uint64_t job);
 void fp_call_retry(fp_call *c, const char *worker, uint64_t job, const char *task, size_t task_len,
                    const char *next, size_t next_len, long delay_ms);

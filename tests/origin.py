@@ -14,6 +14,7 @@ importable so a test can compute the sha256 it expects without asking the server
 
 import argparse
 import asyncio
+import collections
 import hashlib
 import http
 import json
@@ -23,6 +24,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 import urllib.parse
 
 ROUTES = """\
@@ -52,7 +54,9 @@ routes (every route takes ?delay=MS, the first-byte delay; default --delay-ms):
                                        and listed by /__stats under "headers"
   /__stats                             JSON: {"total": N, "paths": {path: count},
                                        "max_concurrent": N, "max_concurrent_by_host":
-                                       {host: N}} (requests being answered at once)
+                                       {host: N}, "log": [[unix time, path], ...]}
+                                       (peaks of requests being answered at once; arrival
+                                       of each request, the last 50,000)
 """
 
 # Magic bytes as the WHATWG mimesniff rules match them; WebP gets its RIFF size patched in.
@@ -131,6 +135,9 @@ class Origin:
         self.max_busy = 0
         self.max_busy_host = {}
         self.headers = []   # headers of each /echo/ request, in arrival order
+        # Arrival time (wall clock, s) and path of each request, the last 50,000: lets a
+        # test check per-second rates and pauses.
+        self.log = collections.deque(maxlen=50000)
 
     def _busy(self, host, d):
         self.busy += d
@@ -152,6 +159,7 @@ class Origin:
                     self.counts[req.path] = self.counts.get(req.path, 0) + 1
                     host = req.headers.get("host", "")
                     self._busy(host, 1)
+                    self.log.append((round(time.time(), 4), req.path))
                 try:
                     delay = req.qint("delay", self.delay_ms)
                     if delay > 0 and counted:
@@ -258,7 +266,8 @@ class Origin:
             body = json.dumps({"total": self.total, "paths": self.counts,
                                "max_concurrent": self.max_busy,
                                "max_concurrent_by_host": self.max_busy_host,
-                               "headers": self.headers}, sort_keys=True)
+                               "headers": self.headers, "log": list(self.log)},
+                              sort_keys=True)
             return await self.send(writer, 200, body.encode(), "application/json", head=head)
         if p.startswith("/fault/"):
             handler = getattr(self, "fault_" + p[len("/fault/"):].replace("-", "_"), None)

@@ -51,6 +51,7 @@ static void send_heartbeat(fp_link *q);
 static void pull_kick(fp_link *q);
 static void progress(fp_link *q);
 static void batch_close(fp_link *q);
+static void take(fp_link *q, const char *check, size_t check_len);
 
 /* Connections ----------------------------------------------------------------------- */
 
@@ -140,8 +141,11 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
                               FP_KEY_TASKS, q->proc_key);
             return;
         }
-    } else {
-        deliver(q, r);
+    } else if (r->type == REDIS_REPLY_STRING && !q->stopping) {
+        /* BLMOVE moved a task past the take script: let it judge the host's budget (and
+         * fetch more while at it), so every task passes the same gate. */
+        take(q, r->str, r->len);
+        return;
     }
     q->pulling = 0;
     if (q->stopping)
@@ -194,15 +198,24 @@ static void maybe_adopt(fp_link *q)
     redisAsyncCommand(q->cmd.ac, adopt_reply_cb, q, "LRANGE %s 0 -1", q->proc_key);
 }
 
-static void pull_kick(fp_link *q)
+/* A task may wait for a local slot after it was taken: its lease outlives the longest
+ * transfer by a minute. The lease is given back when the task is settled; the expiry is
+ * only the backstop. */
+static void take(fp_link *q, const char *check, size_t check_len)
 {
     static fp_call call;
+    long lease_ms = q->conf->connect_timeout_ms + q->conf->timeout_ms + 60000;
 
+    q->pulling = 1;
+    fp_call_take(&call, q->conf->id, q->want, q->recovered_slots, lease_ms, check, check_len);
+    redisAsyncCommandArgv(q->pull.ac, pull_reply_cb, q, call.argc, call.argv, call.len);
+}
+
+static void pull_kick(fp_link *q)
+{
     if (!q->pull.up || q->pulling || q->stopping || q->want <= 0 || q->need_adopt)
         return;
-    q->pulling = 1;
-    fp_call_take(&call, q->conf->id, q->want, q->recovered_slots);
-    redisAsyncCommandArgv(q->pull.ac, pull_reply_cb, q, call.argc, call.argv, call.len);
+    take(q, NULL, 0);
 }
 
 void fp_link_want(fp_link *q, int n, int recovered_slots)

@@ -583,7 +583,13 @@ class Cluster:
         return p
 
     def start_master(self, *args, name="master"):
-        argv = [self.exe("fetchpool-master"), "--redis", self.redis_srv.url] + list(args)
+        """The tests' origins are their own: no cluster-wide per-host caps unless a test
+        passes --host-conns / --host-rate."""
+        args = list(args)
+        for opt in ("--host-conns", "--host-rate"):
+            if opt not in args:
+                args += [opt, "0"]
+        argv = [self.exe("fetchpool-master"), "--redis", self.redis_srv.url] + args
         self.master = Proc(name, argv, self.dir, env=self.env())
         self.procs.append(self.master)
         return self.master

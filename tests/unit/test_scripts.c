@@ -80,8 +80,8 @@ static void the_others(void **state)
     static fp_call c;
 
     (void)state;
-    fp_call_take(&c, "w2", 48, 4);
-    assert_int_equal(c.argc, 11);
+    fp_call_take(&c, "w2", 48, 4, 90000, NULL, 0);
+    assert_int_equal(c.argc, 13);
     arg_is(&c, 2, "4");
     arg_is(&c, 3, "fp:tasks");
     arg_is(&c, 4, "fp:proc:w2");
@@ -89,6 +89,13 @@ static void the_others(void **state)
     arg_is(&c, 7, "48");
     arg_is(&c, 8, "w2");
     arg_is(&c, 9, "4");
+    arg_is(&c, 11, "90000");
+    arg_is(&c, 12, "");
+    fp_call_take(&c, "w2", 0, 0, 0, "T1\tx", 4);
+    arg_is(&c, 7, "0");
+    arg_is(&c, 11, "1"); /* a lease always expires */
+    arg_is(&c, 12, "T1\tx");
+    assert_int_equal(c.task_at, -1); /* judged, not settled */
     fp_call_seal(&c, 12);
     assert_int_equal(c.argc, 6);
     arg_is(&c, 3, "fp:job:12");
@@ -112,7 +119,9 @@ static void the_others(void **state)
     arg_is(&c, 2, "3");
     arg_is(&c, 6, "w2");
     fp_call_promote(&c, 1000);
-    arg_is(&c, 5, "1000");
+    arg_is(&c, 2, "3");
+    arg_is(&c, 5, "fp:parked");
+    arg_is(&c, 6, "1000");
 }
 
 int main(void)

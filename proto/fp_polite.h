@@ -1,0 +1,169 @@
+/* fp_polite.h - cluster-wide per-host limits: the Lua code the queue scripts share.
+ *
+ * Every worker on every machine takes tasks through the take script, so the per-host
+ * budget is checked there, in Redis, atomically: a task whose host has no budget left is
+ * parked in that host's list (fp:park:<host>) instead of reaching a worker, so it holds
+ * no worker slot and never blocks the tasks of other hosts. Two budgets, both per job
+ * (fields host_conns and host_rate of fp:job:<id>; the master writes its defaults there):
+ *  - transfers in flight: one lease per taken task in the zset fp:lease:<host> (member
+ *    "<worker>\t<job>\t<idx>", score its expiry). A lease lives exactly as long as its task
+ *    sits in a processing list: every script that takes a task out of one (finish, retry,
+ *    bury, release, and the reaper's requeue) gives the lease back, and the expiry is the
+ *    backstop should all of those fail. Giving one back moves one parked task of that host
+ *    to the head of the queue at once.
+ *  - requests per second: a token bucket in fp:host:<host> (fields tok, ts), holding at
+ *    most a quarter of a second's tokens (at least one), so a second sees at most the rate
+ *    plus that small burst.
+ * Backpressure lives in the same hash: pause (ms until which no request may start, from
+ * Retry-After or repeated failures), slow and slow_ms (a 429/503 halves the rate; the
+ * factor doubles back every FP_POLITE_RECOVER_MS), fails (consecutive failures).
+ * fp:parked (zset host -> ms) lists the hosts with parked tasks and when to look at them
+ * again; the master's promote step moves those that are due back to the queue.
+ *
+ * The keys are computed inside the scripts from the task's URL, which a Redis Cluster
+ * would refuse; fetchpool runs on one Redis (or a primary with replicas). The host is the
+ * URL's host name, lower-cased, without userinfo and port. */
+#ifndef FP_POLITE_H
+#define FP_POLITE_H
+
+#include "fp_keys.h"
+
+#define FP_POLITE_RECOVER_MS 10000   /* a halved rate doubles back in this time */
+#define FP_POLITE_SLOW_MIN   0.0625  /* a rate is never cut below 1/16 of its setting */
+#define FP_POLITE_HOST_TTL   3600000 /* an idle host's state is forgotten after an hour */
+
+#define FP_STR_(x) #x
+#define FP_STR(x)  FP_STR_(x)
+
+/* The Lua source below is kept as written (clang-format would fold the macros). */
+/* clang-format off */
+
+/* Helpers of every script that settles or moves a task: parsing, giving a lease back. */
+#define FP_LUA_TASK \
+    "-- now in ms, by Redis's clock\n" \
+    "local function fp_now()\n" \
+    "  local t = redis.call('TIME')\n" \
+    "  return t[1] * 1000 + math.floor(t[2] / 1000)\n" \
+    "end\n" \
+    "-- job, idx and host of a task record; nil if it does not parse\n" \
+    "local function fp_parse(t)\n" \
+    "  local job, idx, url = string.match(t, '^T1\\t(%d+)\\t(%d+)\\t[^\\t]*\\t[^\\t]*\\t'\n" \
+    "                                     .. '[^\\t]*\\t[^\\t]*\\t([^\\t]*)$')\n" \
+    "  if not job then return nil end\n" \
+    "  local a = string.match(url, '^[%a][%w+.-]*://([^/?#]*)')\n" \
+    "  if not a then return nil end\n" \
+    "  a = string.match(a, '^.*@(.*)$') or a\n" \
+    "  local h = string.match(a, '^(%[[^%]]*%])') or string.match(a, '^([^:]*)')\n" \
+    "  if not h or h == '' then return nil end\n" \
+    "  return job, idx, string.lower(h)\n" \
+    "end\n" \
+    "-- gives back the lease of a task leaving worker's processing list and lets one parked\n" \
+    "-- task of its host into the queue\n" \
+    "local function fp_release(worker, t)\n" \
+    "  local job, idx, h = fp_parse(t)\n" \
+    "  if not h then return end\n" \
+    "  if redis.call('ZREM', 'fp:lease:' .. h, worker .. '\\t' .. job .. '\\t' .. idx) == 1 then\n" \
+    "    local pk = 'fp:park:' .. h\n" \
+    "    if redis.call('LMOVE', pk, '" FP_KEY_TASKS "', 'LEFT', 'LEFT')\n" \
+    "       and redis.call('LLEN', pk) == 0 then\n" \
+    "      redis.call('ZREM', '" FP_KEY_PARKED "', h)\n" \
+    "    end\n" \
+    "  end\n" \
+    "end\n" \
+    "local function fp_worker_of(proc)\n" \
+    "  return string.sub(proc, " FP_STR(FP_KEY_PROC_PREFIX_LEN) " + 1)\n" \
+    "end\n"
+
+/* The budget: host state, leases, tokens (the take and promote scripts). */
+#define FP_LUA_BUDGET \
+    "local FP_HOSTS = {}\n" \
+    "local function fp_host(h, now)\n" \
+    "  local s = FP_HOSTS[h]\n" \
+    "  if s then return s end\n" \
+    "  local k = 'fp:host:' .. h\n" \
+    "  local v = redis.call('HMGET', k, 'tok', 'ts', 'slow', 'slow_ms', 'pause')\n" \
+    "  s = {name = h, k = k, lk = 'fp:lease:' .. h, pk = 'fp:park:' .. h,\n" \
+    "       tok = tonumber(v[1]), ts = tonumber(v[2]) or now, slow = tonumber(v[3]) or 1,\n" \
+    "       slow_ms = tonumber(v[4]) or 0, pause = tonumber(v[5]) or 0}\n" \
+    "  FP_HOSTS[h] = s\n" \
+    "  return s\n" \
+    "end\n" \
+    "-- the rate in force: the setting, cut by backpressure, recovering with time\n" \
+    "local function fp_rate(s, rate, now)\n" \
+    "  if rate <= 0 then return 0 end\n" \
+    "  local f = s.slow\n" \
+    "  if f < 1 then f = math.min(1, f * 2 ^ ((now - s.slow_ms) / " FP_STR(FP_POLITE_RECOVER_MS) ")) end\n" \
+    "  return rate * f\n" \
+    "end\n" \
+    "local function fp_leases(s, now)\n" \
+    "  if s.leases == nil then\n" \
+    "    redis.call('ZREMRANGEBYSCORE', s.lk, '-inf', now)\n" \
+    "    s.leases = redis.call('ZCARD', s.lk)\n" \
+    "  end\n" \
+    "  return s.leases\n" \
+    "end\n" \
+    "local function fp_tokens(s, r, now)\n" \
+    "  local cap = math.max(1, r / 4)\n" \
+    "  local tok = s.tok or cap\n" \
+    "  return math.min(cap, tok + math.max(0, now - s.ts) * r / 1000)\n" \
+    "end\n" \
+    "-- how many tasks may start now, and when the next one may (ms; 0: no limit)\n" \
+    "local function fp_room(s, conns, rate, now)\n" \
+    "  if s.pause > now then return 0, s.pause end\n" \
+    "  local n, due = 1000000, 0\n" \
+    "  if conns > 0 then\n" \
+    "    n = conns - fp_leases(s, now)\n" \
+    "    if n <= 0 then\n" \
+    "      local first = redis.call('ZRANGE', s.lk, 0, 0, 'WITHSCORES')\n" \
+    "      return 0, tonumber(first[2]) or now + 1000\n" \
+    "    end\n" \
+    "  end\n" \
+    "  local r = fp_rate(s, rate, now)\n" \
+    "  if r > 0 then\n" \
+    "    local tok = fp_tokens(s, r, now)\n" \
+    "    local m = math.floor(tok)\n" \
+    "    if m < n then n = m end\n" \
+    "    due = now + math.ceil((n + 1 - tok) * 1000 / r)\n" \
+    "  end\n" \
+    "  return n, due\n" \
+    "end\n" \
+    "-- starts one task if the budget allows: 0, or the time to try again (ms)\n" \
+    "local function fp_admit(s, conns, rate, now)\n" \
+    "  local n, due = fp_room(s, conns, rate, now)\n" \
+    "  if n <= 0 then return due end\n" \
+    "  local r = fp_rate(s, rate, now)\n" \
+    "  if r > 0 then\n" \
+    "    s.tok = fp_tokens(s, r, now) - 1\n" \
+    "    s.ts = now\n" \
+    "    s.dirty = true\n" \
+    "  end\n" \
+    "  if conns > 0 then s.leases = s.leases + 1 end\n" \
+    "  return 0\n" \
+    "end\n" \
+    "local function fp_park(s, t, due, job, conns, rate, why)\n" \
+    "  redis.call('RPUSH', s.pk, t)\n" \
+    "  redis.call('ZADD', '" FP_KEY_PARKED "', 'LT', due, s.name)\n" \
+    "  redis.call('HINCRBY', 'fp:job:' .. job .. ':throttle', s.name, 1)\n" \
+    "  s.conns, s.rate, s.why, s.dirty = conns, rate, why, true\n" \
+    "end\n" \
+    "local function fp_save(now)\n" \
+    "  for _, s in pairs(FP_HOSTS) do\n" \
+    "    if s.dirty then\n" \
+    "      local f = {'ts', s.ts}\n" \
+    "      if s.tok then f[#f + 1] = 'tok'; f[#f + 1] = s.tok end\n" \
+    "      if s.conns then\n" \
+    "        for _, x in ipairs({'conns', s.conns, 'rate', s.rate, 'why', s.why, 'parked_ms', now}) do\n" \
+    "          f[#f + 1] = x\n" \
+    "        end\n" \
+    "      end\n" \
+    "      redis.call('HSET', s.k, unpack(f))\n" \
+    "      redis.call('PEXPIRE', s.k, " FP_STR(FP_POLITE_HOST_TTL) ")\n" \
+    "    end\n" \
+    "  end\n" \
+    "end\n"
+
+#define FP_LUA_POLITE FP_LUA_TASK FP_LUA_BUDGET
+
+/* clang-format on */
+
+#endif
