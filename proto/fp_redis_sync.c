@@ -7,9 +7,15 @@
 
 #include "fp_log.h"
 
-/* Runs one handshake command; 0 if the reply is not an error. */
-static int handshake(redisContext *c, char *err, size_t errlen, const char *what, const char *fmt,
-                     ...)
+#define TLS_HINT                                                                                   \
+    " (if that port speaks TLS, as redis-server --tls-port does: fetchpool speaks plain "          \
+    "Redis only, so connect through a TLS client such as stunnel; see docs/compose.md)"
+
+/* Runs one handshake command; 0 if the reply is not an error. The message names Redis by
+ * host:port and the step by what; the command itself (AUTH carries the password) never
+ * goes into err. refused is added to an error reply. */
+static int handshake(redisContext *c, const fp_redis_url *u, char *err, size_t errlen,
+                     const char *what, const char *refused, const char *fmt, ...)
 {
     redisReply *r;
     va_list ap;
@@ -19,37 +25,59 @@ static int handshake(redisContext *c, char *err, size_t errlen, const char *what
     r = redisvCommand(c, fmt, ap);
     va_end(ap);
     if (r == NULL) {
-        snprintf(err, errlen, "%s: %s", what, c->errstr[0] ? c->errstr : "connection lost");
+        /* A TLS server resets a connection whose first bytes are not a TLS handshake. */
+        int cut = c->err == REDIS_ERR_EOF ||
+                  (c->err == REDIS_ERR_IO && strstr(c->errstr, "reset") != NULL);
+
+        snprintf(err, errlen, "Redis at %s:%d: %s: %s%s", u->host, u->port, what,
+                 c->errstr[0] ? c->errstr : "connection lost", cut ? TLS_HINT : "");
         return -1;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "%s: %s", what, r->str);
+        snprintf(err, errlen, "Redis at %s:%d: %s: %s%s", u->host, u->port, what, r->str, refused);
         rc = -1;
     }
     freeReplyObject(r);
     return rc;
 }
 
-int fp_redis_check_eviction(redisContext *c, char *err, size_t errlen)
+/* The policy from CONFIG GET, or else from INFO memory (managed services and ACL users
+ * without CONFIG often have INFO); "" if neither answers. */
+static void eviction_policy(redisContext *c, char *out, size_t outlen)
 {
     redisReply *r = redisCommand(c, "CONFIG GET maxmemory-policy");
-    int rc = 1;
+    const char *p;
 
+    out[0] = '\0';
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[1]->type == REDIS_REPLY_STRING) {
-        if (strcmp(r->element[1]->str, "noeviction") == 0) {
-            rc = 0;
-        } else {
-            snprintf(err, errlen,
-                     "Redis has maxmemory-policy %s: it may evict queued tasks, processing "
-                     "lists and heartbeats, and results would be lost; set it to noeviction "
-                     "(CONFIG SET maxmemory-policy noeviction)",
-                     r->element[1]->str);
-            rc = -1;
-        }
+        r->element[1]->type == REDIS_REPLY_STRING)
+        snprintf(out, outlen, "%s", r->element[1]->str);
+    freeReplyObject(r);
+    if (out[0] || c->err)
+        return;
+    r = redisCommand(c, "INFO memory");
+    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "maxmemory_policy:")) != NULL) {
+        p += strlen("maxmemory_policy:");
+        snprintf(out, outlen, "%.*s", (int)strcspn(p, "\r\n"), p);
     }
     freeReplyObject(r);
-    return rc;
+}
+
+int fp_redis_check_eviction(redisContext *c, char *err, size_t errlen)
+{
+    char policy[64];
+
+    eviction_policy(c, policy, sizeof(policy));
+    if (policy[0] == '\0')
+        return 1;
+    if (strcmp(policy, "noeviction") == 0)
+        return 0;
+    snprintf(err, errlen,
+             "Redis has maxmemory-policy %s: it may evict queued tasks, processing "
+             "lists and heartbeats, and results would be lost; set it to noeviction "
+             "(CONFIG SET maxmemory-policy noeviction)",
+             policy);
+    return -1;
 }
 
 int fp_redis_require_noeviction(redisContext *c, int allow)
@@ -58,8 +86,8 @@ int fp_redis_require_noeviction(redisContext *c, int allow)
     int rc = fp_redis_check_eviction(c, err, sizeof(err));
 
     if (rc == 1)
-        fp_warn("cannot read Redis's maxmemory-policy (CONFIG not allowed?); it must be "
-                "noeviction, or tasks and results may be lost");
+        fp_warn("cannot read Redis's maxmemory-policy (neither CONFIG GET nor INFO is "
+                "allowed?); it must be noeviction, or tasks and results may be lost");
     if (rc >= 0)
         return 0;
     if (allow) {
@@ -89,11 +117,20 @@ redisContext *fp_redis_connect(const fp_redis_url *u, int connect_s, int reply_s
                  c->errstr);
         goto fail;
     }
-    if (u->password[0] && handshake(c, err, errlen, "Redis AUTH", "AUTH %s", u->password))
+    /* An ACL user logs in with AUTH user password (Redis 6+); a password alone is the
+     * default user's. The user name is not logged either: a password put where the user
+     * goes (redis://secret@host) would be. */
+    if (u->user[0] && handshake(c, u, err, errlen, "login as the URL's user",
+                                " (check the user and password in the Redis URL)", "AUTH %s %s",
+                                u->user, u->password))
         goto fail;
-    if (u->db != 0 && handshake(c, err, errlen, "Redis SELECT", "SELECT %d", u->db))
+    if (!u->user[0] && u->password[0] &&
+        handshake(c, u, err, errlen, "login", " (check the password in the Redis URL)", "AUTH %s",
+                  u->password))
         goto fail;
-    if (handshake(c, err, errlen, "Redis PING", "PING"))
+    if (u->db != 0 && handshake(c, u, err, errlen, "SELECT", "", "SELECT %d", u->db))
+        goto fail;
+    if (handshake(c, u, err, errlen, "PING", "", "PING"))
         goto fail;
     return c;
 fail:

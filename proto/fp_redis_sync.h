@@ -15,15 +15,17 @@
 #define FP_REDIS_BACKOFF_MAX_MS 2000
 
 /* Connects within connect_s seconds, sets a reply timeout of reply_s and TCP keepalive,
- * sends AUTH (if a password is given), SELECT (if db is not 0) and PING. The context, or
- * NULL with a message in err (Redis named by host:port, never by its URL). */
+ * sends AUTH (AUTH user password for an ACL user, AUTH password for the default user),
+ * SELECT (if db is not 0) and PING. The context, or NULL with a message in err: Redis
+ * named by host:port, never by its URL, and no user name or password in it; a connection
+ * cut at the first command (a TLS port) says so. */
 redisContext *fp_redis_connect(const fp_redis_url *u, int connect_s, int reply_s, char *err,
                                size_t errlen);
 
 /* Redis must not evict fetchpool's keys: any maxmemory-policy but noeviction may drop a
  * queue, a processing list or a heartbeat (Sidekiq refuses to run on one too). 0 if the
- * policy is noeviction; 1 if it cannot be read (CONFIG is not allowed, as on some managed
- * services: the caller warns); -1 with a message in err otherwise. */
+ * policy is noeviction; 1 if it cannot be read (neither CONFIG GET nor INFO memory is
+ * allowed, as for a tight ACL user: the caller warns); -1 with a message in err otherwise. */
 int fp_redis_check_eviction(redisContext *c, char *err, size_t errlen);
 /* What both programs do with it at start: refuse (-1, logged) unless allow, which turns
  * the refusal into a loud warning. */

@@ -32,35 +32,23 @@ static void connect_timeout_cb(uv_timer_t *t)
 
     if (c->up || ac == NULL)
         return;
+    if (c->connected) {
+        /* Connected, but the login was never answered: freeing runs disconnect_cb. */
+        if (!c->down_logged)
+            fp_warn("redis %s: no answer to the login in %d ms; reconnecting", c->name,
+                    CONNECT_TIMEOUT_MS);
+        c->down_logged = 1;
+        redisAsyncFree(ac);
+        return;
+    }
     c->ac = NULL;
     redisAsyncFree(ac); /* not connected: no callback runs */
     lost(c, "connect timed out");
 }
 
-static void auth_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void became_up(fp_rconn *c)
 {
-    redisReply *r = reply;
-    fp_rconn *c = priv;
-
-    (void)ac;
-    if (r && r->type == REDIS_REPLY_ERROR)
-        fp_error("redis %s: %s", c->name, r->str);
-}
-
-static void connect_cb(const redisAsyncContext *ac, int status)
-{
-    fp_rconn *c = ac->data;
-
     uv_timer_stop(&c->timer);
-    if (status != REDIS_OK) {
-        c->ac = NULL; /* hiredis frees the context after this callback */
-        lost(c, ac->errstr);
-        return;
-    }
-    if (c->url->password[0])
-        redisAsyncCommand(c->ac, auth_cb, c, "AUTH %s", c->url->password);
-    if (c->url->db)
-        redisAsyncCommand(c->ac, auth_cb, c, "SELECT %d", c->url->db);
     c->up = 1;
     c->backoff_ms = 0;
     if (c->down_logged)
@@ -69,12 +57,61 @@ static void connect_cb(const redisAsyncContext *ac, int status)
     c->up_cb(c, c->arg);
 }
 
+/* The replies to AUTH and SELECT: up once the last one is in, so nothing is sent before
+ * the login is accepted. A refusal (a password changed while we run; at start the
+ * synchronous check has already caught a wrong one) is logged once, without the
+ * secret, and tried again with backoff. */
+static void hello_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *r = reply;
+    fp_rconn *c = priv;
+
+    if (r == NULL || c->closing || c->ac != ac)
+        return; /* the connection went: disconnect_cb follows */
+    if (r->type == REDIS_REPLY_ERROR && !c->refused) {
+        if (!c->down_logged)
+            fp_error("redis %s: %s (check the user and password in the Redis URL); retrying",
+                     c->name, r->str);
+        c->down_logged = 1;
+        c->refused = 1;
+        redisAsyncDisconnect(ac); /* after the other replies; then disconnect_cb */
+    }
+    if (--c->hello_pending == 0 && !c->refused)
+        became_up(c);
+}
+
+static void connect_cb(const redisAsyncContext *ac, int status)
+{
+    fp_rconn *c = ac->data;
+
+    if (status != REDIS_OK) {
+        uv_timer_stop(&c->timer);
+        c->ac = NULL; /* hiredis frees the context after this callback */
+        lost(c, ac->errstr);
+        return;
+    }
+    c->connected = 1;
+    c->refused = 0;
+    c->hello_pending = 0;
+    /* As fp_redis_connect: AUTH user password for an ACL user, AUTH password else. */
+    if (c->url->user[0] && redisAsyncCommand(c->ac, hello_cb, c, "AUTH %s %s", c->url->user,
+                                             c->url->password) == REDIS_OK)
+        c->hello_pending++;
+    if (!c->url->user[0] && c->url->password[0] &&
+        redisAsyncCommand(c->ac, hello_cb, c, "AUTH %s", c->url->password) == REDIS_OK)
+        c->hello_pending++;
+    if (c->url->db && redisAsyncCommand(c->ac, hello_cb, c, "SELECT %d", c->url->db) == REDIS_OK)
+        c->hello_pending++;
+    if (c->hello_pending == 0)
+        became_up(c); /* else the connect timer still runs, for the replies */
+}
+
 static void disconnect_cb(const redisAsyncContext *ac, int status)
 {
     fp_rconn *c = ac->data;
 
     c->ac = NULL;
-    c->up = 0;
+    c->up = c->connected = 0;
     lost(c, status == REDIS_OK ? "closed" : ac->errstr);
     c->down_cb(c, c->arg);
 }
@@ -111,7 +148,7 @@ void fp_rconn_init(fp_rconn *c, uv_loop_t *loop, const fp_redis_url *url, const 
                    fp_rconn_cb up, fp_rconn_cb down, void *arg)
 {
     c->ac = NULL;
-    c->up = 0;
+    c->up = c->connected = c->refused = c->hello_pending = 0;
     c->name = name;
     c->loop = loop;
     c->url = url;
@@ -148,7 +185,7 @@ void fp_rconn_close(fp_rconn *c, fp_rconn_cb closed)
     uv_close((uv_handle_t *)&c->timer, timer_closed_cb);
     if (ac == NULL)
         return;
-    if (c->up) {
+    if (c->connected) {
         redisAsyncDisconnect(ac); /* sends what is queued, then disconnect_cb */
     } else {
         c->ac = NULL; /* still connecting: hiredis would not call disconnect_cb */

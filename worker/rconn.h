@@ -2,11 +2,13 @@
  *
  * General plumbing, nothing of fetchpool's protocol (that is link.c). fp_rconn_open
  * connects through hiredis with redis_uv.h; a connect that neither succeeds nor fails in
- * 5 s (a black-holed address) is given up. Once connected it sends AUTH and SELECT, and
- * the owner's up callback runs. A lost connection is logged once, the owner's down
- * callback runs, and it reconnects with exponential backoff (FP_REDIS_BACKOFF_*: 100 ms
- * doubling to 2 s, as the master's connection),
- * logging its return once. Commands sent before a loss get a NULL reply from hiredis.
+ * 5 s (a black-holed address) is given up. Once connected it sends AUTH (with the ACL
+ * user if the URL names one) and SELECT, and the owner's up callback runs once they are
+ * accepted (a refusal is logged once and retried like a lost connection; a login not
+ * answered in the same 5 s is given up too). A lost connection is logged once, the
+ * owner's down callback runs, and it reconnects with exponential backoff
+ * (FP_REDIS_BACKOFF_*: 100 ms doubling to 2 s, as the master's connection), logging its
+ * return once. Commands sent before a loss get a NULL reply from hiredis.
  *
  * Lifetime: fp_rconn_init starts one libuv timer; fp_rconn_close stops reconnecting,
  * disconnects (hiredis first writes what is queued), calls down if it was up, and calls
@@ -29,6 +31,9 @@ struct fp_rconn {
     /* private */
     uv_loop_t *loop;
     const fp_redis_url *url;
+    int connected;     /* TCP up; logging in while !up */
+    int hello_pending; /* AUTH/SELECT replies still to come */
+    int refused;       /* this connection's login was refused */
     int down_logged, closing;
     long backoff_ms;
     uv_timer_t timer; /* backoff, or the connect timeout */
