@@ -48,8 +48,9 @@ static void usage(FILE *f)
             "Feeds the fetchpool task queue from submitted jobs and writes each job's\n"
             "summary when it completes.\n"
             "\n"
-            "  --redis URL        redis://[:password@]host[:port][/db]\n"
-            "                     (env FETCHPOOL_REDIS, default " FP_REDIS_URL_DEFAULT ")\n"
+            "  --redis URL        " FP_REDIS_URL_FORM "\n"
+            "                     (env FETCHPOOL_REDIS, or FETCHPOOL_REDIS_FILE naming a file\n"
+            "                     that holds it; default " FP_REDIS_URL_DEFAULT ")\n"
             "  --queue-depth N    refill " FP_KEY_TASKS " while it holds fewer than N tasks\n"
             "                     (env FETCHPOOL_QUEUE_DEPTH, default %d)\n"
             "  --feed-batch N     input lines taken from one job per turn\n"
@@ -109,10 +110,13 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
                                          {"metrics", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *env = fp_opt_env("FETCHPOOL_REDIS");
+    static char redis_buf[1024];
+    const char *env;
     int c;
 
     fp_opt_init("fetchpool-master");
+    if (fp_opt_env_secret("FETCHPOOL_REDIS", redis_buf, sizeof(redis_buf), &env))
+        return 2;
     cfg->redis_url = env ? env : FP_REDIS_URL_DEFAULT;
     cfg->queue_depth = DEFAULT_QUEUE_DEPTH;
     cfg->feed_batch = DEFAULT_FEED_BATCH;
@@ -127,7 +131,8 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
         env_num("FETCHPOOL_HOST_CONNS", 0, 100000, &cfg->host_conns) ||
         fp_opt_env_num("FETCHPOOL_HOST_RATE", 0, 1000000, 0, &cfg->host_rate))
         return 2;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    opterr = 0; /* fp_opt_bad says it without echoing a --redis=URL */
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'r': cfg->redis_url = optarg; break;
         case 'q':
@@ -154,7 +159,10 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
         case 'e': cfg->allow_eviction = 1; break;
         case 'm': cfg->metrics = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            fp_opt_bad(argv, c);
+            usage(stderr);
+            return 2;
         }
     }
     if (cfg->metrics && cfg->metrics[0]) {
@@ -169,7 +177,7 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
         cfg->metrics = NULL;
     }
     if (optind < argc) {
-        fprintf(stderr, "fetchpool-master: unexpected argument '%s'\n", argv[optind]);
+        fp_opt_unexpected(argv[optind]);
         usage(stderr);
         return 2;
     }

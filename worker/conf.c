@@ -19,8 +19,9 @@ static const char usage[] =
     "libuv loop), stores each image as <output>/<ab>/<sha256>.<ext> and sends a result\n"
     "per task back through Redis.\n"
     "\n"
-    "  -r, --redis URL           redis://[:password@]host[:port][/db]\n"
-    "                            (env FETCHPOOL_REDIS; default " FP_REDIS_URL_DEFAULT ")\n"
+    "  -r, --redis URL           " FP_REDIS_URL_FORM "\n"
+    "                            (env FETCHPOOL_REDIS, or FETCHPOOL_REDIS_FILE naming a file\n"
+    "                            that holds it; default " FP_REDIS_URL_DEFAULT ")\n"
     "  -o, --output DIR          where images are stored (env FETCHPOOL_OUTPUT; default ./images)\n"
     "  -c, --concurrency N       transfers in flight (env FETCHPOOL_CONCURRENCY; default 64)\n"
     "      --host-conns N        transfers in flight per host in this worker, 0 for no cap\n"
@@ -131,15 +132,17 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *redis = fp_opt_env("FETCHPOOL_REDIS"), *output = fp_opt_env("FETCHPOOL_OUTPUT");
+    const char *redis, *output = fp_opt_env("FETCHPOOL_OUTPUT");
     const char *id = fp_opt_env("FETCHPOOL_WORKER_ID"), *s;
     const char *ca = fp_opt_env("FETCHPOOL_CA_BUNDLE");
-    char host[64], err[256];
+    char host[64], err[512];
     double v;
     int ch;
 
     memset(c, 0, sizeof(*c));
     fp_opt_init("fetchpool-worker");
+    if (fp_opt_env_secret("FETCHPOOL_REDIS", c->redis_url, sizeof(c->redis_url), &redis))
+        return -1;
     c->concurrency = 64;
     c->host_conns = 8;
     c->connect_timeout_ms = 10000;
@@ -170,7 +173,8 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
     if ((s = fp_opt_env("FETCHPOOL_ALLOW_CIDR")) && add_cidr_list(c, s) != 0)
         return -1;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "r:o:c:vh", opts, NULL)) != -1) {
+    opterr = 0; /* fp_opt_bad says it without echoing a --redis=URL */
+    while ((ch = getopt_long(argc, argv, ":r:o:c:vh", opts, NULL)) != -1) {
         switch (ch) {
         case 'r': redis = optarg; break;
         case 'o': output = optarg; break;
@@ -237,17 +241,20 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         }
         case 'v': c->verbose = 1; break;
         case 'h': fputs(usage, stdout); return 1;
-        default: fputs(usage, stderr); return -1;
+        default:
+            fp_opt_bad(argv, ch);
+            fputs(usage, stderr);
+            return -1;
         }
     }
     if (optind != argc) {
-        fprintf(stderr, "fetchpool-worker: unexpected argument '%s'\n%s", argv[optind], usage);
+        fp_opt_unexpected(argv[optind]);
+        fputs(usage, stderr);
         return -1;
     }
     if (c->idle_conns == 0)
         c->idle_conns = c->concurrency * 4; /* libcurl's own rule for a multi handle */
-    snprintf(c->redis_url, sizeof(c->redis_url), "%s", redis ? redis : FP_REDIS_URL_DEFAULT);
-    if (fp_redis_url_parse(c->redis_url, &c->redis, err, sizeof(err))) {
+    if (fp_redis_url_parse(redis ? redis : FP_REDIS_URL_DEFAULT, &c->redis, err, sizeof(err))) {
         fprintf(stderr, "fetchpool-worker: %s\n", err);
         return -1;
     }

@@ -15,7 +15,7 @@
 
 typedef struct fp_conf {
     fp_redis_url redis;
-    char redis_url[512];
+    char redis_url[1024];        /* FETCHPOOL_REDIS_FILE's contents */
     char output[PATH_MAX - 128]; /* room for the shard and file name */
     char id[FP_WORKER_ID_MAX + 1];
     int concurrency; /* transfers in flight at most */
