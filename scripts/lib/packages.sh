@@ -21,7 +21,8 @@
 #            world's nginx loads), clang with its libFuzzer and sanitizer runtimes
 #            (libclang-rt-14-dev, which `apt-get install clang --no-install-recommends`
 #            does not bring), clang-format, and what the integration tests drive: dnsmasq,
-#            ip, unshare, openssl, curl and h2; prometheus (scrapes the master's /metrics)
+#            ip, unshare, openssl, curl and h2; prometheus (scrapes the master's /metrics);
+#            stunnel4 (the TLS tunnel to Redis)
 #   bench    demo + scripts/bench: nginx with the echo module, curl, wget2, aiohttp, time,
 #            and for its scenarios in tests/world.py: dnsmasq, ip, unshare, openssl, h2
 #   docker   a docker daemon and debootstrap (seeds debian:bookworm-slim without a registry)
@@ -44,7 +45,7 @@ fp_packages() {
         fp_packages demo
         echo nginx-light libnginx-mod-http-echo clang libclang-rt-14-dev clang-format \
             dnsmasq-base iproute2 util-linux openssl ca-certificates curl python3-h2 \
-            prometheus
+            prometheus stunnel4
         ;;
     bench)
         fp_packages demo
