@@ -192,44 +192,49 @@ class AclTest(SecureBase):
             self.assert_fails_at_start(w, "WRONGPASS", "check the")
             cp = self.submit(url, self.c.write_input(["http://x.test/a.jpg"]))
             self.assertEqual(cp.returncode, 2, cp.stderr)
-            self.assertIn("WRONGPASS", cp.stderr)
+            self.assertIn("refused the login", cp.stderr)
         self.assertNotIn("nosuchuser", "".join(self.outputs))
         self.assert_no_secret()
 
     def test_no_secret_in_usage_errors(self):
         """Bad URLs as flags, in the environment and in files, stray arguments and
-        unknown options with a URL: usage errors (exit 2) that never show a secret;
-        --help does not show the environment's URL either."""
+        unknown options with a URL, for master, worker and submit: usage errors (exit 2)
+        that never show a secret; --help does not show the environment's URL either."""
         s = self.pw
-        flags = [["--redis", "rediss://fpuser:%s@h:6380" % s],
-                 ["--redis", "redis://fpuser:%s@h:0" % s],
-                 ["--redis", "redis://:%s/x@h" % s],
-                 ["--redis", "%s@h:6379" % s],
-                 ["--redis=redis://u:%s@h/x" % s],
-                 ["--redsi=redis://u:%s@h" % s],
-                 ["redis://u:%s@h" % s]]
-        envs = [{"FETCHPOOL_REDIS": "redis://u:%s@h:99999" % s},
-                {"FETCHPOOL_REDIS_FILE": self.write_secret_file("bad-url",
-                                                                "rediss://:%s@h" % s)},
+        h = "127.0.0.1"   # never a name: no lookup may leave the machine
+        flags = [["--redis", "rediss://fpuser:%s@%s:6380" % (s, h)],
+                 ["--redis", "redis://fpuser:%s@%s:0" % (s, h)],
+                 ["--redis", "redis://:%s/x@%s" % (s, h)],
+                 ["--redis", "%s@%s:6379" % (s, h)],
+                 ["--redis=redis://u:%s@%s/x" % (s, h)],
+                 ["--redsi=redis://u:%s@%s" % (s, h)],
+                 ["redis://u:%s@%s" % (s, h)]]
+        envs = [{"FETCHPOOL_REDIS": "redis://u:%s@%s:99999" % (s, h)},
+                {"FETCHPOOL_REDIS_FILE": self.write_secret_file(
+                    "bad-url", "rediss://:%s@%s" % (s, h))},
                 {"FETCHPOOL_REDIS": self.url,
                  "FETCHPOOL_REDIS_FILE": self.write_secret_file("url2", self.url)},
                 {"FETCHPOOL_REDIS_FILE": self.c.path("no-such-file")},
                 {"FETCHPOOL_REDIS_FILE": self.write_secret_file("empty", "")}]
+        inp = self.c.write_input(["http://127.0.0.1:9/a.jpg"])
         seen = []
-        for prog in ("master", "worker"):
-            exe = self.c.exe("fetchpool-" + prog)
+        for prog in ("master", "worker", "submit"):
+            if prog == "submit":
+                cmd, tail = [sys.executable, fp.SUBMIT], [inp]
+            else:
+                cmd, tail = [self.c.exe("fetchpool-" + prog)], []
             for args, env in [(a, {}) for a in flags] + [([], e) for e in envs]:
                 e = self.c.env()
                 e.update(env)
-                cp = subprocess.run([exe] + args, capture_output=True, text=True,
-                                    timeout=10, env=e)
+                cp = subprocess.run(cmd + args + tail, capture_output=True, text=True,
+                                    timeout=20, env=e)
                 out = cp.stdout + cp.stderr
                 self.assertEqual(cp.returncode, 2, "%s %s %s: %s" % (prog, args, env, out))
                 self.assertTrue(out.strip())
                 seen.append(out)
             e = self.c.env()
             e["FETCHPOOL_REDIS"] = self.url
-            cp = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10,
+            cp = subprocess.run(cmd + ["--help"], capture_output=True, text=True, timeout=20,
                                 env=e)
             self.assertEqual(cp.returncode, 0)
             self.assertIn("FETCHPOOL_REDIS_FILE", cp.stdout)
@@ -237,7 +242,7 @@ class AclTest(SecureBase):
         # The messages say what is wrong.
         joined = "\n".join(seen)
         self.assertIn("stunnel", joined)
-        self.assertIn("both FETCHPOOL_REDIS and FETCHPOOL_REDIS_FILE", joined)
+        self.assertEqual(joined.count("both FETCHPOOL_REDIS and FETCHPOOL_REDIS_FILE"), 3)
         self.assertIn("is empty", joined)
         self.assert_no_secret(seen)
 
@@ -321,7 +326,7 @@ class TlsRedis:
             if not self.tunnel.alive():
                 raise RuntimeError("stunnel exited")
             try:
-                c = fp.Resp(self.port, password=self.password, timeout=2.0)
+                c = fp.RedisClient(self.port, password=self.password, timeout=2.0)
                 try:
                     if c.call("PING") == "PONG":
                         return
@@ -336,7 +341,7 @@ class TlsRedis:
         return "redis://:%s@127.0.0.1:%d" % (self.password, self.port)
 
     def client(self):
-        return fp.Resp(self.port, password=self.password)
+        return fp.RedisClient(self.port, password=self.password)
 
     def stop(self):
         for p in (self.tunnel, self.proc):
