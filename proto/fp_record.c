@@ -36,6 +36,8 @@ static const char *const reason_names[FP_R_COUNT] = {
     [FP_R_WORKER_LOST] = "worker_lost",
     [FP_R_PROTOCOL] = "protocol_error",
     [FP_R_INTERNAL] = "internal_error",
+    [FP_R_STORE_DENIED] = "store_denied",
+    [FP_R_STORE_UNAVAILABLE] = "store_unavailable",
 };
 
 const char *fp_reason_str(fp_reason r)
@@ -127,13 +129,18 @@ static int sha_valid(const char *s, size_t len)
     return 1;
 }
 
-/* A stored path is relative, made of safe characters, and never climbs. */
+/* A stored path is relative, or an s3:// URL whose rest is such a path (bucket/key),
+ * made of safe characters, and never climbs. */
 static int path_valid(const char *s, size_t len)
 {
     size_t i;
 
-    if (len >= sizeof(((fp_result *)0)->path))
+    if (len > FP_PATH_MAX)
         return 0;
+    if (len > 5 && memcmp(s, "s3://", 5) == 0) {
+        s += 5;
+        len -= 5;
+    }
     if (len && s[0] == '/')
         return 0;
     for (i = 0; i < len; i++) {

@@ -16,6 +16,7 @@
 #define FP_ERROR_MAX     256  /* error text is cut to this */
 #define FP_WORKER_ID_MAX 64
 #define FP_REASON_MAX    32
+#define FP_PATH_MAX      511   /* a stored path or s3://bucket/key URL */
 #define FP_RECORD_MAX    16384 /* every encoded record fits in this */
 
 /* Task flags (per job, carried by every task). */
@@ -46,8 +47,8 @@ typedef struct fp_result {
     uint64_t total_us, dns_us, connect_us, ttfb_us;
     uint32_t attempts;
     char worker[FP_WORKER_ID_MAX + 1];
-    char sha256[65]; /* lower-case hex, or "" */
-    char path[128];  /* relative to the output folder, or "" */
+    char sha256[65];            /* lower-case hex, or "" */
+    char path[FP_PATH_MAX + 1]; /* relative to the output folder, an s3:// URL, or "" */
     char content_type[FP_CTYPE_MAX + 1];
     char url[FP_URL_MAX + 1];
     char error[FP_ERROR_MAX + 1];
@@ -76,6 +77,8 @@ typedef enum fp_reason {
     FP_R_WORKER_LOST, /* the attempt limit was reached by workers dying on it */
     FP_R_PROTOCOL,    /* malformed HTTP or other transfer error */
     FP_R_INTERNAL,
+    FP_R_STORE_DENIED,      /* the object store refused: 403, no such bucket, other 4xx */
+    FP_R_STORE_UNAVAILABLE, /* the object store stayed unreachable or failing (5xx) */
     FP_R_COUNT
 } fp_reason;
 

@@ -22,7 +22,22 @@ static const char usage[] =
     "  -r, --redis URL           " FP_REDIS_URL_FORM "\n"
     "                            (env FETCHPOOL_REDIS, or FETCHPOOL_REDIS_FILE naming a file\n"
     "                            that holds it; default " FP_REDIS_URL_DEFAULT ")\n"
-    "  -o, --output DIR          where images are stored (env FETCHPOOL_OUTPUT; default ./images)\n"
+    "  -o, --output DIR|s3://BUCKET[/PREFIX]\n"
+    "                            where images are stored (env FETCHPOOL_OUTPUT; default\n"
+    "                            ./images): a folder, or an S3-compatible bucket (keys\n"
+    "                            PREFIX/ab/<sha256>.<ext>; credentials from AWS_ACCESS_KEY_ID,\n"
+    "                            AWS_SECRET_ACCESS_KEY and optional AWS_SESSION_TOKEN)\n"
+    "      --s3-endpoint URL     S3 API endpoint, http(s)://host[:port] (env AWS_ENDPOINT_URL_S3\n"
+    "                            or AWS_ENDPOINT_URL; default AWS's for the region)\n"
+    "      --s3-region NAME      signing region (env AWS_REGION or AWS_DEFAULT_REGION;\n"
+    "                            default us-east-1)\n"
+    "      --s3-addressing path|virtual|auto  host/bucket/key or bucket.host/key (env\n"
+    "                            FETCHPOOL_S3_ADDRESSING; auto: path with --s3-endpoint)\n"
+    "      --spool DIR           with S3 output, where bodies too big for memory wait for their\n"
+    "                            upload (env FETCHPOOL_SPOOL; default $TMPDIR/fetchpool-spool)\n"
+    "      --store-wait S        with S3 output, how long an unreachable store pauses the worker\n"
+    "                            before uploads fail as store_unavailable (env\n"
+    "                            FETCHPOOL_STORE_WAIT; default 300)\n"
     "  -c, --concurrency N       transfers in flight (env FETCHPOOL_CONCURRENCY; default 64)\n"
     "      --host-conns N        transfers in flight per host in this worker, 0 for no cap\n"
     "                            (env FETCHPOOL_HOST_CONNS; default 8); the cluster-wide\n"
@@ -70,7 +85,12 @@ enum {
     OPT_ALLOW_CIDR,
     OPT_CA_BUNDLE,
     OPT_IDLE_CONNS,
-    OPT_ALLOW_EVICTION
+    OPT_ALLOW_EVICTION,
+    OPT_S3_ENDPOINT,
+    OPT_S3_REGION,
+    OPT_S3_ADDRESSING,
+    OPT_SPOOL,
+    OPT_STORE_WAIT
 };
 
 static int add_cidr(fp_conf *c, const char *s)
@@ -129,12 +149,21 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         {"ca-bundle", required_argument, NULL, OPT_CA_BUNDLE},
         {"idle-conns", required_argument, NULL, OPT_IDLE_CONNS},
         {"allow-eviction", no_argument, NULL, OPT_ALLOW_EVICTION},
+        {"s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT},
+        {"s3-region", required_argument, NULL, OPT_S3_REGION},
+        {"s3-addressing", required_argument, NULL, OPT_S3_ADDRESSING},
+        {"spool", required_argument, NULL, OPT_SPOOL},
+        {"store-wait", required_argument, NULL, OPT_STORE_WAIT},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *redis, *output = fp_opt_env("FETCHPOOL_OUTPUT");
     const char *id = fp_opt_env("FETCHPOOL_WORKER_ID"), *s;
     const char *ca = fp_opt_env("FETCHPOOL_CA_BUNDLE");
+    const char *s3_endpoint = fp_opt_env("AWS_ENDPOINT_URL_S3"),
+               *s3_region = fp_opt_env("AWS_REGION");
+    const char *s3_addressing = fp_opt_env("FETCHPOOL_S3_ADDRESSING");
+    const char *spool = fp_opt_env("FETCHPOOL_SPOOL");
     char host[64], err[512];
     double v;
     int ch;
@@ -151,6 +180,11 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
     c->low_speed_time = 15;
     c->max_size = 50000000;
     c->grace_ms = 20000;
+    c->store_wait_ms = 300000;
+    if (s3_endpoint == NULL)
+        s3_endpoint = fp_opt_env("AWS_ENDPOINT_URL");
+    if (s3_region == NULL)
+        s3_region = fp_opt_env("AWS_DEFAULT_REGION");
     c->allow_private = fp_opt_env_flag("FETCHPOOL_ALLOW_PRIVATE");
     c->fsync = fp_opt_env_flag("FETCHPOOL_FSYNC");
     c->allow_eviction = fp_opt_env_flag("FETCHPOOL_ALLOW_EVICTION");
@@ -172,6 +206,11 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         c->grace_ms = (long)(v * 1000);
     if ((s = fp_opt_env("FETCHPOOL_ALLOW_CIDR")) && add_cidr_list(c, s) != 0)
         return -1;
+    v = -1;
+    if (fp_opt_env_num("FETCHPOOL_STORE_WAIT", 0, 86400, 0, &v))
+        return -1;
+    if (v >= 0)
+        c->store_wait_ms = (long)(v * 1000);
     optind = 1;
     opterr = 0; /* fp_opt_bad says it without echoing a --redis=URL */
     while ((ch = getopt_long(argc, argv, ":r:o:c:vh", opts, NULL)) != -1) {
@@ -232,6 +271,15 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         case OPT_FSYNC: c->fsync = 1; break;
         case OPT_ALLOW_EVICTION: c->allow_eviction = 1; break;
         case OPT_CA_BUNDLE: ca = optarg; break;
+        case OPT_S3_ENDPOINT: s3_endpoint = optarg; break;
+        case OPT_S3_REGION: s3_region = optarg; break;
+        case OPT_S3_ADDRESSING: s3_addressing = optarg; break;
+        case OPT_SPOOL: spool = optarg; break;
+        case OPT_STORE_WAIT:
+            if (fp_opt_num("--store-wait", optarg, 0, 86400, 0, &v))
+                return -1;
+            c->store_wait_ms = (long)(v * 1000);
+            break;
         case OPT_RESOLVE: {
             struct curl_slist *l = curl_slist_append(c->resolve, optarg);
             if (l == NULL)
@@ -262,6 +310,26 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         (int)sizeof(c->output)) {
         fprintf(stderr, "fetchpool-worker: output path too long\n");
         return -1;
+    }
+    if (strncmp(c->output, "s3://", 5) == 0) {
+        /* Each also from a file named by its _FILE variable, as Docker secrets mount. */
+        static char kbuf[256], sbuf[256], tbuf[2048];
+        const char *tmp = getenv("TMPDIR"), *key = NULL, *secret = NULL, *token = NULL;
+        if (fp_opt_env_secret("AWS_ACCESS_KEY_ID", kbuf, sizeof(kbuf), &key) ||
+            fp_opt_env_secret("AWS_SECRET_ACCESS_KEY", sbuf, sizeof(sbuf), &secret) ||
+            fp_opt_env_secret("AWS_SESSION_TOKEN", tbuf, sizeof(tbuf), &token))
+            return -1;
+        if (fp_s3_conf_parse(&c->s3, c->output, s3_endpoint, s3_region, s3_addressing, key, secret,
+                             token, err, sizeof(err)) != 0) {
+            fprintf(stderr, "fetchpool-worker: %s\n", err);
+            return -1;
+        }
+        if (snprintf(c->spool, sizeof(c->spool), "%s%s",
+                     spool ? spool : (tmp && *tmp ? tmp : "/tmp"),
+                     spool ? "" : "/fetchpool-spool") >= (int)sizeof(c->spool)) {
+            fprintf(stderr, "fetchpool-worker: spool path too long\n");
+            return -1;
+        }
     }
     if (ca && *ca) {
         /* Checked now: libcurl would only say so on the first HTTPS transfer, per task. */

@@ -10,6 +10,7 @@
 #include "fp_record.h"
 #include "guard.h"
 #include "fp_redis_url.h"
+#include "s3_req.h"
 
 #define FP_CONF_ALLOW_MAX 32
 
@@ -17,6 +18,11 @@ typedef struct fp_conf {
     fp_redis_url redis;
     char redis_url[1024];        /* FETCHPOOL_REDIS_FILE's contents */
     char output[PATH_MAX - 128]; /* room for the shard and file name */
+    /* With --output s3://...: the store, where bodies wait for their upload (the local
+     * store's root), and how long a down store is waited for. */
+    fp_s3_conf s3;
+    char spool[PATH_MAX - 128];
+    long store_wait_ms;
     char id[FP_WORKER_ID_MAX + 1];
     int concurrency; /* transfers in flight at most */
     int host_conns;  /* transfers in flight per host at most (0: no cap) */

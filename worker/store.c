@@ -213,24 +213,37 @@ out:
     return rc;
 }
 
-int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, char *sha)
+static int digest(fp_body *b, unsigned char *md, char *sha)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0, i;
-    char final[PATH_MAX];
-    unsigned char *slot;
-    int rc;
 
-    if (EVP_DigestFinal_ex(b->sha, md, &mdlen) != 1 || mdlen != 32) {
-        rc = -EIO;
-        goto err;
-    }
+    if (EVP_DigestFinal_ex(b->sha, md, &mdlen) != 1 || mdlen != 32)
+        return -EIO;
     for (i = 0; i < 32; i++) {
         sha[2 * i] = hex[md[i] >> 4];
         sha[2 * i + 1] = hex[md[i] & 15];
     }
     sha[64] = '\0';
+    return 0;
+}
+
+int fp_body_digest(fp_body *b, char *sha)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+
+    return digest(b, md, sha);
+}
+
+int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, char *sha)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    char final[PATH_MAX];
+    unsigned char *slot;
+    int rc;
+
+    if ((rc = digest(b, md, sha)) != 0)
+        goto err;
     snprintf(relpath, 128, "%.2s/%s.%s", sha, sha, ext);
     snprintf(final, sizeof(final), "%s/%s", s->root, relpath);
 

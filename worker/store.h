@@ -56,6 +56,10 @@ int fp_body_append(fp_store *s, fp_body *b, const void *data, size_t len);
  * and the hex digest to sha (65 bytes). Returns 0 or -errno; the temp file is gone either
  * way. */
 int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, char *sha);
+/* Ends the body's digest without publishing (for an upload elsewhere): the hex digest
+ * into sha (65 bytes). The body stays as it is, in memory or in its temp file (b->tmp
+ * while b->fd >= 0), until fp_body_discard. Returns 0 or -EIO. */
+int fp_body_digest(fp_body *b, char *sha);
 /* Forgets the body, removing its temp file if any. */
 void fp_body_discard(fp_body *b);
 

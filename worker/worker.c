@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "fp_stats.h"
 #include "hosts.h"
 #include "link.h"
+#include "s3.h"
 #include "store.h"
 #include "xfer.h"
 
@@ -26,6 +28,8 @@ typedef struct fp_worker {
     const fp_conf *conf;
     fp_store store;
     fp_curl_uv *curl;
+    fp_s3 *s3;  /* with S3 output */
+    int paused; /* the object store is down: take and start nothing */
     fp_link *link;
     fp_counters counters; /* reported by the heartbeat */
     fp_hosts hosts;
@@ -46,7 +50,15 @@ static void schedule(fp_worker *w);
 /* Slots -----------------------------------------------------------------------------
  * A slot holds one task of this worker, waiting for its host or in flight, and the
  * transfer that runs it. The scheduling state is the worker's; hosts.c counts each
- * host's transfers itself. */
+ * host's transfers itself. With S3 output a slot stays in flight (and counted against
+ * --concurrency) while its body uploads: that bounds the bodies waiting for the store. */
+
+/* The upload of a slot's body and the result it completes. */
+typedef struct upload {
+    fp_s3_put put; /* first: what s3.c hands back is the upload */
+    fp_result r;
+    struct slot *owner;
+} upload;
 
 typedef struct slot {
     fp_hosts_item item; /* first: what hosts.c hands back is the slot */
@@ -57,6 +69,8 @@ typedef struct slot {
     int held;      /* holds a task (waiting or running) */
     int active;    /* its transfer is on the multi handle */
     int recovered; /* counted in w->recovered */
+    int uploading; /* its body is being uploaded (s3.c); still counted in w->inflight */
+    upload *up;    /* with S3 output */
 } slot;
 
 static slot *slot_get(fp_worker *w)
@@ -70,13 +84,17 @@ static slot *slot_get(fp_worker *w)
     if ((s = calloc(1, sizeof(*s))) == NULL)
         return NULL;
     if ((s->x = fp_xfer_new(w->conf, &w->store)) == NULL ||
+        (w->s3 && (s->up = malloc(sizeof(*s->up))) == NULL) ||
         (grown = realloc(w->slots, sizeof(*grown) * (size_t)(w->nslots + 1))) == NULL) {
         fp_xfer_free(s->x);
+        free(s->up);
         free(s);
         return NULL;
     }
     curl_easy_setopt(s->x->easy, CURLOPT_PRIVATE, s);
     fp_curl_uv_attach(w->curl, s->x->easy);
+    if (s->up)
+        s->up->owner = s;
     w->slots = grown;
     w->slots[w->nslots++] = s;
     return s;
@@ -131,6 +149,10 @@ static void top_up(fp_worker *w)
 
     if (w->draining)
         return;
+    if (w->paused) {
+        fp_link_want(w->link, 0, 0);
+        return;
+    }
     /* Ask in batches (fewer round trips), unless we are about to run dry. */
     if (want >= batch || w->inflight + w->hosts.waiting < batch)
         fp_link_want(w->link, want > 0 ? want : 0, RECOVERED_MAX - w->recovered);
@@ -189,17 +211,97 @@ static void report(fp_worker *w, slot *s, fp_reason reason, fp_result *r)
     }
 }
 
+static void after_done(fp_worker *w);
+
+/* Uploads (S3 output) ---------------------------------------------------------------- */
+
+/* The upload of s ended (or never started): its result goes out, the slot is free. */
+static void upload_end(fp_worker *w, slot *s, fp_reason reason, const char *err)
+{
+    fp_result *r = &s->up->r;
+
+    if (reason == FP_OK) {
+        snprintf(r->path, sizeof(r->path), "%s", s->up->put.path);
+        r->total_us += s->up->put.us; /* the task's time: download and upload */
+    } else {
+        r->path[0] = r->sha256[0] = '\0';
+        r->bytes = 0;
+        fp_reason_format(reason, 0, r->status, sizeof(r->status));
+        fp_sanitize(r->error, sizeof(r->error), err, strlen(err));
+    }
+    fp_body_discard(&s->x->body);
+    report(w, s, reason, r);
+    s->uploading = 0;
+    w->inflight--;
+    w->counters.inflight = (uint64_t)w->inflight;
+    slot_put(w, s);
+}
+
+static void upload_done_cb(void *arg, fp_s3_put *p)
+{
+    fp_worker *w = arg;
+
+    upload_end(w, ((upload *)p)->owner, p->reason, p->error);
+    after_done(w);
+}
+
+static void pause_cb(void *arg, int paused)
+{
+    fp_worker *w = arg;
+
+    w->paused = paused;
+    if (paused)
+        fp_link_want(w->link, 0, 0);
+    else
+        schedule(w);
+}
+
+/* The download of s is done and good: leave the transfer and upload the body. */
+static void upload_start(fp_worker *w, slot *s)
+{
+    fp_s3_put *p = &s->up->put;
+    const fp_body *b = &s->x->body;
+    int rc;
+
+    fp_curl_uv_remove(w->curl, s->x->easy);
+    s->active = 0; /* still counted in w->inflight, until upload_end */
+    fp_hosts_end(&w->hosts, &s->item);
+    s->uploading = 1;
+    p->mem = b->mem;
+    p->file = b->fd >= 0 ? b->tmp : NULL;
+    p->len = b->bytes;
+    memcpy(p->sha, s->up->r.sha256, sizeof(p->sha));
+    p->ext = fp_sniff_ext(s->x->type);
+    rc = fp_s3_start(w->s3, p);
+    if (rc == 1)
+        upload_end(w, s, FP_OK, "");
+    else if (rc < 0)
+        upload_end(w, s, FP_R_INTERNAL, "cannot start an upload (out of memory)");
+}
+
 static void done_cb(void *arg, CURL *easy, CURLcode rc)
 {
     fp_worker *w = arg;
     slot *s = NULL;
-    static fp_result r; /* large; the loop runs on one thread */
+    static fp_result r0; /* large; the loop runs on one thread */
+    fp_result *r = &r0;
     fp_reason reason;
 
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
-    reason = fp_xfer_result(s->x, rc, &r); /* reads the handle before slot_end removes it */
-    report(w, s, reason, &r);
-    slot_end(w, s);
+    if (s->up)
+        r = &s->up->r;                    /* kept until the upload ends */
+    reason = fp_xfer_result(s->x, rc, r); /* reads the handle before slot_end removes it */
+    if (reason == FP_OK && w->s3) {
+        upload_start(w, s);
+    } else {
+        report(w, s, reason, r);
+        slot_end(w, s);
+    }
+    after_done(w);
+}
+
+static void after_done(fp_worker *w)
+{
     if (w->draining) {
         if (w->inflight == 0 && !w->link_closing) {
             uv_timer_stop(&w->grace);
@@ -239,7 +341,8 @@ static void schedule(fp_worker *w)
             close_all(w);
         return;
     }
-    while (w->inflight < w->conf->concurrency && (it = fp_hosts_next(&w->hosts)) != NULL)
+    while (!w->paused && w->inflight < w->conf->concurrency &&
+           (it = fp_hosts_next(&w->hosts)) != NULL)
         start(w, (slot *)it);
     top_up(w);
 }
@@ -315,11 +418,28 @@ static void curl_closed_cb(void *arg)
     signal(SIGINT, SIG_IGN);
 }
 
+static void s3_closed_cb(void *arg)
+{
+    fp_worker *w = arg;
+
+    w->s3 = NULL;
+    fp_curl_uv_close(w->curl, curl_closed_cb, w);
+    w->curl = NULL;
+}
+
 static void link_closed_cb(void *arg)
 {
     fp_worker *w = arg;
 
     w->link = NULL;
+    if (w->s3) {
+        uint64_t puts, existed, us;
+        fp_s3_stats(w->s3, &puts, &existed, &us);
+        fp_info("object store: %" PRIu64 " uploaded, %" PRIu64 " already there, %.3f s of uploads",
+                puts, existed, (double)us / 1e6);
+        fp_s3_close(w->s3, s3_closed_cb, w);
+        return;
+    }
     fp_curl_uv_close(w->curl, curl_closed_cb, w);
     w->curl = NULL;
 }
@@ -342,6 +462,16 @@ static void abort_transfers(fp_worker *w)
 
     for (i = 0; i < w->nslots; i++) {
         slot *s = w->slots[i];
+        if (s->uploading) {
+            /* Its task stays in the processing list; the link hands it back. */
+            fp_s3_cancel(w->s3, &s->up->put);
+            fp_body_discard(&s->x->body);
+            s->uploading = 0;
+            w->inflight--;
+            w->counters.inflight = (uint64_t)w->inflight;
+            slot_put(w, s);
+            continue;
+        }
         if (!s->active)
             continue;
         fp_body_discard(&s->x->body);
@@ -390,10 +520,12 @@ int fp_worker_run(const fp_conf *conf)
     w.exit_code = 0;
     w.crash_on = getenv("FETCHPOOL_TEST_CRASH_URL");
     srandom((unsigned)uv_hrtime() ^ (unsigned)uv_os_getpid());
-    rc = fp_store_open(&w.store, conf->output, conf->id, conf->fsync,
+    /* With S3 output the local store only spools bodies too big for memory. */
+    rc = fp_store_open(&w.store, conf->s3.on ? conf->spool : conf->output, conf->id, conf->fsync,
                        conf->timeout_ms / 1000 * 2 + 600);
     if (rc != 0) {
-        fp_error("cannot use output folder %s: %s", conf->output, strerror(-rc));
+        fp_error("cannot use %s folder %s: %s", conf->s3.on ? "spool" : "output",
+                 conf->s3.on ? conf->spool : conf->output, strerror(-rc));
         fp_store_close(&w.store);
         return 2;
     }
@@ -404,8 +536,19 @@ int fp_worker_run(const fp_conf *conf)
         fp_store_close(&w.store);
         return 2;
     }
+    if (conf->s3.on && (w.s3 = fp_s3_new(w.loop, &conf->s3, conf->connect_timeout_ms,
+                                         conf->timeout_ms, conf->store_wait_ms, conf->ca_bundle,
+                                         conf->resolve, upload_done_cb, pause_cb, &w)) == NULL) {
+        fp_error("cannot set up the object store's libcurl");
+        fp_curl_uv_close(w.curl, NULL, NULL);
+        uv_run(w.loop, UV_RUN_DEFAULT);
+        fp_store_close(&w.store);
+        return 2;
+    }
     w.link = fp_link_new(w.loop, conf, &w.counters, task_cb, known_cb, &w);
     if (w.link == NULL) {
+        if (w.s3)
+            fp_s3_close(w.s3, NULL, NULL);
         fp_curl_uv_close(w.curl, NULL, NULL);
         uv_run(w.loop, UV_RUN_DEFAULT);
         fp_store_close(&w.store);
@@ -426,6 +569,7 @@ int fp_worker_run(const fp_conf *conf)
 
     for (i = 0; i < w.nslots; i++) {
         fp_xfer_free(w.slots[i]->x);
+        free(w.slots[i]->up);
         free(w.slots[i]->raw);
         free(w.slots[i]);
     }

@@ -301,7 +301,16 @@ fp_reason fp_xfer_result(fp_xfer *x, CURLcode rc, fp_result *r)
         x->type = fp_sniff(x->head, x->headlen, 1, x->task.flags & FP_TASK_ALLOW_SVG);
     if (reason == FP_OK && (x->type == FP_IMG_NONE || x->type == FP_IMG_UNKNOWN))
         reason = FP_R_NOT_AN_IMAGE;
-    if (reason == FP_OK) {
+    if (reason == FP_OK && x->conf->s3.on) {
+        /* The upload is the caller's (s3.c); the body stays until it is done. */
+        r->bytes = x->body.bytes;
+        if (fp_body_digest(&x->body, r->sha256) != 0) {
+            reason = FP_R_INTERNAL;
+            snprintf(err, sizeof(err), "digest failed");
+            r->sha256[0] = '\0';
+            fp_body_discard(&x->body);
+        }
+    } else if (reason == FP_OK) {
         r->bytes = x->body.bytes;
         src = fp_store_commit(x->store, &x->body, fp_sniff_ext(x->type), r->path, r->sha256);
         if (src != 0) {
