@@ -234,10 +234,9 @@ int fp_s3_setup(CURL *e, const fp_s3_conf *c, fp_s3_method m, const char *key,
         if ((t = curl_slist_append(l, h)) == NULL)
             goto err;
         l = t;
-        /* No "Expect: 100-continue" round trip before bodies over 1 MB. */
-        if ((t = curl_slist_append(l, "Expect:")) == NULL)
-            goto err;
-        l = t;
+        /* Not "Expect:" to save the 100-continue round trip before bodies over 1 MB:
+         * libcurl 7.88 signs the removed header as "expect" with an empty value, which
+         * the request then lacks (tests/unit/test_s3.c caught it). */
     }
     *hdrs = l;
     if (m == FP_S3_PUT) {

@@ -22,7 +22,9 @@
 #            (libclang-rt-14-dev, which `apt-get install clang --no-install-recommends`
 #            does not bring), clang-format, and what the integration tests drive: dnsmasq,
 #            ip, unshare, openssl, curl and h2; prometheus (scrapes the master's /metrics);
-#            stunnel4 (the TLS tunnel to Redis)
+#            stunnel4 (the TLS tunnel to Redis);
+#            node and npm for the S3 test's s3rver (an npm package the test installs into a
+#            cache folder), boto3 to read objects back
 #   bench    demo + scripts/bench: nginx with the echo module, curl, wget2, aiohttp, time,
 #            and for its scenarios in tests/world.py: dnsmasq, ip, unshare, openssl, h2
 #   docker   a docker daemon and debootstrap (seeds debian:bookworm-slim without a registry)
@@ -45,7 +47,7 @@ fp_packages() {
         fp_packages demo
         echo nginx-light libnginx-mod-http-echo clang libclang-rt-14-dev clang-format \
             dnsmasq-base iproute2 util-linux openssl ca-certificates curl python3-h2 \
-            prometheus stunnel4
+            prometheus stunnel4 nodejs npm python3-boto3
         ;;
     bench)
         fp_packages demo

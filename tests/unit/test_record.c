@@ -176,6 +176,21 @@ static void result_refuses_bad_fields(void **state)
     r = sample_result();
     strcpy(r.path, "/etc/passwd");
     assert_int_equal(fp_result_encode(&r, buf, sizeof(buf)), -1);
+    r = sample_result(); /* an object's URL (S3 output), but never one that climbs */
+    strcpy(r.path, "s3://../x");
+    assert_int_equal(fp_result_encode(&r, buf, sizeof(buf)), -1);
+    strcpy(r.path, "s3:///etc/passwd");
+    assert_int_equal(fp_result_encode(&r, buf, sizeof(buf)), -1);
+    strcpy(r.path, "http://host/x");
+    assert_int_equal(fp_result_encode(&r, buf, sizeof(buf)), -1);
+    strcpy(r.path, "s3://bucket/pre/fix/aa/00.jpg");
+    n = fp_result_encode(&r, buf, sizeof(buf));
+    assert_true(n > 0);
+    {
+        static fp_result d;
+        assert_int_equal(fp_result_decode(&d, buf, (size_t)n, err, sizeof(err)), 0);
+        assert_string_equal(d.path, "s3://bucket/pre/fix/aa/00.jpg");
+    }
     r = sample_result();
     strcpy(r.sha256, "xyz");
     assert_int_equal(fp_result_encode(&r, buf, sizeof(buf)), -1);
