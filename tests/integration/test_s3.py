@@ -183,15 +183,21 @@ class StoreTest(S3Case):
         self.assertEqual(os.listdir(self.c.path("spool-w1", ".tmp")), [])
 
     def test_virtual_hosted(self):
-        """bucket.host/key addressing; the name is pinned with --resolve (no DNS query)."""
+        """bucket.host/key addressing; the name is pinned with --resolve (no DNS query);
+        the secret comes from AWS_SECRET_ACCESS_KEY_FILE."""
         www = self.c.mkdir("www")
         files = fp.make_jpegs(www, 20)
         ng = self.c.start_nginx(www)
         s3 = S3rver(self.c, endpoint="test")
         host = "s3.test"
+        env = s3_env(self.c)   # the secret from a file, as Docker secrets mount it
+        secret_file = self.c.path("s3-secret")
+        with open(secret_file, "w") as f:
+            f.write(env.pop("AWS_SECRET_ACCESS_KEY") + "\n")
+        env["AWS_SECRET_ACCESS_KEY_FILE"] = secret_file
         start_worker(self.c, "w1", "s3://%s" % BUCKET, "--s3-endpoint",
                      "http://%s:%d" % (host, s3.port), "--s3-addressing", "virtual",
-                     "--resolve", "%s.%s:%d:127.0.0.1" % (BUCKET, host, s3.port))
+                     "--resolve", "%s.%s:%d:127.0.0.1" % (BUCKET, host, s3.port), env=env)
         self.assertTrue(self.c.wait_workers_registered(1), self.c.logs())
         rows = self.run_job([ng.url(nm) for nm, _ in files])
         self.assertEqual([r["status"] for r in rows], ["ok"] * len(files), self.c.logs())
