@@ -19,7 +19,12 @@
 #include "outbox.h"
 #include "rconn.h"
 
-#define BLOCK_S          "1" /* BLMOVE wait when the queue is empty */
+#define BLOCK_S  "1" /* BLMOVE wait when the queue is empty */
+#define BLOCK_MS 1000
+/* A take whose reply was lost may still run in Redis later (a dropped link's command
+ * waiting in Redis's socket buffer while Redis is stalled): look for such orphans in our
+ * processing list this often, not only right after a reconnect. */
+#define ADOPT_EVERY_MS   5000
 #define FINISH_BATCH_MAX 256 /* results in one finish script call at most */
 
 struct fp_link {
@@ -29,8 +34,8 @@ struct fp_link {
     fp_link_task_cb on_task;
     fp_link_known_cb known;
     void *arg;
-    int pull_connected_before;
-    int need_adopt; /* look for orphans in our processing list once both connections are up */
+    int connected_before; /* the pull connection was up before */
+    int need_adopt;       /* look for orphans in our processing list once both connections are up */
     fp_rconn pull, cmd;
     fp_outbox out; /* sent on cmd */
     char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
@@ -39,7 +44,7 @@ struct fp_link {
     fp_cmd *batch_keys, *batch_args;
     int batch_n;
     uv_check_t batch_check;
-    uv_timer_t heartbeat, deadline, kick;
+    uv_timer_t heartbeat, deadline, kick, adopt;
     int stopping, forced, final_sent;
     int open_handles;
     fp_link_closed_cb closed;
@@ -59,12 +64,12 @@ static void conn_up_cb(fp_rconn *c, void *arg)
 {
     fp_link *q = arg;
 
+    /* A batch may have moved into our processing list with its reply lost. */
+    if (q->connected_before)
+        q->need_adopt = 1;
     if (c == &q->pull) {
-        /* A batch may have moved into our processing list with its reply lost. */
         uv_timer_stop(&q->kick);
-        if (q->pull_connected_before)
-            q->need_adopt = 1;
-        q->pull_connected_before = 1;
+        q->connected_before = 1;
     } else {
         send_heartbeat(q); /* before the master's reaper misses us */
         fp_outbox_flush(&q->out);
@@ -198,6 +203,14 @@ static void maybe_adopt(fp_link *q)
     redisAsyncCommand(q->cmd.ac, adopt_reply_cb, q, "LRANGE %s 0 -1", q->proc_key);
 }
 
+static void adopt_cb(uv_timer_t *t)
+{
+    fp_link *q = t->data;
+
+    q->need_adopt = 1;
+    maybe_adopt(q);
+}
+
 /* A task may wait for a local slot after it was taken: its lease outlives the longest
  * transfer by a minute. The lease is given back when the task is settled; the expiry is
  * only the backstop. */
@@ -213,6 +226,10 @@ static void take(fp_link *q, const char *check, size_t check_len)
 
 static void pull_kick(fp_link *q)
 {
+    if (q->need_adopt) {
+        maybe_adopt(q);
+        return;
+    }
     if (!q->pull.up || q->pulling || q->stopping || q->want <= 0 || q->need_adopt)
         return;
     take(q, NULL, 0);
@@ -376,12 +393,17 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
     q->deadline.data = q;
     uv_timer_init(loop, &q->kick);
     q->kick.data = q;
+    uv_timer_init(loop, &q->adopt);
+    q->adopt.data = q;
     uv_check_init(loop, &q->batch_check);
     q->batch_check.data = q;
-    q->open_handles = 6; /* the two connections' timers, heartbeat, deadline, kick, check */
+    /* the two connections, heartbeat, deadline, kick, adopt, check */
+    q->open_handles = 7;
+    fp_rconn_set_deadline(&q->pull, BLOCK_MS);
     fp_rconn_open(&q->cmd);
     fp_rconn_open(&q->pull);
     uv_timer_start(&q->heartbeat, heartbeat_cb, 0, FP_HEARTBEAT_MS);
+    uv_timer_start(&q->adopt, adopt_cb, ADOPT_EVERY_MS, ADOPT_EVERY_MS);
     return q;
 }
 
@@ -422,6 +444,7 @@ static void close_everything(fp_link *q)
     uv_close((uv_handle_t *)&q->heartbeat, handle_closed_cb);
     uv_close((uv_handle_t *)&q->deadline, handle_closed_cb);
     uv_close((uv_handle_t *)&q->kick, handle_closed_cb);
+    uv_close((uv_handle_t *)&q->adopt, handle_closed_cb);
     uv_close((uv_handle_t *)&q->batch_check, handle_closed_cb);
     fp_rconn_close(&q->pull, conn_closed_cb);
     fp_rconn_close(&q->cmd, conn_closed_cb);

@@ -6,6 +6,7 @@
 #include "redis_uv.h"
 
 #define CONNECT_TIMEOUT_MS 5000
+#define WATCH_EVERY_MS     250 /* how often the reply deadline is checked */
 
 static void retry_cb(uv_timer_t *t)
 {
@@ -23,6 +24,48 @@ static void lost(fp_rconn *c, const char *why)
     if (c->backoff_ms > FP_REDIS_BACKOFF_MAX_MS)
         c->backoff_ms = FP_REDIS_BACKOFF_MAX_MS;
     uv_timer_start(&c->timer, retry_cb, (uint64_t)c->backoff_ms, 0);
+}
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+    fp_rconn *c = h->data;
+
+    if (--c->open_timers == 0)
+        c->closed_cb(c, c->arg);
+}
+
+static void watch_close(fp_rconn *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->watch))
+        uv_close((uv_handle_t *)&c->watch, timer_closed_cb);
+}
+
+/* Replies are awaited and nothing has been read for the deadline: the link is dead or
+ * half-open, and hiredis would wait for ever. Freeing the context hands every awaited
+ * command a NULL reply, then calls disconnect_cb. */
+static void watch_cb(uv_timer_t *t)
+{
+    fp_rconn *c = t->data;
+    redisAsyncContext *ac = c->ac;
+    uint64_t now = uv_now(c->loop), last;
+
+    if (ac == NULL || !c->up)
+        return;
+    if (ac->replies.head == NULL) {
+        c->busy_since = 0;
+        return;
+    }
+    if (c->busy_since == 0)
+        c->busy_since = now; /* a command went out since the last look */
+    last = fp_redis_uv_read_ms(ac);
+    if (last < c->busy_since)
+        last = c->busy_since;
+    if (now - last <= (uint64_t)c->deadline_ms)
+        return;
+    c->up = 0; /* no new commands from the callbacks that now run */
+    c->ac = NULL;
+    c->why = "no reply within the deadline";
+    redisAsyncFree(ac);
 }
 
 static void connect_timeout_cb(uv_timer_t *t)
@@ -51,6 +94,8 @@ static void became_up(fp_rconn *c)
     uv_timer_stop(&c->timer);
     c->up = 1;
     c->backoff_ms = 0;
+    c->busy_since = 0;
+    uv_timer_start(&c->watch, watch_cb, WATCH_EVERY_MS, WATCH_EVERY_MS);
     if (c->down_logged)
         fp_info("redis %s connection back", c->name);
     c->down_logged = 0;
@@ -109,10 +154,16 @@ static void connect_cb(const redisAsyncContext *ac, int status)
 static void disconnect_cb(const redisAsyncContext *ac, int status)
 {
     fp_rconn *c = ac->data;
+    const char *why = c->why ? c->why : status == REDIS_OK ? "closed" : ac->errstr;
 
     c->ac = NULL;
     c->up = c->connected = 0;
-    lost(c, status == REDIS_OK ? "closed" : ac->errstr);
+    c->why = NULL;
+    if (c->closing)
+        watch_close(c);
+    else
+        uv_timer_stop(&c->watch);
+    lost(c, why);
     c->down_cb(c, c->arg);
 }
 
@@ -132,6 +183,8 @@ void fp_rconn_open(fp_rconn *c)
         redisAsyncFree(ac);
         return;
     }
+    if (redisEnableKeepAlive(&ac->c) != REDIS_OK)
+        fp_warn("redis %s: no TCP keepalive: %s", c->name, ac->c.errstr);
     ac->data = c;
     if (fp_redis_uv_attach(ac, c->loop) != REDIS_OK) {
         redisAsyncFree(ac);
@@ -154,25 +207,29 @@ void fp_rconn_init(fp_rconn *c, uv_loop_t *loop, const fp_redis_url *url, const 
     c->url = url;
     c->down_logged = c->closing = 0;
     c->backoff_ms = 0;
+    c->deadline_ms = FP_RCONN_DEADLINE_MS;
+    c->busy_since = 0;
+    c->why = NULL;
     c->up_cb = up;
     c->down_cb = down;
     c->closed_cb = NULL;
     c->arg = arg;
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
+    uv_timer_init(loop, &c->watch);
+    c->watch.data = c;
+    c->open_timers = 2;
+}
+
+void fp_rconn_set_deadline(fp_rconn *c, long extra_ms)
+{
+    c->deadline_ms = FP_RCONN_DEADLINE_MS + (extra_ms > 0 ? extra_ms : 0);
 }
 
 void fp_rconn_drop(fp_rconn *c)
 {
     if (c->up && c->ac)
         redisAsyncDisconnect(c->ac); /* disconnect_cb reconnects with backoff */
-}
-
-static void timer_closed_cb(uv_handle_t *h)
-{
-    fp_rconn *c = h->data;
-
-    c->closed_cb(c, c->arg);
 }
 
 void fp_rconn_close(fp_rconn *c, fp_rconn_cb closed)
@@ -183,12 +240,17 @@ void fp_rconn_close(fp_rconn *c, fp_rconn_cb closed)
     c->closed_cb = closed;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed_cb);
-    if (ac == NULL)
+    if (ac == NULL) {
+        watch_close(c);
         return;
+    }
     if (c->connected) {
-        redisAsyncDisconnect(ac); /* sends what is queued, then disconnect_cb */
+        /* Sends what is queued, then disconnect_cb (which closes the watch); the watch
+         * frees a connection whose replies never come. */
+        redisAsyncDisconnect(ac);
     } else {
         c->ac = NULL; /* still connecting: hiredis would not call disconnect_cb */
         redisAsyncFree(ac);
+        watch_close(c);
     }
 }

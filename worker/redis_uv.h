@@ -15,7 +15,16 @@ typedef struct fp_redis_uv {
     redisAsyncContext *ac; /* NULL once hiredis let go of us */
     uv_poll_t poll;
     int events;
+    uint64_t read_ms; /* uv_now() of the last time the socket was readable */
 } fp_redis_uv;
+
+/* When the connection last had something to read (0: never), for reply deadlines. */
+static inline uint64_t fp_redis_uv_read_ms(const redisAsyncContext *ac)
+{
+    const fp_redis_uv *p = ac->ev.data;
+
+    return p ? p->read_ms : 0;
+}
 
 static void fp_redis_uv_poll_cb(uv_poll_t *h, int status, int events)
 {
@@ -29,6 +38,8 @@ static void fp_redis_uv_poll_cb(uv_poll_t *h, int status, int events)
             redisAsyncHandleRead(p->ac);
         return;
     }
+    if (events & UV_READABLE)
+        p->read_ms = uv_now(h->loop);
     if (p->ac && (events & UV_READABLE))
         redisAsyncHandleRead(p->ac);
     if (p->ac && (events & UV_WRITABLE))

@@ -1,0 +1,143 @@
+"""The Redis link under faults that do not close it (issue 14): a half-open connection (a
+NAT or firewall drops it silently: tests/tcpproxy.py stops forwarding one connection and
+keeps it open), a result batch Redis refuses for good (WRONGTYPE, a script error), a slow
+Redis (DEBUG SLEEP, CLIENT PAUSE), two live workers with the same id, two masters on one
+Redis. Nothing may be lost, nothing counted twice, no live worker reaped.
+Helpers come from test_reliability.py; the cluster from fp_harness.py.
+Run alone: python3 tests/integration/test_link.py --bin build/bin
+"""
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fp_harness as fp  # noqa: E402
+from test_reliability import ReliabilityBase  # noqa: E402
+
+sys.path.insert(0, os.path.join(fp.REPO, "tests"))
+import tcpproxy  # noqa: E402
+
+PULL = b"'LPOP'"            # only the take script says this: the pulling connection
+HEARTBEAT = b"$3\r\nSET\r\n"  # the heartbeat: the command connection
+
+
+class LinkBase(ReliabilityBase):
+
+    def proxy(self):
+        p = tcpproxy.Proxy(self.c.redis_srv.port).start()
+        self.addCleanup(p.close)
+        return p
+
+    def worker_via(self, proxy, wid, *args):
+        """A worker whose Redis connections go through proxy."""
+        argv = [self.c.exe("fetchpool-worker"), "--redis", "redis://127.0.0.1:%d" % proxy.port,
+                "--output", self.c.out, "--id", wid, "--allow-private"] + list(args)
+        w = fp.Proc("worker-" + wid, argv, self.c.dir, env=self.c.env())
+        self.c.workers.append(w)
+        self.c.procs.append(w)
+        return w
+
+    def master_via(self, proxy, *args):
+        argv = [self.c.exe("fetchpool-master"), "--redis",
+                "redis://127.0.0.1:%d" % proxy.port] + list(args)
+        self.c.master = fp.Proc("master", argv, self.c.dir, env=self.c.env())
+        self.c.procs.append(self.c.master)
+        return self.c.master
+
+    def done(self, jid):
+        return int(self.rcall("HGET", "fp:job:%s" % jid, "done") or 0)
+
+    def ss(self, port):
+        """ss's lines for the connections to port (-o: their timers)."""
+        return subprocess.run(["ss", "-tnoH", "state", "established", "dport", "= :%d" % port],
+                              capture_output=True, text=True).stdout.splitlines()
+
+    def keepalive_sockets(self, port):
+        """(connections to port, how many of them have TCP keepalive on), from ss. ss shows
+        one timer: a connection with data in flight shows the retransmission timer, so look
+        a few times."""
+        conns, ka = set(), set()
+        for _ in range(20):
+            for line in self.ss(port):
+                local = line.split()[2]
+                conns.add(local)
+                if "timer:(keepalive" in line:
+                    ka.add(local)
+            time.sleep(0.05)
+        return len(conns), len(ka)
+
+
+class HalfOpenTest(LinkBase):
+
+    def test_half_open_links(self):
+        """1. The worker's pulling connection goes half-open right after it sent BLMOVE,
+        just before a job's tasks arrive: Redis moves a task into the worker's processing
+        list and the reply is lost. The worker must notice (a reply deadline), reconnect,
+        take that task back from its own list, and the job must finish.
+        2. Mid-job the worker's command connection (results, heartbeats) and then the
+        master's connection go half-open: both reconnect, the job finishes, the worker is
+        never reaped (it noticed within about two heartbeats), nothing is lost or doubled."""
+        org = self.c.start_origin(delay_ms=50)
+        wp, mp = self.proxy(), self.proxy()
+        self.worker_via(wp, "w1", "--concurrency", "8", "--host-conns", "8")
+        self.wait_registered("w1")
+        # Every connection has TCP keepalive (what finds a dead idle link in the real world;
+        # the proxy's kernel answers the probes, so the deadline is what this test sees).
+        n_conns, n_ka = self.keepalive_sockets(wp.port)
+        self.assertEqual((n_conns, n_ka), (2, 2), "worker connections with keepalive: %s" % self.ss(wp.port))
+
+        # Phase 1: the job waits in fp:jobs:new while no master runs.
+        n1 = 40
+        urls1 = [org.url("/img/%d.jpg?size=2048&a=1" % i) for i in range(n1)]
+        jid1 = self.submit_id("--attempts", "1", self.c.write_input(urls1, "a.txt"))
+        pull = wp.wait_link(lambda link: PULL in link.sent)
+        pull.freeze_after(b"BLMOVE")
+        pull.wait_frozen(5)
+        self.master_via(mp, "--queue-depth", "50", "--feed-batch", "50")   # feeds at once
+        self.wait_for("the lost BLMOVE to move a task", lambda: self.rcall(
+            "LLEN", "fp:proc:w1") > 0 or self.done(jid1) > 0, 5)
+        t0 = time.monotonic()
+        took = self.wait_job(jid1, 30)
+        self.assertEqual(self.keepalive_sockets(mp.port), (1, 1), "master keepalive")
+        self.say("pull link half-open: job of %d done %.1fs later", n1, took)
+        rows = self.job_rows(jid1)
+        self.assert_rows(rows, urls1, "ok", attempts=1)
+        log = self.worker_log(self.c.workers[0])
+        self.assertIn("took back 1 tasks", log)
+        self.assertIn("no reply", log)
+
+        # Phase 2: command connection, then the master's, half-open mid-job.
+        n2 = 500
+        urls2 = [org.url("/img/%d.jpg?size=2048&b=1" % i) for i in range(n2)]
+        jid2 = self.submit_id("--attempts", "1", self.c.write_input(urls2, "b.txt"))
+        self.wait_for("20% done", lambda: self.done(jid2) >= 0.2 * n2, 30)
+        cmd = wp.wait_link(lambda link: HEARTBEAT in link.sent)
+        cmd.freeze()
+        t_cmd = time.monotonic()
+        self.wait_for("the worker's new command connection", lambda: wp.find(
+            lambda link: HEARTBEAT in link.sent and link.opened > t_cmd), 15)
+        self.say("command link half-open: a new one after %.1fs", time.monotonic() - t_cmd)
+        self.wait_for("progress", lambda: self.done(jid2) >= 0.4 * n2, 30)
+        mlink = mp.wait_link(lambda link: b"fp:jobs:new" in link.sent)
+        mlink.freeze()
+        t_m = time.monotonic()
+        self.wait_for("the master's new connection", lambda: mp.find(
+            lambda link: link.opened > t_m), 15)
+        self.say("master link half-open: a new one after %.1fs", time.monotonic() - t_m)
+        took = self.wait_job(jid2, 60)
+        rows = self.job_rows(jid2)
+        self.assert_rows(rows, urls2, "ok", attempts=1)
+        self.assertNotIn("w1 has no heartbeat", self.c.master.tail(200))
+        self.assertEqual(org.stats()["total"], n1 + n2, "URLs downloaded twice")
+        self.assert_files(self.job_rows(jid1) + rows)
+        self.wait_drained()
+        self.c.check_alive()
+        self.say("all done %.1fs after phase 1", time.monotonic() - t0)
+
+
+if __name__ == "__main__":
+    fp.main()
