@@ -6,8 +6,8 @@
  * processing list; when the queue is empty it blocks in BLMOVE, which is why it has a
  * connection of its own) and "cmd" sends results, retries and heartbeats. Results wait in
  * an outbox (outbox.h) until Redis acknowledges them and are sent again after a reconnect
- * (the finish script is idempotent). After a reconnect of the pull connection the worker
- * takes back tasks whose delivery was cut. */
+ * (the finish script is idempotent). After a reconnect, and every 5 s, the worker takes
+ * back tasks in its processing list that it does not hold (their delivery was cut). */
 #ifndef FP_LINK_H
 #define FP_LINK_H
 
