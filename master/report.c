@@ -309,10 +309,12 @@ static int report_job(fpm *m, const char *s, size_t len)
         rc = FPM_LOST;
         goto out;
     }
-    if (fpm_redis_failed(m, hm, "reading a job") || fpm_redis_failed(m, hl, "reading a job") ||
-        fpm_redis_failed(m, ht, "reading a job") || hm->type != REDIS_REPLY_ARRAY ||
-        hl->type != REDIS_REPLY_ARRAY || ht->type != REDIS_REPLY_ARRAY)
+    if (fpm_redis_failed(m, hm, "reading a job") || fpm_redis_failed(m, ht, "reading a job") ||
+        hm->type != REDIS_REPLY_ARRAY || ht->type != REDIS_REPLY_ARRAY)
         goto out;
+    if (hl->type != REDIS_REPLY_ARRAY) /* a damaged key must not keep the job from ending */
+        fp_warn("job %" PRIu64 ": cannot read its latency histogram (%s); no percentiles", id,
+                hl->type == REDIS_REPLY_ERROR ? hl->str : "not a hash");
     if (hm->elements == 0) {
         fp_warn("job %" PRIu64 " is in %s but has no meta hash (expired?); dropping it", id,
                 FP_KEY_DONE);
@@ -329,7 +331,8 @@ static int report_job(fpm *m, const char *s, size_t len)
     if (!c.has_finished && (rc = redis_now_us(m, &finished)) != 0)
         goto out;
     c.s.wall_us = finished > c.created_us && c.created_us ? finished - c.created_us : 0;
-    hist = hist_read(hl, &nhist);
+    if (hl->type == REDIS_REPLY_ARRAY)
+        hist = hist_read(hl, &nhist);
     fp_summary_finish(&c.s, hist, nhist);
 
     if ((ncmd = append_completion(m, id, &c, finished, ht)) == FPM_LOST ||

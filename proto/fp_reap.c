@@ -8,6 +8,7 @@
 #include "fp_keys.h"
 #include "fp_log.h"
 #include "fp_record.h"
+#include "fp_redis_sync.h"
 #include "fp_scripts.h"
 #include "fp_text.h"
 
@@ -19,6 +20,7 @@ static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw,
     static fp_call call;
     char rec[FP_RECORD_MAX];
     fp_finish f = {0};
+    redisReply *reply;
     int n;
 
     memset(&r, 0, sizeof(r));
@@ -42,6 +44,16 @@ static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw,
     f.status = r.status;
     f.bucket = -1;
     fp_call_finish(&call, worker, &f);
+    reply = redisCommandArgv(c, call.argc, call.argv, call.len);
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR || fp_redis_error_transient(reply->str))
+        return reply;
+    /* Refused for good (fp_script_finish's FPREFUSED, WRONGTYPE, NOPERM): never leave it
+     * in the list, where the reaper would find it again every second. */
+    fp_error("Redis refused the result of line %" PRIu64 " of job %" PRIu64
+             " (%s): the task goes to %s and counts as failed",
+             t->line, t->job, reply->str, FP_KEY_DEAD);
+    freeReplyObject(reply);
+    fp_call_abandon(&call, worker, raw, rawlen, t->job, t->idx, rec, (size_t)n, r.status);
     return redisCommandArgv(c, call.argc, call.argv, call.len);
 }
 

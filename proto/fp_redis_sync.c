@@ -137,3 +137,10 @@ fail:
     redisFree(c);
     return NULL;
 }
+
+int fp_redis_error_transient(const char *s)
+{
+    return !strncmp(s, "LOADING", 7) || !strncmp(s, "BUSY", 4) || !strncmp(s, "OOM", 3) ||
+           !strncmp(s, "READONLY", 8) || !strncmp(s, "MASTERDOWN", 10) ||
+           !strncmp(s, "TRYAGAIN", 8) || !strncmp(s, "NOAUTH", 6);
+}

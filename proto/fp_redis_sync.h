@@ -31,4 +31,8 @@ int fp_redis_check_eviction(redisContext *c, char *err, size_t errlen);
  * the refusal into a loud warning. */
 int fp_redis_require_noeviction(redisContext *c, int allow);
 
+/* An error Redis gives while it cannot take writes yet (LOADING, BUSY, OOM, READONLY, ...):
+ * the same command may succeed later. Any other error would come back every time. */
+int fp_redis_error_transient(const char *s);
+
 #endif

@@ -80,40 +80,69 @@ const char fp_script_take[] = FP_LUA_POLITE
     "if now then fp_save(now) end\n"
     "return {out, #skip}\n";
 
+/* Checks first, writes after: a key of the wrong type, a command the ACL user may not run
+ * on a key, or an argument that is not a number refuses every task of its job before
+ * anything is written, so a task's result and its job's counters change together or not
+ * at all (Redis does not undo a script's writes when it fails halfway). Writes that pass
+ * the checks cannot fail, and the first write's OOM comes before any write. */
 const char fp_script_finish[] = FP_LUA_TASK
+    "local function usable(key, kind, ...)\n"
+    "  local t = redis.pcall('TYPE', key)\n"
+    "  if type(t) == 'table' and t.ok and t.ok ~= 'none' and t.ok ~= kind then return false end\n"
+    "  for _, c in ipairs({...}) do\n"
+    "    if not redis.acl_check_cmd(c, key, '0', '0') then return false end\n"
+    "  end\n"
+    "  return true\n"
+    "end\n"
+    "if not (usable(KEYS[1], 'list', 'LREM') and usable(KEYS[2], 'list', 'RPUSH')) then\n"
+    "  return redis.error_reply('FPREFUSED ' .. KEYS[1] .. ' or ' .. KEYS[2] .. ' unusable')\n"
+    "end\n"
     "local worker = fp_worker_of(KEYS[1])\n"
-    "local jobs, order = {}, {}\n"
+    "local jobs, order, refused = {}, {}, 0\n"
     "local counted = 0\n"
     "for i = 0, (#KEYS - 2) / 3 - 1 do\n"
     "  local k, a = 3 + 3 * i, 9 * i\n"
     "  local meta, res, lat = KEYS[k], KEYS[k + 1], KEYS[k + 2]\n"
     "  local j = jobs[meta]\n"
     "  if j == nil then\n"
-    "    local v = redis.call('HMGET', meta, 'total', 'cancelled', 'host_conns')\n"
-    "    j = {live = v[1] ~= false and v[2] == false, conns = tonumber(v[3]) or 0, lat = lat,\n"
-    "         id = ARGV[a + 9], n = {done = 0, ok = 0, failed = 0, bytes = 0, sum_us = 0},\n"
-    "         hist = {}}\n"
+    "    j = {ok = usable(meta, 'hash', 'HMGET', 'HINCRBY', 'HSET') and\n"
+    "              usable(res, 'hash', 'HSETNX') and usable(lat, 'hash', 'HINCRBY'),\n"
+    "         lat = lat, id = ARGV[a + 9], hist = {}, conns = 0,\n"
+    "         n = {done = 0, ok = 0, failed = 0, bytes = 0, sum_us = 0}}\n"
+    "    if j.ok then\n"
+    "      local h = redis.call('HMGET', meta, 'total', 'cancelled', 'host_conns', 'done', 'ok',\n"
+    "                           'failed', 'bytes', 'sum_us')\n"
+    "      for f = 4, 8 do\n"
+    "        if h[f] and not string.match(h[f], '^%-?%d+$') then j.ok = false end\n"
+    "      end\n"
+    "      j.live = j.ok and h[1] ~= false and h[2] == false\n"
+    "      j.conns = tonumber(h[3]) or 0\n"
+    "    end\n"
     "    jobs[meta] = j\n"
     "    order[#order + 1] = meta\n"
     "  end\n"
-    "  if ARGV[a + 1] ~= '' then\n"
-    "    redis.call('LREM', KEYS[1], 1, ARGV[a + 1])\n"
-    "    if j.conns > 0 then fp_release(worker, ARGV[a + 1]) end\n"
-    "  end\n"
-    "  if j.live and redis.call('HSETNX', res, ARGV[a + 2], ARGV[a + 3]) == 1 then\n"
-    "    counted = counted + 1\n"
-    "    j.n.done = j.n.done + 1\n"
-    "    if ARGV[a + 4] == '1' then\n"
-    "      j.n.ok = j.n.ok + 1\n"
-    "      j.n.bytes = j.n.bytes + tonumber(ARGV[a + 6])\n"
-    "    else\n"
-    "      j.n.failed = j.n.failed + 1\n"
-    "      local f = 'fail:' .. ARGV[a + 5]\n"
-    "      j.n[f] = (j.n[f] or 0) + 1\n"
+    "  if not (j.ok and tonumber(ARGV[a + 6]) and tonumber(ARGV[a + 7])) then\n"
+    "    refused = refused + 1\n"
+    "  else\n"
+    "    if ARGV[a + 1] ~= '' then\n"
+    "      redis.call('LREM', KEYS[1], 1, ARGV[a + 1])\n"
+    "      if j.conns > 0 then fp_release(worker, ARGV[a + 1]) end\n"
     "    end\n"
-    "    j.n.sum_us = j.n.sum_us + tonumber(ARGV[a + 7])\n"
-    "    local b = ARGV[a + 8]\n"
-    "    if b ~= '' then j.hist[b] = (j.hist[b] or 0) + 1 end\n"
+    "    if j.live and redis.call('HSETNX', res, ARGV[a + 2], ARGV[a + 3]) == 1 then\n"
+    "      counted = counted + 1\n"
+    "      j.n.done = j.n.done + 1\n"
+    "      if ARGV[a + 4] == '1' then\n"
+    "        j.n.ok = j.n.ok + 1\n"
+    "        j.n.bytes = j.n.bytes + tonumber(ARGV[a + 6])\n"
+    "      else\n"
+    "        j.n.failed = j.n.failed + 1\n"
+    "        local f = 'fail:' .. ARGV[a + 5]\n"
+    "        j.n[f] = (j.n[f] or 0) + 1\n"
+    "      end\n"
+    "      j.n.sum_us = j.n.sum_us + tonumber(ARGV[a + 7])\n"
+    "      local b = ARGV[a + 8]\n"
+    "      if b ~= '' then j.hist[b] = (j.hist[b] or 0) + 1 end\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "for _, meta in ipairs(order) do\n"
@@ -124,12 +153,18 @@ const char fp_script_finish[] = FP_LUA_TASK
     "    end\n"
     "    for b, v in pairs(j.hist) do redis.call('HINCRBY', j.lat, b, v) end\n"
     "    local h = redis.call('HMGET', meta, 'sealed', 'total', 'done')\n"
-    "    if h[1] == '1' and tonumber(h[3]) >= tonumber(h[2]) then\n"
+    "    local total, done = tonumber(h[2]), tonumber(h[3])\n"
+    "    if h[1] == '1' and total and done and done >= total then\n"
     "      local t = redis.call('TIME')\n"
     "      redis.call('HSET', meta, 'finished_us', t[1] * 1000000 + t[2])\n"
     "      redis.call('RPUSH', KEYS[2], j.id)\n"
     "    end\n"
     "  end\n"
+    "end\n"
+    "if refused > 0 then\n"
+    "  return redis.error_reply('FPREFUSED ' .. refused .. ' of ' .. (#KEYS - 2) / 3 ..\n"
+    "                           ' results: a job key of the wrong type, not allowed or bad "
+    "arguments')\n"
     "end\n"
     "return counted\n";
 
@@ -193,6 +228,31 @@ const char fp_script_bury[] = FP_LUA_TASK "redis.call('LREM', KEYS[1], 1, ARGV[1
                                           "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
                                           "redis.call('LTRIM', KEYS[2], -10000, -1)\n"
                                           "return 1\n";
+
+/* Every call may fail (pcall): this is the way out for a task whose result Redis refused.
+ * The result slot (or, if the result hash is unusable, leaving the processing list) says
+ * whether this is the first time, so a repeated call counts nothing. */
+const char fp_script_abandon[] = FP_LUA_TASK
+    "local removed = redis.pcall('LREM', KEYS[1], 1, ARGV[1])\n"
+    "pcall(fp_release, fp_worker_of(KEYS[1]), ARGV[1])\n"
+    "redis.pcall('RPUSH', KEYS[2], ARGV[1])\n"
+    "redis.pcall('LTRIM', KEYS[2], -10000, -1)\n"
+    "local set = redis.pcall('HSETNX', KEYS[4], ARGV[2], ARGV[3])\n"
+    "if not (set == 1 or (type(set) == 'table' and set.err and removed == 1)) then return 0 end\n"
+    "if redis.pcall('HEXISTS', KEYS[3], 'total') ~= 1 then return 0 end\n"
+    "redis.pcall('HINCRBY', KEYS[3], 'done', 1)\n"
+    "redis.pcall('HINCRBY', KEYS[3], 'failed', 1)\n"
+    "redis.pcall('HINCRBY', KEYS[3], 'fail:' .. ARGV[5], 1)\n"
+    "local h = redis.pcall('HMGET', KEYS[3], 'sealed', 'total', 'done')\n"
+    "if type(h) == 'table' and not h.err and h[1] == '1' and tonumber(h[2]) and\n"
+    "   tonumber(h[3]) and tonumber(h[3]) >= tonumber(h[2]) then\n"
+    "  local t = redis.pcall('TIME')\n"
+    "  if type(t) == 'table' and t[2] then\n"
+    "    redis.pcall('HSET', KEYS[3], 'finished_us', t[1] * 1000000 + t[2])\n"
+    "  end\n"
+    "  redis.pcall('RPUSH', KEYS[5], ARGV[4])\n"
+    "end\n"
+    "return 1\n";
 
 const char fp_script_requeue[] =
     FP_LUA_TASK "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
@@ -371,6 +431,23 @@ void fp_call_bury(fp_call *c, const char *worker, const char *rec, size_t len)
     add_str(c, fp_key_proc(room(c), worker));
     add_str(c, FP_KEY_DEAD);
     add_task(c, rec, len);
+}
+
+void fp_call_abandon(fp_call *c, const char *worker, const char *task, size_t task_len,
+                     uint64_t job, uint64_t idx, const char *result, size_t result_len,
+                     const char *status)
+{
+    start(c, fp_script_abandon, 5);
+    add_str(c, fp_key_proc(room(c), worker));
+    add_str(c, FP_KEY_DEAD);
+    add_job_key(c, job, FP_JOB_META);
+    add_job_key(c, job, FP_JOB_RES);
+    add_str(c, FP_KEY_DONE);
+    add_task(c, task, task_len);
+    add_u64(c, idx);
+    add(c, result, result_len);
+    add_u64(c, job);
+    add_str(c, status);
 }
 
 void fp_call_requeue(fp_call *c, const char *worker, const char *task, size_t task_len,

@@ -27,10 +27,15 @@
 extern const char fp_script_take[];
 
 /* Record the final results of one or more tasks: for each, remove the task from the
- * processing list (giving its host lease back), HSETNX the result (a duplicate is ignored, so every
- * result counts once; so is a result for a job that no longer exists or was cancelled), bump the
- * job's counters, and when done == total on a sealed job push its id to fp:done. Returns how many
- * were counted. KEYS: fp:proc:<worker> (any name if no task), fp:done, then for each result
+ * processing list (giving its host lease back), HSETNX the result (a duplicate is ignored,
+ * so every result counts once; so is a result for a job that no longer exists or was
+ * cancelled), bump the job's counters, and when done == total on a sealed job push its id
+ * to fp:done. Returns how many were counted. A task whose job keys are of the wrong type
+ * or not allowed to this ACL user, or whose numbers do not parse, is refused before
+ * anything is written (its result and counters change together or not at all) and left
+ * in the processing list; the others are recorded, and the reply is then the error
+ * "FPREFUSED <n> of <m> ...". KEYS: fp:proc:<worker> (any name if no task), fp:done, then
+ * for each result
  * fp:job:<id>, fp:job:<id>:res, fp:job:<id>:lat. ARGV, 9 for each result: task record
  * ("" if none), idx, result record, ok (1/0), status, bytes, total_us, latency bucket
  * ("" for none), job id. Workers send a loop turn's results in one call. */
@@ -57,6 +62,16 @@ extern const char fp_script_release[];
 /* Move an undecodable record from a processing list to the dead-letter list (capped).
  * KEYS: fp:proc:<worker>, fp:dead. ARGV: the record. */
 extern const char fp_script_bury[];
+
+/* The last way out of a task whose result Redis refused (fp_script_finish's FPREFUSED, or
+ * any other error that is not transient): move the task record from the processing list
+ * to the dead-letter list, and unless done before (the result slot is taken, or with an
+ * unusable result hash the task had already left the list) record the failure result and
+ * count it as failed with the given reason, completing the job if it was the last. Every
+ * step that Redis refuses is skipped, so the call itself cannot fail.
+ * KEYS: fp:proc:<worker>, fp:dead, fp:job:<id>, fp:job:<id>:res, fp:done.
+ * ARGV: task record, idx, result record, job id, status. */
+extern const char fp_script_abandon[];
 
 /* Reaper: move one task of a dead worker back to the head of the queue with its attempt
  * raised, unless it has left the processing list meanwhile (the worker was only slow and
@@ -118,6 +133,9 @@ void fp_call_retry(fp_call *c, const char *worker, uint64_t job, const char *tas
 void fp_call_promote(fp_call *c, int max);
 void fp_call_release(fp_call *c, const char *worker);
 void fp_call_bury(fp_call *c, const char *worker, const char *rec, size_t len);
+void fp_call_abandon(fp_call *c, const char *worker, const char *task, size_t task_len,
+                     uint64_t job, uint64_t idx, const char *result, size_t result_len,
+                     const char *status);
 void fp_call_requeue(fp_call *c, const char *worker, const char *task, size_t task_len,
                      const char *next, size_t next_len);
 void fp_call_forget(fp_call *c, const char *worker);

@@ -18,6 +18,7 @@
 #include "fp_redis_sync.h"
 #include "outbox.h"
 #include "rconn.h"
+#include "refused.h"
 
 #define BLOCK_S  "1" /* BLMOVE wait when the queue is empty */
 #define BLOCK_MS 1000
@@ -90,6 +91,13 @@ static void conn_down_cb(fp_rconn *c, void *arg)
 static void replied_cb(void *arg)
 {
     progress(arg);
+}
+
+static void refused_cb(void *arg, fp_cmd *cmd, const char *err)
+{
+    fp_link *q = arg;
+
+    fp_refused_handle(&q->out, q->conf->id, cmd, err);
 }
 
 /* Pulling tasks --------------------------------------------------------------------- */
@@ -253,6 +261,7 @@ static void batch_close(fp_link *q)
     if (q->batch_n == 0)
         return;
     cmd = fp_cmd_new(&q->out, 1);
+    fp_cmd_set_tag(cmd, q->batch_n > 1 ? FP_CMD_BATCH : FP_CMD_FINISH);
     fp_call_finish_head(&head, q->conf->id, q->batch_n);
     fp_cmd_add(cmd, &head, 0, head.argc);
     fp_cmd_move(cmd, q->batch_keys);
@@ -284,10 +293,11 @@ void fp_link_finish(fp_link *q, const fp_finish *f)
         batch_close(q);
 }
 
-static void push_call(fp_link *q, const fp_call *c)
+static void push_call(fp_link *q, const fp_call *c, int tag)
 {
     fp_cmd *cmd = fp_cmd_new(&q->out, 1);
 
+    fp_cmd_set_tag(cmd, tag);
     fp_cmd_add(cmd, c, 0, c->argc);
     fp_outbox_push(&q->out, cmd);
 }
@@ -298,7 +308,7 @@ void fp_link_retry(fp_link *q, uint64_t job, const char *raw, size_t rawlen, con
     static fp_call call;
 
     fp_call_retry(&call, q->conf->id, job, raw, rawlen, next, nextlen, delay_ms);
-    push_call(q, &call);
+    push_call(q, &call, FP_CMD_RETRY);
 }
 
 void fp_link_bury(fp_link *q, const char *raw, size_t rawlen)
@@ -306,7 +316,7 @@ void fp_link_bury(fp_link *q, const char *raw, size_t rawlen)
     static fp_call call;
 
     fp_call_bury(&call, q->conf->id, raw, rawlen);
-    push_call(q, &call);
+    push_call(q, &call, FP_CMD_OTHER);
 }
 
 /* Heartbeat ------------------------------------------------------------------------- */
@@ -387,6 +397,7 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
     fp_rconn_init(&q->pull, loop, &conf->redis, "pull", conn_up_cb, conn_down_cb, q);
     fp_rconn_init(&q->cmd, loop, &conf->redis, "cmd", conn_up_cb, conn_down_cb, q);
     fp_outbox_init(&q->out, &q->cmd, replied_cb, q);
+    fp_outbox_on_refused(&q->out, refused_cb);
     uv_timer_init(loop, &q->heartbeat);
     q->heartbeat.data = q;
     uv_timer_init(loop, &q->deadline);

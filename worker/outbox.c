@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fp_log.h"
+#include "fp_redis_sync.h"
 
 struct fp_cmd {
     int argc, cap;
@@ -17,6 +18,7 @@ struct fp_cmd {
     fp_cmd *next;                  /* in the queue */
     fp_cmd *live_prev, *live_next; /* tracked: in o->live */
     int tracked;
+    int tag; /* the owner's */
     fp_outbox *o;
 };
 
@@ -86,7 +88,49 @@ void fp_cmd_add(fp_cmd *cmd, const fp_call *c, int from, int to)
     }
 }
 
-static void cmd_free(fp_cmd *cmd)
+void fp_cmd_add_arg(fp_cmd *cmd, const char *s, size_t len, int task)
+{
+    char *p = malloc(len + 1);
+
+    if (p == NULL)
+        fp_oom("queueing a Redis command");
+    memcpy(p, s, len);
+    p[len] = '\0';
+    add(cmd, p, len, p, task);
+}
+
+int fp_cmd_argc(const fp_cmd *cmd)
+{
+    return cmd->argc;
+}
+
+const char *fp_cmd_arg(const fp_cmd *cmd, int i, size_t *len)
+{
+    *len = cmd->len[i];
+    return cmd->argv[i];
+}
+
+int fp_cmd_is_task(const fp_cmd *cmd, int i)
+{
+    int j;
+
+    for (j = 0; j < cmd->nraws; j++)
+        if (cmd->raws[j] == i)
+            return 1;
+    return 0;
+}
+
+void fp_cmd_set_tag(fp_cmd *cmd, int tag)
+{
+    cmd->tag = tag;
+}
+
+int fp_cmd_tag(const fp_cmd *cmd)
+{
+    return cmd->tag;
+}
+
+void fp_cmd_free(fp_cmd *cmd)
 {
     fp_outbox *o = cmd->o;
     int i;
@@ -118,7 +162,7 @@ void fp_cmd_move(fp_cmd *dst, fp_cmd *src)
         src->own[i] = NULL; /* dst owns it now */
         j += raw;
     }
-    cmd_free(src);
+    fp_cmd_free(src);
 }
 
 static void enqueue(fp_outbox *o, fp_cmd *cmd, int front)
@@ -135,14 +179,6 @@ static void enqueue(fp_outbox *o, fp_cmd *cmd, int front)
     }
 }
 
-/* Errors Redis gives while it cannot take writes yet; anything else is a bug to log. */
-static int transient_error(const char *s)
-{
-    return !strncmp(s, "LOADING", 7) || !strncmp(s, "BUSY", 4) || !strncmp(s, "OOM", 3) ||
-           !strncmp(s, "READONLY", 8) || !strncmp(s, "MASTERDOWN", 10) ||
-           !strncmp(s, "TRYAGAIN", 8) || !strncmp(s, "NOAUTH", 6);
-}
-
 static void reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
     fp_cmd *cmd = priv;
@@ -153,16 +189,23 @@ static void reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     o->sent--;
     if (r == NULL) {
         enqueue(o, cmd, 1); /* not acknowledged: send again after the reconnect */
-    } else if (r->type == REDIS_REPLY_ERROR && transient_error(r->str)) {
+    } else if (r->type == REDIS_REPLY_ERROR && fp_redis_error_transient(r->str)) {
         fp_warn("redis: %s; will retry", r->str);
         enqueue(o, cmd, 0);
         fp_rconn_drop(o->conn); /* reconnect with backoff, then resend */
+    } else if (r->type == REDIS_REPLY_ERROR && o->refused) {
+        o->refused(o->arg, cmd, r->str); /* frees cmd */
     } else {
         if (r->type == REDIS_REPLY_ERROR)
             fp_error("redis: command failed: %s", r->str);
-        cmd_free(cmd);
+        fp_cmd_free(cmd);
     }
     o->replied(o->arg);
+}
+
+void fp_outbox_on_refused(fp_outbox *o, fp_outbox_refused_cb refused)
+{
+    o->refused = refused;
 }
 
 void fp_outbox_flush(fp_outbox *o)
@@ -215,7 +258,7 @@ void fp_outbox_free(fp_outbox *o)
 
     while ((cmd = o->head) != NULL) {
         o->head = cmd->next;
-        cmd_free(cmd);
+        fp_cmd_free(cmd);
     }
     o->tail = NULL;
 }

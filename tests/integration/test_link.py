@@ -139,5 +139,56 @@ class HalfOpenTest(LinkBase):
         self.say("all done %.1fs after phase 1", time.monotonic() - t0)
 
 
+class RefusedTest(LinkBase):
+
+    def test_refused_results(self):
+        """Two jobs fetched side by side, their results sharing finish calls; one job's
+        latency histogram key is a string (WRONGTYPE for HINCRBY), another job's result hash
+        is a list. Redis refuses their results for good. The healthy job's results and
+        counters must all be there (none written without being counted); each task of a
+        broken job goes to fp:dead and counts as failed (internal_error), so both broken
+        jobs complete; no task is left in a processing list."""
+        org = self.c.start_origin(delay_ms=20)
+        self.c.start_worker("w1", "--concurrency", "8", "--host-conns", "8")
+        self.wait_registered("w1")
+        n = 60
+        jobs = {}
+        for name in ("good", "badlat", "badres"):
+            urls = [org.url("/img/%d.jpg?size=1024&%s=1" % (i, name)) for i in range(n)]
+            jobs[name] = (self.submit_id(self.c.write_input(urls, name + ".txt")), urls)
+        self.rcall("SET", "fp:job:%s:lat" % jobs["badlat"][0], "not a hash")
+        self.rcall("RPUSH", "fp:job:%s:res" % jobs["badres"][0], "not a hash")
+        # The master feeds the three jobs in turns of 10, so batches mix them.
+        self.c.start_master("--queue-depth", "30", "--feed-batch", "10")
+        for name, (jid, urls) in jobs.items():
+            self.wait_job(jid, 30)
+        good, urls = jobs["good"]
+        rows = self.job_rows(good)
+        self.assert_rows(rows, urls, "ok", attempts=1)
+        meta = self.rcall("HGETALL", "fp:job:%s" % good)
+        meta = dict(zip(meta[0::2], meta[1::2]))
+        self.assertEqual((meta["done"], meta["ok"], meta.get("failed", "0")),
+                         (str(n), str(n), "0"), meta)
+        for name in ("badlat", "badres"):
+            jid = jobs[name][0]
+            sm = self.rcall("HGETALL", "fp:job:%s:summary" % jid)
+            summary = dict(zip(sm[0::2], sm[1::2]))
+            self.assertEqual((summary.get("total"), summary.get("failed"),
+                              summary.get("fail:internal_error")), (str(n), str(n), str(n)),
+                             "%s: %s" % (name, summary))
+        badlat = self.job_rows(jobs["badlat"][0])
+        self.assertEqual({r["status"] for r in badlat}, {"internal_error"})
+        self.assertIn("Redis refused the result", badlat[0]["error"])
+        dead = self.rcall("LRANGE", "fp:dead", 0, -1)
+        self.assertEqual(len(dead), 2 * n, dead[:3])
+        self.assertEqual(sorted(d.split("\t")[1] for d in dead),
+                         sorted([jobs["badlat"][0]] * n + [jobs["badres"][0]] * n))
+        self.assertEqual(self.c.redis().keys("fp:proc:*"), [])
+        self.rcall("DEL", "fp:dead")
+        self.assert_queues_drained()
+        log = self.worker_log(self.c.workers[0])
+        self.assertIn("sending them one by one", log)
+
+
 if __name__ == "__main__":
     fp.main()
