@@ -210,8 +210,8 @@ static int append_throttled(fpm *m, const char *key, const redisReply *h, int *n
 static int append_completion(fpm *m, uint64_t id, const job_counts *c, uint64_t finished_us,
                              const redisReply *throttle)
 {
-    static const fp_job_key keys[] = {FP_JOB_META,    FP_JOB_IN,   FP_JOB_RES,     FP_JOB_LAT,
-                                      FP_JOB_SUMMARY, FP_JOB_WAKE, FP_JOB_THROTTLE};
+    static const fp_job_key keys[] = {FP_JOB_META,    FP_JOB_IN,   FP_JOB_RES,      FP_JOB_LAT,
+                                      FP_JOB_SUMMARY, FP_JOB_WAKE, FP_JOB_THROTTLE, FP_JOB_DOWN};
     static fp_call fold;
     char meta[FP_KEY_MAX], sum[FP_KEY_MAX], wake[FP_KEY_MAX], key[FP_KEY_MAX];
     size_t i;

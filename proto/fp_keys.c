@@ -6,8 +6,8 @@
 
 char *fp_key_job(char *buf, uint64_t job, fp_job_key which)
 {
-    static const char *const suffix[] = {"",         ":in",   ":res",     ":lat",
-                                         ":summary", ":wake", ":throttle"};
+    static const char *const suffix[] = {"",         ":in",   ":res",      ":lat",
+                                         ":summary", ":wake", ":throttle", ":down"};
 
     snprintf(buf, FP_KEY_MAX, "fp:job:%" PRIu64 "%s", job, suffix[which]);
     return buf;

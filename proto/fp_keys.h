@@ -30,7 +30,7 @@
 #define FP_HEARTBEAT_MS     1000
 #define FP_HEARTBEAT_TTL_MS 5000
 
-/* Per-job keys: fp:job:<id>, fp:job:<id>:in, :res, :lat, :summary, :wake, :throttle. */
+/* Per-job keys: fp:job:<id>, fp:job:<id>:in, :res, :lat, :summary, :wake, :throttle, :down. */
 typedef enum fp_job_key {
     FP_JOB_META,
     FP_JOB_IN,
@@ -38,7 +38,8 @@ typedef enum fp_job_key {
     FP_JOB_LAT,
     FP_JOB_SUMMARY,
     FP_JOB_WAKE,
-    FP_JOB_THROTTLE /* host -> times one of the job's tasks was parked for it */
+    FP_JOB_THROTTLE, /* host -> times one of the job's tasks was parked for it */
+    FP_JOB_DOWN      /* hosts given up for the job (host_unavailable) */
 } fp_job_key;
 
 /* Writes the key into buf (FP_KEY_MAX bytes). Returns buf. */

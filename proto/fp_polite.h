@@ -32,6 +32,9 @@
 #define FP_POLITE_SLOW_MIN   0.0625  /* a rate is never cut below 1/16 of its setting */
 #define FP_POLITE_HOST_TTL   3600000 /* an idle host's state is forgotten after an hour */
 
+#define FP_POLITE_GIVE_UP   10     /* connection failures in a row: host_unavailable */
+#define FP_POLITE_PAUSE_MAX 600000 /* a Retry-After pauses a host for at most 10 min */
+
 #define FP_STR_(x) #x
 #define FP_STR(x)  FP_STR_(x)
 
@@ -70,6 +73,42 @@
     "    end\n" \
     "  end\n" \
     "end\n" \
+    "-- What a host's answer says about it: any answer clears its run of failures; 429\n" \
+    "-- and 503 halve its budget (once a second at most); a Retry-After (s, -1 none)\n" \
+    "-- pauses it; a connection failure adds to the run, pauses it once the run is 3\n" \
+    "-- long, and gives it up for the job once the run is FP_POLITE_GIVE_UP long.\n" \
+    "local FP_GIVE_UP = " FP_STR(FP_POLITE_GIVE_UP) "\n" \
+    "local FP_CONN_FAIL = {timeout = true, connect_refused = true, connect_failed = true,\n" \
+    "                      connection_reset = true, dns = true}\n" \
+    "local FP_NOT_HOST = {host_unavailable = true, worker_lost = true, internal_error = true,\n" \
+    "                     disk_full = true, io_error = true, invalid_input = true,\n" \
+    "                     blocked_address = true, bad_scheme = true}\n" \
+    "local function fp_event(job, h, status, ra, now)\n" \
+    "  if FP_NOT_HOST[status] then return end\n" \
+    "  local k, pause = 'fp:host:' .. h, 0\n" \
+    "  if ra >= 0 then pause = now + math.min(ra * 1000, " FP_STR(FP_POLITE_PAUSE_MAX) ") end\n" \
+    "  if FP_CONN_FAIL[status] then\n" \
+    "    local n = redis.call('HINCRBY', k, 'fails', 1)\n" \
+    "    if n >= 3 then pause = math.max(pause, now + math.min(10000, 250 * (n - 2))) end\n" \
+    "    if n >= FP_GIVE_UP then\n" \
+    "      redis.call('SADD', 'fp:job:' .. job .. ':down', h)\n" \
+    "    end\n" \
+    "  else\n" \
+    "    redis.call('HDEL', k, 'fails')\n" \
+    "    if status == 'http_429' or status == 'http_503' then\n" \
+    "      local v = redis.call('HMGET', k, 'slow', 'slow_ms')\n" \
+    "      local f, at = tonumber(v[1]) or 1, tonumber(v[2]) or 0\n" \
+    "      if now - at >= 1000 then\n" \
+    "        if f < 1 then f = math.min(1, f * 2 ^ ((now - at) / " FP_STR(FP_POLITE_RECOVER_MS) ")) end\n" \
+    "        redis.call('HSET', k, 'slow', math.max(" FP_STR(FP_POLITE_SLOW_MIN) ", f / 2), 'slow_ms', now)\n" \
+    "      end\n" \
+    "    end\n" \
+    "  end\n" \
+    "  if pause > (tonumber(redis.call('HGET', k, 'pause')) or 0) then\n" \
+    "    redis.call('HSET', k, 'pause', pause)\n" \
+    "  end\n" \
+    "  if redis.call('EXISTS', k) == 1 then redis.call('PEXPIRE', k, " FP_STR(FP_POLITE_HOST_TTL) ") end\n" \
+    "end\n" \
     "local function fp_worker_of(proc)\n" \
     "  return string.sub(proc, " FP_STR(FP_KEY_PROC_PREFIX_LEN) " + 1)\n" \
     "end\n"
@@ -81,19 +120,27 @@
     "  local s = FP_HOSTS[h]\n" \
     "  if s then return s end\n" \
     "  local k = 'fp:host:' .. h\n" \
-    "  local v = redis.call('HMGET', k, 'tok', 'ts', 'slow', 'slow_ms', 'pause')\n" \
+    "  local v = redis.call('HMGET', k, 'tok', 'ts', 'slow', 'slow_ms', 'pause', 'fails')\n" \
     "  s = {name = h, k = k, lk = 'fp:lease:' .. h, pk = 'fp:park:' .. h,\n" \
     "       tok = tonumber(v[1]), ts = tonumber(v[2]) or now, slow = tonumber(v[3]) or 1,\n" \
-    "       slow_ms = tonumber(v[4]) or 0, pause = tonumber(v[5]) or 0}\n" \
+    "       slow_ms = tonumber(v[4]) or 0, pause = tonumber(v[5]) or 0,\n" \
+    "       fails = tonumber(v[6]) or 0}\n" \
     "  FP_HOSTS[h] = s\n" \
     "  return s\n" \
     "end\n" \
-    "-- the rate in force: the setting, cut by backpressure, recovering with time\n" \
-    "local function fp_rate(s, rate, now)\n" \
-    "  if rate <= 0 then return 0 end\n" \
+    "-- the budget's factor: cut by backpressure, recovering with time\n" \
+    "local function fp_factor(s, now)\n" \
     "  local f = s.slow\n" \
     "  if f < 1 then f = math.min(1, f * 2 ^ ((now - s.slow_ms) / " FP_STR(FP_POLITE_RECOVER_MS) ")) end\n" \
-    "  return rate * f\n" \
+    "  return f\n" \
+    "end\n" \
+    "local function fp_rate(s, rate, now)\n" \
+    "  if rate <= 0 then return 0 end\n" \
+    "  return rate * fp_factor(s, now)\n" \
+    "end\n" \
+    "local function fp_conns(s, conns, now)\n" \
+    "  if conns <= 0 then return 0 end\n" \
+    "  return math.max(1, math.floor(conns * fp_factor(s, now)))\n" \
     "end\n" \
     "local function fp_leases(s, now)\n" \
     "  if s.leases == nil then\n" \
@@ -110,6 +157,7 @@
     "-- how many tasks may start now, and when the next one may (ms; 0: no limit)\n" \
     "local function fp_room(s, conns, rate, now)\n" \
     "  if s.pause > now then return 0, s.pause end\n" \
+    "  conns = fp_conns(s, conns, now)\n" \
     "  local n, due = 1000000, 0\n" \
     "  if conns > 0 then\n" \
     "    n = conns - fp_leases(s, now)\n" \

@@ -79,6 +79,7 @@ typedef enum fp_reason {
     FP_R_INTERNAL,
     FP_R_STORE_DENIED,      /* the object store refused: 403, no such bucket, other 4xx */
     FP_R_STORE_UNAVAILABLE, /* the object store stayed unreachable or failing (5xx) */
+    FP_R_HOST_UNAVAILABLE,  /* the host failed too often in a row; given up for the job */
     FP_R_COUNT
 } fp_reason;
 

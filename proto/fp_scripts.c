@@ -23,36 +23,47 @@ const char fp_script_take[] = FP_LUA_POLITE
     "redis.call('SADD', KEYS[3], ARGV[2])\n"
     "redis.call('SET', KEYS[4], 'starting', 'PX', ARGV[4], 'NX')\n"
     "local worker, ttl, lim, now = ARGV[2], tonumber(ARGV[5]), {}, nil\n"
+    "-- 'run' (its lease taken), 'park' (parked), 'drop' (cancelled job), 'doom' (its host\n"
+    "-- was given up for the job: the worker fails it as host_unavailable)\n"
     "local function judge(t)\n"
     "  local job, idx, h = fp_parse(t)\n"
-    "  if not job then return true end\n"
+    "  if not job then return 'run' end\n"
     "  local L = lim[job]\n"
     "  if L == nil then\n"
     "    local v = redis.call('HMGET', 'fp:job:' .. job, 'host_conns', 'host_rate', 'cancelled')\n"
-    "    L = {c = tonumber(v[1]) or 0, r = tonumber(v[2]) or 0, gone = v[3] ~= false}\n"
+    "    L = {c = tonumber(v[1]) or 0, r = tonumber(v[2]) or 0, gone = v[3] ~= false, down = {}}\n"
     "    lim[job] = L\n"
     "  end\n"
-    "  if L.gone then return false end\n"
-    "  if L.c <= 0 and L.r <= 0 then return true end\n"
+    "  if L.gone then return 'drop' end\n"
+    "  if L.c <= 0 and L.r <= 0 then return 'run' end\n"
     "  now = now or fp_now()\n"
     "  local s = fp_host(h, now)\n"
+    "  if s.fails >= FP_GIVE_UP then\n"
+    "    if L.down[h] == nil then\n"
+    "      L.down[h] = redis.call('SISMEMBER', 'fp:job:' .. job .. ':down', h) == 1\n"
+    "    end\n"
+    "    if L.down[h] then return 'doom' end\n"
+    "  end\n"
     "  local due = fp_admit(s, L.c, L.r, now)\n"
     "  if due == 0 then\n"
     "    if L.c > 0 then\n"
     "      redis.call('ZADD', s.lk, now + ttl, worker .. '\\t' .. job .. '\\t' .. idx)\n"
     "      redis.call('PEXPIRE', s.lk, ttl)\n"
     "    end\n"
-    "    return true\n"
+    "    return 'run'\n"
     "  end\n"
     "  local why = 'rate'\n"
     "  if s.pause > now then why = 'pause'\n"
-    "  elseif L.c > 0 and s.leases >= L.c then why = 'conns' end\n"
+    "  elseif L.c > 0 and s.leases >= fp_conns(s, L.c, now) then why = 'conns' end\n"
     "  fp_park(s, t, due, job, L.c, L.r, why)\n"
-    "  return false\n"
+    "  return 'park'\n"
     "end\n"
-    "local out, skip, want, rslots = {}, {}, tonumber(ARGV[1]), tonumber(ARGV[3])\n"
+    "local out, skip, doom = {}, {}, {}\n"
+    "local want, rslots = tonumber(ARGV[1]), tonumber(ARGV[3])\n"
     "if ARGV[6] ~= '' then\n"
-    "  if judge(ARGV[6]) then out[1] = ARGV[6]\n"
+    "  local v = judge(ARGV[6])\n"
+    "  if v == 'run' then out[1] = ARGV[6]\n"
+    "  elseif v == 'doom' then doom[1] = ARGV[6]\n"
     "  else redis.call('LREM', KEYS[2], 1, ARGV[6]) end\n"
     "end\n"
     "local tries = want + 64\n"
@@ -67,10 +78,16 @@ const char fp_script_take[] = FP_LUA_POLITE
     "                                        .. '[^\\t]*\\t([^\\t]*)\\t') or '0') or 0\n"
     "    if bit.band(f, 4) ~= 0 and rslots <= 0 then\n"
     "      skip[#skip + 1] = t\n"
-    "    elseif judge(t) then\n"
-    "      if bit.band(f, 4) ~= 0 then rslots = rslots - 1 end\n"
-    "      took[#took + 1] = t\n"
-    "      out[#out + 1] = t\n"
+    "    else\n"
+    "      local v = judge(t)\n"
+    "      if v == 'run' then\n"
+    "        if bit.band(f, 4) ~= 0 then rslots = rslots - 1 end\n"
+    "        took[#took + 1] = t\n"
+    "        out[#out + 1] = t\n"
+    "      elseif v == 'doom' then\n"
+    "        took[#took + 1] = t\n"
+    "        doom[#doom + 1] = t\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  push(KEYS[2], took)\n"
@@ -78,7 +95,7 @@ const char fp_script_take[] = FP_LUA_POLITE
     "end\n"
     "push(KEYS[1], skip)\n"
     "if now then fp_save(now) end\n"
-    "return {out, #skip}\n";
+    "return {out, #skip, doom}\n";
 
 /* Checks first, writes after: a key of the wrong type, a command the ACL user may not run
  * on a key, or an argument that is not a number refuses every task of its job before
@@ -98,7 +115,7 @@ const char fp_script_finish[] = FP_LUA_TASK
     "  return redis.error_reply('FPREFUSED ' .. KEYS[1] .. ' or ' .. KEYS[2] .. ' unusable')\n"
     "end\n"
     "local worker = fp_worker_of(KEYS[1])\n"
-    "local jobs, order, refused = {}, {}, 0\n"
+    "local jobs, order, refused, fine, now = {}, {}, 0, {}, nil\n"
     "local counted = 0\n"
     "for i = 0, (#KEYS - 2) / 3 - 1 do\n"
     "  local k, a = 3 + 3 * i, 9 * i\n"
@@ -111,12 +128,13 @@ const char fp_script_finish[] = FP_LUA_TASK
     "         n = {done = 0, ok = 0, failed = 0, bytes = 0, sum_us = 0}}\n"
     "    if j.ok then\n"
     "      local h = redis.call('HMGET', meta, 'total', 'cancelled', 'host_conns', 'done', 'ok',\n"
-    "                           'failed', 'bytes', 'sum_us')\n"
+    "                           'failed', 'bytes', 'sum_us', 'host_rate')\n"
     "      for f = 4, 8 do\n"
     "        if h[f] and not string.match(h[f], '^%-?%d+$') then j.ok = false end\n"
     "      end\n"
     "      j.live = j.ok and h[1] ~= false and h[2] == false\n"
     "      j.conns = tonumber(h[3]) or 0\n"
+    "      j.capped = j.conns > 0 or (tonumber(h[9]) or 0) > 0\n"
     "    end\n"
     "    jobs[meta] = j\n"
     "    order[#order + 1] = meta\n"
@@ -127,6 +145,14 @@ const char fp_script_finish[] = FP_LUA_TASK
     "    if ARGV[a + 1] ~= '' then\n"
     "      redis.call('LREM', KEYS[1], 1, ARGV[a + 1])\n"
     "      if j.conns > 0 then fp_release(worker, ARGV[a + 1]) end\n"
+    "      if j.capped then\n"
+    "        local _, _, h = fp_parse(ARGV[a + 1])\n"
+    "        if h and ARGV[a + 4] == '1' then fine[h] = true\n"
+    "        elseif h then\n"
+    "          now = now or fp_now()\n"
+    "          fp_event(ARGV[a + 9], h, ARGV[a + 5], -1, now)\n"
+    "        end\n"
+    "      end\n"
     "    end\n"
     "    if j.live and redis.call('HSETNX', res, ARGV[a + 2], ARGV[a + 3]) == 1 then\n"
     "      counted = counted + 1\n"
@@ -161,6 +187,7 @@ const char fp_script_finish[] = FP_LUA_TASK
     "    end\n"
     "  end\n"
     "end\n"
+    "for h in pairs(fine) do redis.call('HDEL', 'fp:host:' .. h, 'fails') end\n"
     "if refused > 0 then\n"
     "  return redis.error_reply('FPREFUSED ' .. refused .. ' of ' .. (#KEYS - 2) / 3 ..\n"
     "                           ' results: a job key of the wrong type, not allowed or bad "
@@ -183,7 +210,12 @@ const char fp_script_seal[] =
 const char fp_script_retry[] =
     FP_LUA_TASK "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
                 "fp_release(fp_worker_of(KEYS[1]), ARGV[1])\n"
-                "if redis.call('HEXISTS', KEYS[3], 'cancelled') == 1 then return 0 end\n"
+                "local v = redis.call('HMGET', KEYS[3], 'cancelled', 'host_conns', 'host_rate')\n"
+                "if v[1] then return 0 end\n"
+                "if (tonumber(v[2]) or 0) > 0 or (tonumber(v[3]) or 0) > 0 then\n"
+                "  local job, _, h = fp_parse(ARGV[1])\n"
+                "  if h then fp_event(job, h, ARGV[4], tonumber(ARGV[5]) or -1, fp_now()) end\n"
+                "end\n"
                 "local due = fp_now() + tonumber(ARGV[3])\n"
                 "redis.call('ZADD', KEYS[2], due, ARGV[2])\n"
                 "return 1\n";
@@ -398,8 +430,11 @@ void fp_call_seal(fp_call *c, uint64_t job)
 }
 
 void fp_call_retry(fp_call *c, const char *worker, uint64_t job, const char *task, size_t task_len,
-                   const char *next, size_t next_len, long delay_ms)
+                   const char *next, size_t next_len, long delay_ms, const char *status,
+                   long retry_after_s)
 {
+    char *p;
+
     start(c, fp_script_retry, 3);
     add_str(c, fp_key_proc(room(c), worker));
     add_str(c, FP_KEY_RETRY);
@@ -407,6 +442,9 @@ void fp_call_retry(fp_call *c, const char *worker, uint64_t job, const char *tas
     add_task(c, task, task_len);
     add(c, next, next_len);
     add_u64(c, (uint64_t)(delay_ms > 0 ? delay_ms : 0));
+    add_str(c, status ? status : "");
+    p = room(c);
+    add(c, p, (size_t)snprintf(p, FP_KEY_MAX, "%ld", retry_after_s >= 0 ? retry_after_s : -1L));
 }
 
 void fp_call_promote(fp_call *c, int max)

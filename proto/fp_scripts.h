@@ -18,7 +18,9 @@
  * instead (fp_polite.h); each task taken for a job with host_conns holds a lease that
  * expires after ARGV[5] ms unless given back first. ARGV[6], if not empty, is a task
  * already in the processing list (moved there by BLMOVE): judged first, parked if it
- * must wait. Returns {tasks, number of recovered tasks passed over}. Registers the worker
+ * must wait. Returns {tasks to run, number of recovered tasks passed over, tasks whose host
+ * was given up for the job (in the processing list; the worker fails them as
+ * host_unavailable)}; tasks of a cancelled job are dropped. Registers the worker
  * in fp:workers and starts its heartbeat first, so the reaper knows every list that may
  * hold tasks and never mistakes a starting worker for a dead one.
  * KEYS: fp:tasks, fp:proc:<worker>, fp:workers, fp:worker:<worker>.
@@ -27,7 +29,8 @@
 extern const char fp_script_take[];
 
 /* Record the final results of one or more tasks: for each, remove the task from the
- * processing list (giving its host lease back), HSETNX the result (a duplicate is ignored,
+ * processing list (giving its host lease back, and telling the host's backpressure
+ * what the host answered), HSETNX the result (a duplicate is ignored,
  * so every result counts once; so is a result for a job that no longer exists or was
  * cancelled), bump the job's counters, and when done == total on a sealed job push its id
  * to fp:done. Returns how many were counted. A task whose job keys are of the wrong type
@@ -47,7 +50,9 @@ extern const char fp_script_seal[];
 
 /* Put a task back for a later attempt (its host lease given back), unless its job was cancelled
  * (then it is only taken out of the processing list; returns 0). KEYS: fp:proc:<worker>, fp:retry,
- * fp:job:<id>. ARGV: old task record, new task record (attempt raised), delay in ms. */
+ * fp:job:<id>. ARGV: old task record, new task record (attempt raised), delay in ms, the
+ * attempt's status, the host's Retry-After in seconds (-1: none); for a job with per-host caps
+ * these two slow down or pause the host (fp_polite.h). */
 extern const char fp_script_retry[];
 
 /* Move retries that are due to the head of the queue, and parked tasks of hosts that are
@@ -128,8 +133,11 @@ void fp_call_finish_part(fp_call *c, const fp_finish *f);
 void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots, long lease_ms,
                   const char *check, size_t check_len);
 void fp_call_seal(fp_call *c, uint64_t job);
+/* status: what the attempt ended with, retry_after_s: the host's Retry-After (-1: none);
+ * both feed the host's backpressure (fp_polite.h). */
 void fp_call_retry(fp_call *c, const char *worker, uint64_t job, const char *task, size_t task_len,
-                   const char *next, size_t next_len, long delay_ms);
+                   const char *next, size_t next_len, long delay_ms, const char *status,
+                   long retry_after_s);
 void fp_call_promote(fp_call *c, int max);
 void fp_call_release(fp_call *c, const char *worker);
 void fp_call_bury(fp_call *c, const char *worker, const char *rec, size_t len);

@@ -190,3 +190,17 @@ void fp_hosts_free(fp_hosts *h)
     }
     h->ring = NULL;
 }
+
+void fp_hosts_name(const char *url, char *out, size_t outlen)
+{
+    char *colon;
+
+    host_of(url, out, outlen);
+    if (out[0] == '[') {
+        char *end = strchr(out, ']');
+        if (end)
+            end[1] = '\0';
+    } else if ((colon = strchr(out, ':')) != NULL) {
+        *colon = '\0';
+    }
+}

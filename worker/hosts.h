@@ -8,6 +8,8 @@
 #ifndef FP_HOSTS_H
 #define FP_HOSTS_H
 
+#include <stddef.h>
+
 struct fp_host;
 
 typedef struct fp_hosts_item {
@@ -45,5 +47,8 @@ void fp_hosts_end(fp_hosts *h, fp_hosts_item *it);
 /* Removes and returns a waiting item (never started), NULL when none is left. */
 fp_hosts_item *fp_hosts_drop_waiting(fp_hosts *h);
 void fp_hosts_free(fp_hosts *h);
+/* The host name of a URL as the cluster-wide limits group it (fp_polite.h): lower-case,
+ * without userinfo and port. */
+void fp_hosts_name(const char *url, char *out, size_t outlen);
 
 #endif

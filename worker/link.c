@@ -102,10 +102,10 @@ static void refused_cb(void *arg, fp_cmd *cmd, const char *err)
 
 /* Pulling tasks --------------------------------------------------------------------- */
 
-static void deliver(fp_link *q, const redisReply *r)
+static void deliver(fp_link *q, const redisReply *r, int unavailable)
 {
     if (r->type == REDIS_REPLY_STRING && !q->stopping)
-        q->on_task(q->arg, r->str, r->len);
+        q->on_task(q->arg, r->str, r->len, unavailable);
 }
 
 static void kick_cb(uv_timer_t *t)
@@ -135,12 +135,14 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
         progress(q);
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_ARRAY) {
-        /* The take script: {tasks, recovered tasks passed over}. */
-        const redisReply *tasks = r->element[0];
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[2]->type == REDIS_REPLY_ARRAY) {
+        /* The take script: {tasks, recovered tasks passed over, tasks of hosts given up}. */
+        const redisReply *tasks = r->element[0], *doomed = r->element[2];
         for (i = 0; i < tasks->elements; i++)
-            deliver(q, tasks->element[i]);
+            deliver(q, tasks->element[i], 0);
+        for (i = 0; i < doomed->elements; i++)
+            deliver(q, doomed->element[i], 1);
         if (tasks->elements == 0 && r->element[1]->integer > 0 && !q->stopping) {
             /* Only recovered tasks left and we hold our share: BLMOVE would take one
              * anyway, so look again a little later. */
@@ -184,7 +186,7 @@ static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
             if (e->type != REDIS_REPLY_STRING || q->known(q->arg, e->str, e->len) ||
                 fp_outbox_settling(&q->out, e->str, e->len))
                 continue;
-            q->on_task(q->arg, e->str, e->len);
+            q->on_task(q->arg, e->str, e->len, 0);
             n++;
         }
         if (n)
@@ -303,11 +305,12 @@ static void push_call(fp_link *q, const fp_call *c, int tag)
 }
 
 void fp_link_retry(fp_link *q, uint64_t job, const char *raw, size_t rawlen, const char *next,
-                   size_t nextlen, long delay_ms)
+                   size_t nextlen, long delay_ms, const char *status, long retry_after_s)
 {
     static fp_call call;
 
-    fp_call_retry(&call, q->conf->id, job, raw, rawlen, next, nextlen, delay_ms);
+    fp_call_retry(&call, q->conf->id, job, raw, rawlen, next, nextlen, delay_ms, status,
+                  retry_after_s);
     push_call(q, &call, FP_CMD_RETRY);
 }
 

@@ -20,8 +20,9 @@
 
 typedef struct fp_link fp_link;
 
-/* Called with each task record taken from Redis. The callee copies what it keeps. */
-typedef void (*fp_link_task_cb)(void *arg, const char *raw, size_t len);
+/* Called with each task record taken from Redis. The callee copies what it keeps.
+ * unavailable: the task's host was given up for its job; fail it as host_unavailable. */
+typedef void (*fp_link_task_cb)(void *arg, const char *raw, size_t len, int unavailable);
 /* Does the worker hold this task (running or waiting)? Used after a reconnect. */
 typedef int (*fp_link_known_cb)(void *arg, const char *raw, size_t len);
 /* Called once the queue is closed (after fp_link_shutdown). */
@@ -46,9 +47,10 @@ void fp_link_want(fp_link *q, int n, int recovered_slots);
 /* Final result of a task: removes the task from the processing list and records the
  * result, atomically (a loop turn's results go in one call). f's strings are copied. */
 void fp_link_finish(fp_link *q, const fp_finish *f);
-/* Puts the task back for another attempt after delay_ms. */
+/* Puts the task back for another attempt after delay_ms. status and retry_after_s (-1:
+ * none) are what the host answered, for its backpressure. */
 void fp_link_retry(fp_link *q, uint64_t job, const char *raw, size_t rawlen, const char *next,
-                   size_t nextlen, long delay_ms);
+                   size_t nextlen, long delay_ms, const char *status, long retry_after_s);
 /* Moves an undecodable record from the processing list to the dead-letter list. */
 void fp_link_bury(fp_link *q, const char *raw, size_t rawlen);
 

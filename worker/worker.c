@@ -12,7 +12,9 @@
 #include "classify.h"
 #include "curl_uv.h"
 #include "fp_log.h"
+#include "fp_polite.h"
 #include "fp_stats.h"
+#include "fp_text.h"
 #include "hosts.h"
 #include "link.h"
 #include "s3.h"
@@ -178,7 +180,8 @@ static void report(fp_worker *w, slot *s, fp_reason reason, fp_result *r)
         if (n > 0) {
             fp_debug("retry %s in %ld ms (attempt %u of %u: %s)", x->shown, delay, next.attempt,
                      next.max_attempts, r->status);
-            fp_link_retry(w->link, x->task.job, s->raw, s->rawlen, buf, (size_t)n, delay);
+            fp_link_retry(w->link, x->task.job, s->raw, s->rawlen, buf, (size_t)n, delay, r->status,
+                          x->retry_after_s);
             st->retried++;
             return;
         }
@@ -347,7 +350,47 @@ static void schedule(fp_worker *w)
     top_up(w);
 }
 
-static void task_cb(void *arg, const char *raw, size_t len)
+/* A task whose host was given up for its job (the take script said so): its result
+ * without a transfer. */
+static void fail_unavailable(fp_worker *w, const char *raw, size_t len, const fp_task *t)
+{
+    static fp_result r;
+    char buf[FP_RECORD_MAX];
+    char host[256];
+    int n;
+
+    memset(&r, 0, sizeof(r));
+    r.job = t->job;
+    r.idx = t->idx;
+    r.line = t->line;
+    r.attempts = t->attempt;
+    fp_reason_format(FP_R_HOST_UNAVAILABLE, 0, r.status, sizeof(r.status));
+    snprintf(r.worker, sizeof(r.worker), "%s", w->conf->id);
+    fp_text_url_redact(r.url, sizeof(r.url), t->url);
+    fp_hosts_name(t->url, host, sizeof(host));
+    snprintf(r.error, sizeof(r.error),
+             "%.160s was given up for this job after %d connection failures in a row", host,
+             FP_POLITE_GIVE_UP);
+    if ((n = fp_result_encode(&r, buf, sizeof(buf))) < 0) {
+        fp_error("cannot encode the result of %s", r.url);
+        return; /* stays in the processing list; the reaper hands it out again */
+    }
+    w->counters.failed++;
+    {
+        fp_finish f = {.task = raw,
+                       .task_len = len,
+                       .job = r.job,
+                       .idx = r.idx,
+                       .result = buf,
+                       .result_len = (size_t)n,
+                       .ok = 0,
+                       .status = r.status,
+                       .bucket = -1};
+        fp_link_finish(w->link, &f);
+    }
+}
+
+static void task_cb(void *arg, const char *raw, size_t len, int unavailable)
 {
     fp_worker *w = arg;
     static fp_task t;
@@ -357,6 +400,10 @@ static void task_cb(void *arg, const char *raw, size_t len)
     if (fp_task_decode(&t, raw, len, err, sizeof(err)) != 0) {
         fp_warn("dead letter: %s: %.80s", err, raw);
         fp_link_bury(w->link, raw, len);
+        return;
+    }
+    if (unavailable) {
+        fail_unavailable(w, raw, len, &t);
         return;
     }
     if (w->crash_on && strstr(t.url, w->crash_on)) {

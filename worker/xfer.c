@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "classify.h"
@@ -102,8 +103,22 @@ static size_t header_cb(char *line, size_t size, size_t nmemb, void *userp)
             v = v * 10 + (*p++ - '0');
             digits++;
         }
-        if (digits) /* an HTTP-date is ignored: the normal backoff applies */
+        if (digits) {
             x->retry_after_s = v;
+        } else if (p < line + len) {
+            /* An HTTP-date (RFC 9110 10.2.3): seconds from now, by this machine's clock. */
+            char date[128];
+            size_t n = (size_t)(line + len - p);
+            time_t t;
+            if (n >= sizeof(date))
+                n = sizeof(date) - 1;
+            memcpy(date, p, n);
+            while (n > 0 && (date[n - 1] == '\r' || date[n - 1] == '\n' || date[n - 1] == ' '))
+                n--;
+            date[n] = '\0';
+            if ((t = curl_getdate(date, NULL)) != -1)
+                x->retry_after_s = t > time(NULL) ? (long)(t - time(NULL)) : 0;
+        }
     }
     return len;
 }

@@ -30,12 +30,12 @@ class PoliteBase(ReliabilityBase):
                                 *args)
         self.c.wait_workers_registered(n)
 
-    def run_urls(self, urls, timeout=120):
+    def run_urls(self, urls, timeout=120, rc=0):
         res = self.c.path("r%d.tsv" % time.monotonic_ns())
         t0 = time.monotonic()
         s = self.c.submit("--wait", "--results", res, self.c.write_input(urls), timeout=timeout)
         took = time.monotonic() - t0
-        self.check(s.rc == 0, "submit: %r" % s)
+        self.check(s.rc == rc, "submit: %r" % s)
         return fp.read_tsv(res), took
 
     def assert_nothing_held(self):
@@ -118,6 +118,51 @@ class PoliteTest(PoliteBase):
         rows = self.job_rows(1)
         self.assertEqual([r["status"] for r in rows], ["ok"] * 24)
         self.assertEqual(org.stats()["max_concurrent"], 4)
+        self.assert_nothing_held()
+
+
+class BackpressureTest(PoliteBase):
+    def test_retry_after_pauses_the_host_for_every_worker(self):
+        """A 429 with Retry-After: 2 from the host: no worker sends it a request for the
+        next 2 s (requests already under way when it answered may still arrive within
+        0.2 s), then the job goes on and the URL that got the 429 succeeds on its retry."""
+        org = self.c.start_origin()
+        self.c.start_master("--host-conns", "4", "--host-rate", "0")
+        self.start_workers(3)
+        urls = [org.url("/flaky/0.jpg?fail=1&code=429&retry_after=2")]
+        urls += [org.url("/img/%d.jpg?size=1024&delay=100" % i) for i in range(1, 41)]
+        rows, took = self.run_urls(urls)
+        self.assert_rows(rows, urls, "ok")
+        self.assertEqual(rows[0]["attempts"], "2")
+        log = org.stats()["log"]
+        t429 = min(t for t, p in log if p.startswith("/flaky/"))
+        during = sorted(round(t - t429, 3) for t, p in log if t429 + 0.2 < t < t429 + 2.0)
+        self.say("job %.1fs; requests 0.2-2 s after the 429: %s", took, during)
+        self.assertEqual(during, [])
+        self.assertGreaterEqual(took, 2.0)
+        # The 429 also halved the host's budget (it recovers over the next seconds).
+        self.assertEqual(self.rcall("HGET", "fp:host:" + HOST, "slow"), "0.5")
+        self.assert_nothing_held()
+
+    def test_dead_host_given_up_for_the_job(self):
+        """A host that refuses every connection: after a bound of failures in a row the
+        job gives it up, its remaining URLs fail as host_unavailable without burning their
+        attempts, and another host's URLs in the same job are all fetched."""
+        org = self.c.start_origin()
+        dead = self.c.closed_port()
+        self.c.start_master("--host-conns", "4", "--host-rate", "0")
+        self.start_workers(2, "--resolve", "live.test:%d:127.0.0.1" % org.port)
+        urls = ["http://127.0.0.1:%d/img/%d.jpg" % (dead, i) for i in range(40)]
+        urls += ["http://live.test:%d/img/%d.jpg?size=1024" % (org.port, i) for i in range(20)]
+        rows, took = self.run_urls(urls, rc=1)
+        status = collections.Counter(r["status"] for r in rows[:40])
+        self.say("job %.1fs; dead host's URLs: %s", took, dict(status))
+        self.assertLessEqual(set(status), {"connect_refused", "host_unavailable"}, status)
+        self.assertGreaterEqual(status["host_unavailable"], 20, status)
+        gone = [r for r in rows[:40] if r["status"] == "host_unavailable"]
+        self.assertTrue(all("given up" in r["error"] for r in gone), gone[:2])
+        self.assertEqual([r["status"] for r in rows[40:]], ["ok"] * 20)
+        self.assertEqual(self.rcall("SMEMBERS", "fp:job:1:down"), ["127.0.0.1"])
         self.assert_nothing_held()
 
 

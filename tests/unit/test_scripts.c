@@ -100,13 +100,17 @@ static void the_others(void **state)
     assert_int_equal(c.argc, 6);
     arg_is(&c, 3, "fp:job:12");
     arg_is(&c, 5, "12");
-    fp_call_retry(&c, "w2", 12, "old", 3, "new", 3, -5);
+    fp_call_retry(&c, "w2", 12, "old", 3, "new", 3, -5, "http_429", -7);
     arg_is(&c, 2, "3");
     assert_int_equal(c.task_at, 6);
     arg_is(&c, 4, "fp:retry");
     arg_is(&c, 5, "fp:job:12"); /* a cancelled job's task is not retried */
     arg_is(&c, 7, "new");
     arg_is(&c, 8, "0"); /* a negative delay is no delay */
+    arg_is(&c, 9, "http_429");
+    arg_is(&c, 10, "-1"); /* no Retry-After */
+    fp_call_retry(&c, "w2", 12, "old", 3, "new", 3, 5, "timeout", 30);
+    arg_is(&c, 10, "30");
     fp_call_bury(&c, "w2", "junk", 4);
     assert_int_equal(c.task_at, 5);
     arg_is(&c, 4, "fp:dead");
