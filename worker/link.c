@@ -157,8 +157,9 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
             return;
         }
     } else if (r->type == REDIS_REPLY_STRING && !q->stopping) {
-        /* BLMOVE moved a task past the take script: let it judge the host's budget (and
-         * fetch more while at it), so every task passes the same gate. */
+        /* BLMOVE moved a task past the take script: let it judge the host's budget, so
+         * every task passes the same gate. It takes nothing more in that call, so a task
+         * that crashes workers still arrives alone (the next call fetches the rest). */
         take(q, r->str, r->len);
         return;
     }
@@ -230,7 +231,8 @@ static void take(fp_link *q, const char *check, size_t check_len)
     long lease_ms = q->conf->connect_timeout_ms + q->conf->timeout_ms + 60000;
 
     q->pulling = 1;
-    fp_call_take(&call, q->conf->id, q->want, q->recovered_slots, lease_ms, check, check_len);
+    fp_call_take(&call, q->conf->id, check ? 0 : q->want, q->recovered_slots, lease_ms, check,
+                 check_len);
     redisAsyncCommandArgv(q->pull.ac, pull_reply_cb, q, call.argc, call.argv, call.len);
 }
 
