@@ -65,6 +65,9 @@ static const char usage[] =
     "                            (as curl --cacert; env FETCHPOOL_CA_BUNDLE). For a private CA\n"
     "                            beside the public ones, give both in one file. Certificates\n"
     "                            are always checked\n"
+    "      --user-agent UA       the User-Agent header (env FETCHPOOL_USER_AGENT; default\n"
+    "                            fetchpool/<version> and what it is); keep the token\n"
+    "                            " FP_ROBOTS_TOKEN " in it, robots.txt rules name it\n"
     "      --resolve HOST:PORT:ADDR  use ADDR for HOST:PORT instead of DNS (as curl --resolve;\n"
     "                            repeatable). The SSRF guard still judges ADDR.\n"
     "  -v, --verbose             log every task\n"
@@ -90,8 +93,26 @@ enum {
     OPT_S3_REGION,
     OPT_S3_ADDRESSING,
     OPT_SPOOL,
-    OPT_STORE_WAIT
+    OPT_STORE_WAIT,
+    OPT_USER_AGENT
 };
+
+/* A header value: printable ASCII (no CR/LF, which would start another header). */
+static int user_agent_set(fp_conf *c, const char *ua)
+{
+    const char *p;
+
+    for (p = ua; *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            break;
+    if (*ua == '\0' || *p || strlen(ua) > FP_USER_AGENT_MAX) {
+        fprintf(stderr, "fetchpool-worker: --user-agent wants 1 to %d printable ASCII characters\n",
+                FP_USER_AGENT_MAX);
+        return -1;
+    }
+    memcpy(c->user_agent, ua, strlen(ua) + 1);
+    return 0;
+}
 
 static int add_cidr(fp_conf *c, const char *s)
 {
@@ -154,12 +175,14 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         {"s3-addressing", required_argument, NULL, OPT_S3_ADDRESSING},
         {"spool", required_argument, NULL, OPT_SPOOL},
         {"store-wait", required_argument, NULL, OPT_STORE_WAIT},
+        {"user-agent", required_argument, NULL, OPT_USER_AGENT},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *redis, *output = fp_opt_env("FETCHPOOL_OUTPUT");
     const char *id = fp_opt_env("FETCHPOOL_WORKER_ID"), *s;
     const char *ca = fp_opt_env("FETCHPOOL_CA_BUNDLE");
+    const char *ua = fp_opt_env("FETCHPOOL_USER_AGENT");
     const char *s3_endpoint = fp_opt_env("AWS_ENDPOINT_URL_S3"),
                *s3_region = fp_opt_env("AWS_REGION");
     const char *s3_addressing = fp_opt_env("FETCHPOOL_S3_ADDRESSING");
@@ -271,6 +294,7 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         case OPT_FSYNC: c->fsync = 1; break;
         case OPT_ALLOW_EVICTION: c->allow_eviction = 1; break;
         case OPT_CA_BUNDLE: ca = optarg; break;
+        case OPT_USER_AGENT: ua = optarg; break;
         case OPT_S3_ENDPOINT: s3_endpoint = optarg; break;
         case OPT_S3_REGION: s3_region = optarg; break;
         case OPT_S3_ADDRESSING: s3_addressing = optarg; break;
@@ -331,6 +355,14 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
             return -1;
         }
     }
+    if (ua && user_agent_set(c, ua) != 0)
+        return -1;
+    if (!ua && FP_PROJECT_URL[0])
+        snprintf(c->user_agent, sizeof(c->user_agent), "%s/%s (image downloader; +%s)",
+                 FP_ROBOTS_TOKEN, FP_VERSION, FP_PROJECT_URL);
+    else if (!ua)
+        snprintf(c->user_agent, sizeof(c->user_agent), "%s/%s (image downloader)", FP_ROBOTS_TOKEN,
+                 FP_VERSION);
     if (ca && *ca) {
         /* Checked now: libcurl would only say so on the first HTTPS transfer, per task. */
         if (snprintf(c->ca_bundle, sizeof(c->ca_bundle), "%s", ca) >= (int)sizeof(c->ca_bundle) ||

@@ -14,6 +14,11 @@
 
 #define FP_CONF_ALLOW_MAX 32
 
+/* The product token robots.txt rules name ("User-agent: fetchpool"); every default
+ * User-Agent starts with it. */
+#define FP_ROBOTS_TOKEN   "fetchpool"
+#define FP_USER_AGENT_MAX 400
+
 typedef struct fp_conf {
     fp_redis_url redis;
     char redis_url[1024];        /* FETCHPOOL_REDIS_FILE's contents */
@@ -37,7 +42,8 @@ typedef struct fp_conf {
     int fsync;            /* fsync each file before publishing it */
     int allow_eviction;   /* run although Redis may evict keys (warn instead) */
     int verbose;
-    char ca_bundle[PATH_MAX];         /* --ca-bundle: CAs trusted besides the system's */
+    char ca_bundle[PATH_MAX]; /* --ca-bundle: CAs trusted besides the system's */
+    char user_agent[FP_USER_AGENT_MAX + 1];
     struct curl_slist *resolve;       /* --resolve entries, as libcurl's CURLOPT_RESOLVE */
     fp_cidr allow[FP_CONF_ALLOW_MAX]; /* --allow-cidr ranges the SSRF guard lets through */
     int nallow;

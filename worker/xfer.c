@@ -196,7 +196,7 @@ fp_xfer *fp_xfer_new(const fp_conf *conf, fp_store *store)
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, conf->low_speed_bytes);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, conf->low_speed_time);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)conf->max_size);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "fetchpool/0.1 (+image downloader)");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, x->conf->user_agent);
     /* One CA file and no CA folder: libcurl then parses the CAs once and keeps them
      * (CURLOPT_CA_CACHE_TIMEOUT). Debian's default adds the folder /etc/ssl/certs, which
      * turns that cache off and costs a parse of every CA per new TLS connection:

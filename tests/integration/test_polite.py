@@ -70,6 +70,30 @@ class PoliteTest(PoliteBase):
         self.assertTrue(summary.get("throttled", "").startswith(HOST + "="), summary)
         self.c.check_alive()
 
+    def test_per_job_caps_override_the_masters(self):
+        """The master's --host-conns 1 is a default: a job submitted with --host-conns 3
+        gets 3 at once, one with --host-conns 0 --host-rate 0 (own servers) is not capped."""
+        org = self.c.start_origin(delay_ms=200)
+        self.c.start_master("--host-conns", "1", "--host-rate", "0")
+        self.start_workers(2)
+        peaks = []
+        for caps in (("--host-conns", "3"), ("--host-conns", "0", "--host-rate", "0")):
+            urls = [org.url("/img/%d.jpg?size=1024&job=%d" % (i, len(peaks)))
+                    for i in range(24)]
+            res = self.c.path("r%d.tsv" % len(peaks))
+            s = self.c.submit("--wait", "--results", res, *caps, self.c.write_input(urls),
+                              timeout=60)
+            self.check(s.rc == 0, "submit: %r" % s)
+            self.assert_rows(fp.read_tsv(res), urls, "ok", attempts=1)
+            st = org.stats()
+            peaks.append(st["max_concurrent"])  # the origin's peak so far
+        self.say("peaks: %s", peaks)
+        self.assertEqual(peaks[0], 3)
+        self.assertGreater(peaks[1], 3)
+        bad = self.c.submit("--host-conns", "-1", self.c.write_input(urls[:1]), timeout=30)
+        self.assertEqual(bad.rc, 2, bad)
+        self.assert_nothing_held()
+
     def test_rate_cap_across_workers(self):
         """3 workers, master --host-rate 20: no wall-clock second sees more than 20
         requests plus the bucket's burst (a quarter of a second's worth, 5), and the URLs
@@ -164,6 +188,35 @@ class BackpressureTest(PoliteBase):
         self.assertEqual([r["status"] for r in rows[40:]], ["ok"] * 20)
         self.assertEqual(self.rcall("SMEMBERS", "fp:job:1:down"), ["127.0.0.1"])
         self.assert_nothing_held()
+
+
+class UserAgentTest(PoliteBase):
+    def test_user_agent(self):
+        """The default User-Agent names fetchpool and its version (the token robots.txt
+        rules name); --user-agent replaces it; one with a line break is refused."""
+        custom = "examplebot/2.0 (+mailto:ops@example.org)"
+        org = self.c.start_origin()
+        self.c.start_master()
+        self.c.start_worker("w1")
+        self.c.start_worker("w2", "--user-agent", custom)
+        self.c.wait_workers_registered(2)
+        urls = [org.url("/echo/%d.jpg" % i) for i in range(8)]
+        rows, _ = self.run_urls(urls)
+        self.assert_rows(rows, urls, "ok", attempts=1)
+        seen = collections.Counter(h.get("user-agent") for h in org.stats()["headers"])
+        by_worker = collections.Counter(r["worker"] for r in rows)
+        self.say("user agents seen: %s; results by worker: %s", dict(seen), dict(by_worker))
+        default = [a for a in seen if a != custom]
+        self.assertLessEqual(len(default), 1, seen)
+        for a in default:
+            self.assertRegex(a, r"^fetchpool/\d+\.\d+\.\d+ \(image downloader")
+            self.assertEqual(seen[a], by_worker["w1"])
+        self.assertEqual(seen[custom], by_worker["w2"])
+        bad = fp.subprocess.run([self.c.exe("fetchpool-worker"), "--user-agent", "a\r\nX: y",
+                                 "--redis", self.c.redis_srv.url], capture_output=True,
+                                text=True, timeout=10)
+        self.assertEqual(bad.returncode, 2, bad)
+        self.assertIn("--user-agent", bad.stderr)
 
 
 if __name__ == "__main__":
