@@ -209,12 +209,92 @@ class StoreTest(S3Case):
         cli.close()
 
 
+class FaultProxy:
+    """An HTTP proxy in front of s3rver that answers the first `slowdowns` PUTs with 503
+    SlowDown (S3's "reduce your request rate") and then forwards everything."""
+
+    def __init__(self, upstream_port, slowdowns):
+        import http.client
+        import http.server
+        import threading
+        proxy = self
+        self.slowdowns = slowdowns
+        self.puts = 0
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def relay(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                if self.command == "PUT":
+                    with proxy.lock:
+                        proxy.puts += 1
+                        slow = proxy.puts <= proxy.slowdowns
+                    if slow:
+                        msg = (b"<?xml version=\"1.0\"?><Error><Code>SlowDown</Code>"
+                               b"<Message>Reduce your request rate.</Message></Error>")
+                        self.send_response(503)
+                        self.send_header("Content-Length", str(len(msg)))
+                        self.end_headers()
+                        self.wfile.write(msg)
+                        return
+                up = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                up.request(self.command, self.path, body=body, headers=dict(self.headers))
+                r = up.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                up.close()
+
+            do_GET = do_PUT = do_HEAD = relay
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
 class FailureTest(S3Case):
     def urls(self, n=30):
         www = self.c.mkdir("www")
         files = fp.make_jpegs(www, n)
         ng = self.c.start_nginx(www)
         return [ng.url(nm) for nm, _ in files]
+
+    def test_slowdown_is_retried(self):
+        """503 SlowDown on the first PUTs: retried with backoff inside the worker (the
+        store answers, so no pause), every image stored on the task's first attempt."""
+        urls = self.urls(20)
+        s3 = S3rver(self.c)
+        proxy = FaultProxy(s3.port, slowdowns=3)   # fewer than a request's tries
+        self.addCleanup(proxy.close)
+        w = start_worker(self.c, "w1", "s3://%s/x" % BUCKET, "--s3-endpoint",
+                         "http://127.0.0.1:%d" % proxy.port, "--concurrency", "4")
+        rows = self.run_job(urls)
+        self.assertEqual([r["status"] for r in rows], ["ok"] * len(urls), self.c.logs())
+        self.assertEqual({r["attempts"] for r in rows}, {"1"})
+        self.assertEqual(proxy.puts, len(urls) + 3)
+        self.assertNotIn("pausing", log_text(w))
+        cli = s3.client()
+        for r in rows:
+            key = r["path"][len("s3://%s/" % BUCKET):]
+            body = cli.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            self.assertEqual(hashlib.sha256(body).hexdigest(), r["sha256"])
+        cli.close()
 
     def test_no_such_bucket(self):
         urls = self.urls()
