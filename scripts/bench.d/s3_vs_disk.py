@@ -28,7 +28,7 @@ def upload_seconds(worker):
     with open(worker.log_path, encoding="utf-8", errors="replace") as f:
         lines = [ln for ln in f if "object store:" in ln]
     words = lines[-1].split("object store:")[1].split()
-    return int(words[0]), int(words[2]), float(words[6])
+    return int(words[0]), int(words[2]), float(words[5])
 
 
 def one(c, urls, kind, rnd, s3, conc):
@@ -37,15 +37,15 @@ def one(c, urls, kind, rnd, s3, conc):
     for i in (1, 2):
         wid = "%s%d-%d" % (kind, rnd, i)
         if kind == "disk":
-            w = c.start_worker(wid, "--concurrency", str(conc),
+            w = c.start_worker(wid, "--concurrency", str(conc), "--host-conns", "0",
                                output=c.mkdir("out-%s" % wid))
         else:
             w = test_s3.start_worker(c, wid, "s3://%s/r%d" % (test_s3.BUCKET, rnd),
-                                     "--s3-endpoint", s3.url, "--concurrency", str(conc))
+                                     "--s3-endpoint", s3.url, "--concurrency", str(conc), "--host-conns", "0")
         workers.append(w)
     c.wait_workers_registered(len(c.workers))
     inp = c.write_input(urls, "urls-%s-%d.txt" % (kind, rnd))
-    r = c.submit("--wait", "--quiet", "--attempts", "1", inp, timeout=3600)
+    r = c.submit("--wait", "--attempts", "1", inp, timeout=3600)
     s = r.summary
     if r.rc != 0 or int(s.get("ok", 0)) != len(urls):
         raise SystemExit("%s run %d failed: %r\n%s" % (kind, rnd, r, c.logs()))
