@@ -94,46 +94,109 @@ def _die_with_parent():
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-class Proc:
-    """A child process with its stderr (and stdout unless piped) in a log file."""
+GNU_TIME = "/usr/bin/time"
 
-    def __init__(self, name, argv, log_dir, env=None, stdout_pipe=False, cwd=None):
+
+class Proc:
+    """A child process with its stderr (and stdout unless piped or sent to stdout_path) in
+    a log file: log_dir/<name>.log, or log_path.
+
+    rusage=True runs it under GNU time, which reports the process's own CPU time and peak
+    RSS once it has exited (cpu = user + system s, sys, rss_kb), as scripts/bench counts
+    them. Not os.wait4 from here: a child exec'd from this Python inherits Python's peak
+    RSS into ru_maxrss (the kernel carries the old mm's high-water mark over exec), while
+    GNU time forks from its own ~2 MB image. `pid` is then the program's, not time's, and
+    signals go to it."""
+
+    def __init__(self, name, argv, log_dir=None, env=None, stdout_pipe=False, cwd=None,
+                 log_path=None, stdout_path=None, rusage=False):
         self.name = name
         self.argv = argv
-        self.log_path = os.path.join(log_dir, name + ".log")
+        self.log_path = log_path or os.path.join(log_dir, name + ".log")
         self.log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if stdout_pipe else self.log, stderr=self.log,
-            env=env, cwd=cwd, preexec_fn=_die_with_parent)
+        self.stats = None
+        self.cpu = self.sys = 0.0
+        self.rss_kb = 0
+        if rusage:
+            fd, self.stats = tempfile.mkstemp(prefix="fp-%s-" % name, suffix=".time")
+            os.close(fd)
+            argv = [GNU_TIME, "-q", "-f", "%e %U %S %M", "-o", self.stats] + list(argv)
+        out = self.log
+        if stdout_pipe:
+            out = subprocess.PIPE
+        elif stdout_path:
+            out = open(stdout_path, "wb")
+        try:
+            self.popen = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=self.log,
+                env=env, cwd=cwd, preexec_fn=_die_with_parent)
+        finally:
+            if stdout_path and not stdout_pipe:
+                out.close()
+        self.pid = self._program_pid() if rusage else self.popen.pid
 
-    @property
-    def pid(self):
-        return self.popen.pid
+    def _program_pid(self):
+        """The pid GNU time forked for the program (time forks at once)."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            kids = proc_children(self.popen.pid)
+            if kids:
+                return kids[0]
+            if self.popen.poll() is not None:
+                return self.popen.pid
+            time.sleep(0.001)
+        raise RuntimeError("%s: no child under %s" % (self.name, GNU_TIME))
 
     def alive(self):
-        return self.popen.poll() is None
+        if self.popen.poll() is None:
+            return True
+        self._rusage()
+        return False
+
+    def _rusage(self):
+        """Once exited: read what GNU time wrote (a warning if it wrote nothing)."""
+        if not self.stats:
+            return
+        try:
+            with open(self.stats) as f:
+                lines = [x for x in f.read().split("\n") if x.strip()]
+            _, user, sys_, rss = lines[-1].split()
+            self.cpu, self.sys, self.rss_kb = float(user) + float(sys_), float(sys_), int(rss)
+        except (OSError, ValueError, IndexError):
+            sys.stderr.write("fp_harness: no rusage for %s\n" % self.name)
+        finally:
+            try:
+                os.unlink(self.stats)
+            except OSError:
+                pass
+            self.stats = None
 
     def kill(self, sig):
         if self.alive():
-            self.popen.send_signal(sig)
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """Send sig, wait up to timeout, then SIGKILL. Returns the exit code."""
         if self.alive():
             try:
-                self.popen.send_signal(sig)
+                self.kill(sig)
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.popen.kill()
+                self.kill(signal.SIGKILL)
                 self.popen.wait()
+        self._rusage()
         if self.popen.stdout:
             self.popen.stdout.close()
         self.log.close()
         return self.popen.returncode
 
     def wait(self, timeout=None):
-        return self.popen.wait(timeout)
+        rc = self.popen.wait(timeout)
+        self._rusage()
+        return rc
 
     def tail(self, n=40):
         try:
@@ -211,15 +274,34 @@ def _redis_errors():
 
 # -- servers ---------------------------------------------------------------------------
 
-class Redis:
-    """A private redis-server; restartable on the same port and dir (for crash tests)."""
+class Scratch:
+    """A folder for servers' data and logs: what Redis, Nginx and Origin need of a
+    Cluster (scripts/bench hands them one of these)."""
 
-    def __init__(self, cluster, aof=False, password=None, extra=()):
+    def __init__(self, path):
+        self.dir = path
+        os.makedirs(path, exist_ok=True)
+
+    def mkdir(self, *parts):
+        p = os.path.join(self.dir, *parts)
+        os.makedirs(p, exist_ok=True)
+        return p
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+
+class Redis:
+    """A private redis-server; restartable on the same port and dir (for crash tests).
+    rusage: run it under GNU time (see Proc)."""
+
+    def __init__(self, cluster, aof=False, password=None, extra=(), rusage=False):
         self.cluster = cluster
         self.dir = cluster.mkdir("redis")
         self.aof = aof
         self.password = password
         self.extra = list(extra)
+        self.rusage = rusage
         self.port = None
         self.proc = None
         self.start()
@@ -241,7 +323,8 @@ class Redis:
         for _ in range(5):   # a fresh port can be taken between probe and bind
             if not keep_port:
                 self.port = free_port()
-            self.proc = Proc("redis-%d" % self.port, self.argv(), self.cluster.dir)
+            self.proc = Proc("redis-%d" % self.port, self.argv(), self.cluster.dir,
+                             rusage=self.rusage)
             try:
                 self._wait_ready()
                 return
@@ -279,9 +362,9 @@ class Redis:
     def client(self):
         return RedisClient(self.port, password=self.password)
 
-    def stop(self, sig=signal.SIGTERM):
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
         if self.proc:
-            self.proc.stop(sig)
+            self.proc.stop(sig, timeout)
 
     def restart(self, sig=signal.SIGKILL):
         """Kill (SIGKILL by default: a crash) and start again on the same port and dir."""
@@ -304,6 +387,8 @@ http {{
     client_body_temp_path {tmp}/body;
     proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
     types {{
         image/jpeg jpg jpeg; image/png png; image/gif gif; image/webp webp;
         image/svg+xml svg; text/html html;
@@ -321,23 +406,26 @@ http {{
 
 
 class Nginx:
-    """A private nginx serving `root` (a dir of generated files)."""
+    """A private nginx serving `root` (a dir of generated files).
 
-    def __init__(self, cluster, root):
+    conf: the configuration template (NGINX_CONF by default; scripts/bench has its own),
+    formatted with tmp (nginx's own folder), port, root, user and the extra keywords."""
+
+    def __init__(self, cluster, root, conf=NGINX_CONF, **extra):
         self.cluster = cluster
         self.root = root
         self.dir = cluster.mkdir("nginx")
-        for sub in ("body", "proxy", "fastcgi"):
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         # As root nginx drops its workers to `user`; they must read the 0700 temp dirs.
         self.user = "root" if os.geteuid() == 0 else ""
         self.proc = None
         for _ in range(5):
             self.port = free_port()
-            conf = os.path.join(self.dir, "nginx.conf")
-            with open(conf, "w") as f:
-                text = NGINX_CONF.format(tmp=self.dir, port=self.port, root=root,
-                                         user=self.user or "nobody")
+            conf_path = os.path.join(self.dir, "nginx.conf")
+            with open(conf_path, "w") as f:
+                text = conf.format(tmp=self.dir, port=self.port, root=root,
+                                   user=self.user or "nobody", **extra)
                 if not self.user:
                     text = text.replace("user nobody;\n", "")
                 f.write(text)
@@ -345,7 +433,7 @@ class Nginx:
             if os.path.exists(pidfile):
                 os.unlink(pidfile)
             self.proc = Proc("nginx-%d" % self.port,
-                             ["nginx", "-p", self.dir, "-c", conf, "-e",
+                             ["nginx", "-p", self.dir, "-c", conf_path, "-e",
                               os.path.join(self.dir, "error.log")], cluster.dir)
             if self._started(pidfile):
                 return
@@ -415,6 +503,15 @@ def proc_cpu(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_children(pid):
+    """Pids of a live process's children ([] if it is gone)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
 
 
 # -- generated content -----------------------------------------------------------------
@@ -512,12 +609,12 @@ atexit.register(_cleanup_all)
 signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-class Cluster:
+class Cluster(Scratch):
     """Everything one test needs, torn down by close() (use as a context manager)."""
 
     def __init__(self, name="fp", bin_dir=None):
         self.bin = bin_dir or BIN
-        self.dir = tempfile.mkdtemp(prefix="fp-it-%s-" % name)
+        super().__init__(tempfile.mkdtemp(prefix="fp-it-%s-" % name))
         self.out = self.mkdir("out")
         self.procs = []
         self.redis_srv = None
@@ -534,14 +631,6 @@ class Cluster:
 
     def __exit__(self, *exc):
         self.close()
-
-    def mkdir(self, *parts):
-        p = os.path.join(self.dir, *parts)
-        os.makedirs(p, exist_ok=True)
-        return p
-
-    def path(self, *parts):
-        return os.path.join(self.dir, *parts)
 
     # servers
     def start_redis(self, **kw):
