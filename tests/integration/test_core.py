@@ -4,7 +4,7 @@ Each test starts its own redis-server, nginx (or tests/origin.py), fetchpool-mas
 workers on free loopback ports, submits a job with scripts/submit and checks the results
 file, the stored files, the summary and the Redis keys left behind. Fairness between jobs
 is in test_fairness.py, input handling in test_submit.py.
-Run alone: python3 tests/integration/test_core.py --bin build/bin
+Run alone: /usr/bin/python3 tests/integration/test_core.py --bin build/bin
 """
 
 import collections

@@ -2,7 +2,7 @@
 
 The master feeds the active jobs round robin into a short task queue (PROTOCOL.md, Flow 2),
 so a 20-URL job must finish long before a slow 3,000-URL job submitted just before it.
-Run alone: python3 tests/integration/test_fairness.py --bin build/bin
+Run alone: /usr/bin/python3 tests/integration/test_fairness.py --bin build/bin
 """
 
 import collections

@@ -5,7 +5,7 @@ asserts the exact `status` of each result: schemes and redirects, the SSRF guard
 WITHOUT --allow-private, whose connections must never reach the origin), bounded
 downloads, content sniffing and X-Robots-Tag opt-outs. Storage and poison messages are in
 test_hostile_store.py. Every address used is loopback (127.0.0.1 / ::1).
-Run alone: python3 tests/integration/test_hostile.py --bin build/bin
+Run alone: /usr/bin/python3 tests/integration/test_hostile.py --bin build/bin
 """
 
 import os

@@ -4,7 +4,7 @@ every Redis queue, and input files full of junk.
 Each asserts the exact result `status` (or where a poison record went) and that the master
 and workers stay alive and later jobs still complete. The full-disk test mounts a small
 tmpfs as the output folder (needs root / CAP_SYS_ADMIN; skipped with a message otherwise).
-Run alone: python3 tests/integration/test_hostile_store.py --bin build/bin
+Run alone: /usr/bin/python3 tests/integration/test_hostile_store.py --bin build/bin
 """
 
 import os

@@ -1,7 +1,7 @@
 """Tests of the test tools themselves: tests/origin.py routes and the fp_harness servers.
 
 If these fail, the fetchpool integration tests cannot be trusted, so they run first and
-need no fetchpool binary. Run alone: python3 tests/integration/test_origin.py
+need no fetchpool binary. Run alone: /usr/bin/python3 tests/integration/test_origin.py
 """
 
 import hashlib

@@ -6,7 +6,7 @@ master's --host-conns and --host-rate must hold for the cluster as a whole, a wo
 while holding slots must not shrink the host's budget for good, and a host's 429 with
 Retry-After must pause it for every worker. Each test checks that nothing is left parked,
 leased or queued afterwards.
-Run alone: python3 tests/integration/test_polite.py --bin build/bin
+Run alone: /usr/bin/python3 tests/integration/test_polite.py --bin build/bin
 """
 
 import collections

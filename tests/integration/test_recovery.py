@@ -7,7 +7,7 @@ sees its heartbeat fp:worker:<id> (PX 5000, refreshed every second) expire and p
 back with their attempt raised; over the attempt limit a task ends as `worker_lost`.
 These tests print how long that took after each kill (stderr). Helpers come from
 test_reliability.py; the cluster from fp_harness.py.
-Run alone: python3 tests/integration/test_recovery.py --bin build/bin
+Run alone: /usr/bin/python3 tests/integration/test_recovery.py --bin build/bin
 """
 
 import collections

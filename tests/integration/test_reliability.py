@@ -6,7 +6,7 @@ the exact outcome: every URL's final status and attempt count, the origin's requ
 how long things took, and that no task is left in fp:tasks, fp:retry or fp:proc:*.
 Crashes (kill -9, a task that crashes its worker) and Redis restarts are in
 test_recovery.py, which reuses the helpers here.
-Run alone: python3 tests/integration/test_reliability.py --bin build/bin
+Run alone: /usr/bin/python3 tests/integration/test_reliability.py --bin build/bin
 """
 
 import collections

@@ -9,7 +9,7 @@ shows in a log line, an error or a usage message (every log and output is search
 TLS: redis-server --port 0 --tls-port under a test CA made with openssl, reached by
 master and workers through an stunnel client on loopback (as the workers-only compose
 stack does); a worker pointed at the TLS port itself exits saying what is likely wrong.
-Run alone: python3 tests/integration/test_secure.py --bin build/bin
+Run alone: /usr/bin/python3 tests/integration/test_secure.py --bin build/bin
 """
 
 import os

@@ -3,7 +3,7 @@
 Checks what scripts/submit and the master make of each kind of input line: comments and
 blank lines are skipped, anything that is not an http(s) URL becomes an `invalid_input`
 result carrying its line number, and the job still completes.
-Run alone: python3 tests/integration/test_submit.py --bin build/bin
+Run alone: /usr/bin/python3 tests/integration/test_submit.py --bin build/bin
 """
 
 import os
