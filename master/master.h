@@ -52,8 +52,16 @@ typedef struct fpm {
     int errors;            /* Redis error replies seen in this loop round */
     int resync;            /* reload the job table from Redis before the next step */
     uint64_t connected_ms; /* monotonic time of the last (re)connect */
-    uint64_t reconnects;   /* read by the metrics thread: only atomic access */
+    /* Monotonic time of the last reason to doubt that an expired heartbeat means a dead
+     * worker: a (re)connect, a reply that took over FPM_STALL_MS (Redis stalled: DEBUG
+     * SLEEP, CLIENT PAUSE, a slow disk), a jump of Redis's clock. The reaper waits a full
+     * heartbeat lifetime after it. */
+    uint64_t doubt_ms;
+    int64_t clock_offset_ms; /* Redis TIME minus our monotonic clock, at the last look */
+    uint64_t reconnects;     /* read by the metrics thread: only atomic access */
 } fpm;
+
+#define FPM_STALL_MS 1000
 
 /* Set by the SIGTERM/SIGINT handler; steps stop early, the loop exits. */
 extern volatile sig_atomic_t fpm_stop;

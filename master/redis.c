@@ -27,7 +27,7 @@ int fpm_redis_open(fpm *m, char *err, size_t errlen)
     if (c == NULL)
         return -1;
     m->rc = c;
-    m->connected_ms = fpm_now_ms();
+    m->connected_ms = m->doubt_ms = fpm_now_ms();
     return 0;
 }
 
@@ -72,8 +72,23 @@ int fpm_redis_reconnect(fpm *m)
     return -1;
 }
 
+/* A reply that took long means Redis stalled (or we did): heartbeats may have expired
+ * meanwhile with their refreshes still waiting in Redis, so the reaper waits. */
+static redisReply *timed(fpm *m, uint64_t t0, redisReply *r)
+{
+    uint64_t now = fpm_now_ms();
+
+    if (now - t0 > FPM_STALL_MS) {
+        fp_warn("Redis took %.1f s to answer; judging no worker by its heartbeat for %d s",
+                (double)(now - t0) / 1000.0, (FP_HEARTBEAT_TTL_MS + 1000) / 1000);
+        m->doubt_ms = now;
+    }
+    return r;
+}
+
 redisReply *fpm_redis_cmd(fpm *m, const char *fmt, ...)
 {
+    uint64_t t0 = fpm_now_ms();
     redisReply *r;
     va_list ap;
 
@@ -82,7 +97,7 @@ redisReply *fpm_redis_cmd(fpm *m, const char *fmt, ...)
     va_start(ap, fmt);
     r = redisvCommand(m->rc, fmt, ap);
     va_end(ap);
-    return r;
+    return timed(m, t0, r);
 }
 
 /* Append failures are out-of-memory; hiredis then marks the context, so the caller treats
@@ -114,20 +129,23 @@ int fpm_redis_append_call(fpm *m, fp_call *c)
 
 redisReply *fpm_redis_call(fpm *m, fp_call *c)
 {
+    uint64_t t0 = fpm_now_ms();
+
     if (m->rc == NULL || m->rc->err)
         return NULL;
-    return redisCommandArgv(m->rc, c->argc, c->argv, c->len);
+    return timed(m, t0, redisCommandArgv(m->rc, c->argc, c->argv, c->len));
 }
 
 redisReply *fpm_redis_reply(fpm *m)
 {
+    uint64_t t0 = fpm_now_ms();
     void *r = NULL;
 
     if (m->rc == NULL || m->rc->err)
         return NULL;
     if (redisGetReply(m->rc, &r) != REDIS_OK)
         return NULL;
-    return r;
+    return timed(m, t0, r);
 }
 
 int fpm_redis_failed(fpm *m, const redisReply *r, const char *what)

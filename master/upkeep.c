@@ -8,6 +8,7 @@
  * worker taking it, say) gets the final result worker_lost instead of looping forever. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -53,6 +54,11 @@ static int reap(fpm *m, const char *worker)
     if (fp_reap_list(m->rc, worker, &n) != 0)
         return FPM_LOST;
     m->errors += n.errors;
+    if (n.alive) {
+        fp_info("worker %s has a heartbeat again; %d of its tasks were handed back", worker,
+                n.back + n.lost);
+        return n.back + n.lost + n.dead + 1;
+    }
     fp_call_forget(&call, worker);
     r = fpm_redis_call(m, &call);
     if (r == NULL)
@@ -65,6 +71,39 @@ static int reap(fpm *m, const char *worker)
     return n.back + n.lost + n.dead + 1;
 }
 
+/* Redis's clock, through a script: a script waits out CLIENT PAUSE WRITE as writes do
+ * (reads do not), so a pause shows as a slow reply here before any heartbeat is read.
+ * A jump of Redis's clock expires heartbeats early (forward) or late (back): compared with
+ * our monotonic clock, one is a reason for doubt. 0, or FPM_LOST. */
+static int clock_check(fpm *m)
+{
+    static fp_call call;
+    redisReply *r;
+    int64_t offset;
+    uint64_t now;
+
+    fp_call_now(&call);
+    if ((r = fpm_redis_call(m, &call)) == NULL)
+        return FPM_LOST;
+    now = fpm_now_ms();
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        offset = (int64_t)(fpm_reply_u64(r->element[0], 0) * 1000 +
+                           fpm_reply_u64(r->element[1], 0) / 1000) -
+                 (int64_t)now;
+        if (m->clock_offset_ms && llabs(offset - m->clock_offset_ms) > FPM_STALL_MS) {
+            fp_warn("Redis's clock jumped by %+.1f s; judging no worker by its heartbeat "
+                    "for %d s",
+                    (double)(offset - m->clock_offset_ms) / 1000.0, REAP_SETTLE_MS / 1000);
+            m->doubt_ms = now;
+        }
+        m->clock_offset_ms = offset;
+    } else {
+        fpm_redis_failed(m, r, "reading Redis's clock");
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
 int fpm_reap_dead_workers_step(fpm *m)
 {
     static uint64_t last;
@@ -73,9 +112,13 @@ int fpm_reap_dead_workers_step(fpm *m)
     size_t i, n = 0;
     int done = 0, rc;
 
-    if (fpm_now_ms() - last < REAP_EVERY_MS || fpm_now_ms() - m->connected_ms < REAP_SETTLE_MS)
+    if (fpm_now_ms() - last < REAP_EVERY_MS || fpm_now_ms() - m->doubt_ms < REAP_SETTLE_MS)
         return 0;
     last = fpm_now_ms();
+    if (clock_check(m) == FPM_LOST)
+        return FPM_LOST;
+    if (fpm_now_ms() - m->doubt_ms < REAP_SETTLE_MS)
+        return 0;
     if ((ids = fpm_redis_cmd(m, "SMEMBERS %s", FP_KEY_WORKERS)) == NULL)
         return FPM_LOST;
     if (ids->type == REDIS_REPLY_ARRAY)
@@ -95,6 +138,10 @@ int fpm_reap_dead_workers_step(fpm *m)
         if (r == NULL) {
             freeReplyObject(ids);
             return FPM_LOST;
+        }
+        if (fpm_now_ms() - m->doubt_ms < REAP_SETTLE_MS) { /* that reply was slow */
+            freeReplyObject(r);
+            break;
         }
         if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 &&
             (e->len > 0 && fp_worker_id_valid(e->str, e->len))) {

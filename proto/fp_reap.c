@@ -61,7 +61,7 @@ int fp_reap_list(redisContext *c, const char *worker, fp_reap_counts *n)
 {
     static fp_task t;
     static fp_call call;
-    char proc[FP_KEY_MAX], next[FP_RECORD_MAX], err[128];
+    char proc[FP_KEY_MAX], hb[FP_KEY_MAX], next[FP_RECORD_MAX], err[128];
     redisReply *list, *r;
     size_t i;
     int len;
@@ -80,6 +80,16 @@ int fp_reap_list(redisContext *c, const char *worker, fp_reap_counts *n)
             r = redisCommandArgv(c, call.argc, call.argv, call.len);
             n->dead++;
         } else if (t.attempt >= t.max_attempts) {
+            if ((r = redisCommand(c, "EXISTS %s", fp_key_heartbeat(hb, worker))) == NULL) {
+                freeReplyObject(list);
+                return -1;
+            }
+            if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+                freeReplyObject(r);
+                n->alive = 1;
+                break;
+            }
+            freeReplyObject(r);
             r = fail_lost(c, proc, e->str, e->len, &t, worker);
             n->lost++;
         } else {
@@ -89,6 +99,11 @@ int fp_reap_list(redisContext *c, const char *worker, fp_reap_counts *n)
                 continue;
             fp_call_requeue(&call, worker, e->str, e->len, next, (size_t)len);
             r = redisCommandArgv(c, call.argc, call.argv, call.len);
+            if (r && r->type == REDIS_REPLY_INTEGER && r->integer < 0) {
+                freeReplyObject(r);
+                n->alive = 1;
+                break;
+            }
             n->back++;
         }
         if (r == NULL) {

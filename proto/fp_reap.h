@@ -15,9 +15,12 @@ typedef struct fp_reap_counts {
     int lost;   /* failed as worker_lost */
     int dead;   /* undecodable: moved to fp:dead */
     int errors; /* Redis error replies (logged) */
+    int alive;  /* stopped: the worker's heartbeat came back (it was only slow) */
 } fp_reap_counts;
 
-/* Returns 0, or -1 if the connection broke (c->err says why). */
+/* Stops as soon as the worker's heartbeat exists (n->alive): a worker that was only slow
+ * keeps the rest of its tasks. Returns 0, or -1 if the connection broke (c->err says
+ * why). */
 int fp_reap_list(redisContext *c, const char *worker, fp_reap_counts *n);
 
 #endif

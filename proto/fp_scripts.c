@@ -287,7 +287,8 @@ const char fp_script_abandon[] = FP_LUA_TASK
     "return 1\n";
 
 const char fp_script_requeue[] =
-    FP_LUA_TASK "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
+    FP_LUA_TASK "if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end\n"
+                "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
                 "fp_release(fp_worker_of(KEYS[1]), ARGV[1])\n"
                 "redis.call('LPUSH', KEYS[2], ARGV[2])\n"
                 "return 1\n";
@@ -296,6 +297,8 @@ const char fp_script_forget[] =
     "if redis.call('LLEN', KEYS[1]) > 0 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
     "redis.call('SREM', KEYS[3], ARGV[1])\n"
     "return 1\n";
+
+const char fp_script_now[] = "return redis.call('TIME')\n";
 
 /* Calls ----------------------------------------------------------------------------- */
 
@@ -491,11 +494,17 @@ void fp_call_abandon(fp_call *c, const char *worker, const char *task, size_t ta
 void fp_call_requeue(fp_call *c, const char *worker, const char *task, size_t task_len,
                      const char *next, size_t next_len)
 {
-    start(c, fp_script_requeue, 2);
+    start(c, fp_script_requeue, 3);
     add_str(c, fp_key_proc(room(c), worker));
     add_str(c, FP_KEY_TASKS);
+    add_str(c, fp_key_heartbeat(room(c), worker));
     add_task(c, task, task_len);
     add(c, next, next_len);
+}
+
+void fp_call_now(fp_call *c)
+{
+    start(c, fp_script_now, 0);
 }
 
 void fp_call_forget(fp_call *c, const char *worker)

@@ -80,7 +80,8 @@ extern const char fp_script_abandon[];
 
 /* Reaper: move one task of a dead worker back to the head of the queue with its attempt
  * raised, unless it has left the processing list meanwhile (the worker was only slow and
- * finished it). Returns 1 if moved. KEYS: fp:proc:<worker>, fp:tasks.
+ * finished it). Returns 1 if moved, -1 if the worker's heartbeat is back (it was only
+ * slow: nothing moved). KEYS: fp:proc:<worker>, fp:tasks, fp:worker:<worker>.
  * ARGV: task record, task record with the attempt raised. */
 extern const char fp_script_requeue[];
 
@@ -88,6 +89,10 @@ extern const char fp_script_requeue[];
  * heartbeat is gone. KEYS: fp:proc:<worker>, fp:worker:<worker>, fp:workers.
  * ARGV: worker id. */
 extern const char fp_script_forget[];
+
+/* Redis's TIME, from a script: unlike a plain read, it waits out CLIENT PAUSE WRITE (the
+ * master's reaper times it to see Redis stall). KEYS, ARGV: none. */
+extern const char fp_script_now[];
 
 /* Calls --------------------------------------------------------------------------------
  * Each script's calling convention (its KEYS and ARGV, in order) is written once, in the
@@ -147,6 +152,7 @@ void fp_call_abandon(fp_call *c, const char *worker, const char *task, size_t ta
 void fp_call_requeue(fp_call *c, const char *worker, const char *task, size_t task_len,
                      const char *next, size_t next_len);
 void fp_call_forget(fp_call *c, const char *worker);
+void fp_call_now(fp_call *c);
 
 /* Building blocks for the builders of other files (fp_service.c): start a call of script
  * with numkeys keys, then add its arguments in order. */

@@ -17,6 +17,7 @@
 #include "fp_reap.h"
 #include "fp_redis_sync.h"
 #include "outbox.h"
+#include "owner.h"
 #include "rconn.h"
 #include "refused.h"
 
@@ -40,6 +41,8 @@ struct fp_link {
     fp_rconn pull, cmd;
     fp_outbox out; /* sent on cmd */
     char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
+    char owner[FP_OWNER_MAX]; /* named in the heartbeat (owner.h) */
+    uint64_t beats;
     int want, recovered_slots, pulling;
     /* Results of this loop turn, sent as one finish call from the check handle. */
     fp_cmd *batch_keys, *batch_args;
@@ -328,15 +331,16 @@ void fp_link_bury(fp_link *q, const char *raw, size_t rawlen)
 
 static void send_heartbeat(fp_link *q)
 {
-    char v[160];
+    char v[160 + FP_OWNER_MAX];
 
     if (!q->cmd.up)
         return;
+    /* owner= and beat= first: a twin starting with our id sees the beats (owner.h). */
     snprintf(v, sizeof(v),
-             "inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64 " retried=%" PRIu64
-             " bytes=%" PRIu64,
-             q->stats->inflight, q->stats->done, q->stats->failed, q->stats->retried,
-             q->stats->bytes);
+             "owner=%s beat=%" PRIu64 " inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64
+             " retried=%" PRIu64 " bytes=%" PRIu64,
+             q->owner, ++q->beats, q->stats->inflight, q->stats->done, q->stats->failed,
+             q->stats->retried, q->stats->bytes);
     redisAsyncCommand(q->cmd.ac, NULL, NULL, "SET %s %s PX %d", q->hb_key, v, FP_HEARTBEAT_TTL_MS);
     redisAsyncCommand(q->cmd.ac, NULL, NULL, "SADD %s %s", FP_KEY_WORKERS, q->conf->id);
 }
@@ -354,7 +358,7 @@ static int sync_setup(fp_link *q)
     char err[512];
     redisContext *c = fp_redis_connect(&conf->redis, 3, 3, err, sizeof(err));
     fp_reap_counts n;
-    int rc = -1;
+    int rc = -1, claim;
 
     if (c == NULL) {
         fp_error("%s", err);
@@ -362,6 +366,11 @@ static int sync_setup(fp_link *q)
     }
     if (fp_redis_require_noeviction(c, conf->allow_eviction) != 0)
         goto done;
+    if ((claim = fp_owner_claim(c, conf->id, q->owner)) != 0) {
+        if (claim < 0)
+            fp_error("Redis at %s:%d: %s", conf->redis.host, conf->redis.port, c->errstr);
+        goto done;
+    }
     /* A worker that died with our id (a restarted container keeps its hostname) left
      * tasks behind: they go back exactly as the master's reaper would hand them back, so a
      * task that kills us every time still reaches its attempt limit. */
@@ -395,6 +404,7 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
     q->arg = arg;
     fp_key_proc(q->proc_key, conf->id);
     fp_key_heartbeat(q->hb_key, conf->id);
+    fp_owner_token(q->owner, sizeof(q->owner));
     if (sync_setup(q) != 0) {
         free(q);
         return NULL;

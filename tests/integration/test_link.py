@@ -190,5 +190,104 @@ class RefusedTest(LinkBase):
         self.assertIn("sending them one by one", log)
 
 
+class SlowRedisTest(LinkBase):
+
+    def setUp(self):
+        self.c = fp.Cluster(self.id().rsplit(".", 1)[-1])
+        self.addCleanup(self.c.close)
+        self.c.start_redis(extra=["--enable-debug-command", "yes"])
+        self._rc = None
+        self.addCleanup(self._close_rc)
+
+    def stall_after_heartbeat(self, wid, *cmd):
+        """Runs cmd when worker wid's heartbeat is 0.9 s old, so that it has expired by
+        the time a 4.5 s stall ends (the worst case for the reaper)."""
+        self.wait_for("a heartbeat 0.9 s old", lambda: 0 < self.rcall(
+            "PTTL", "fp:worker:" + wid) <= 4100, 5, step=0.005)
+        t0 = time.monotonic()
+        self.rcall(*cmd)
+        return time.monotonic() - t0
+
+    def test_slow_redis(self):
+        """Redis stalls for 4.5 s three times mid-job, each time 0.9 s after a heartbeat,
+        so that every heartbeat has expired when it ends: DEBUG SLEEP 4.5, CLIENT PAUSE
+        4500 (all commands wait) and CLIENT PAUSE 4500 WRITE (reads go on: the reaper sees
+        the heartbeat gone while the workers' refreshes wait). No live worker may be
+        reaped: with --attempts 1 a reaped task would end as worker_lost."""
+        org = self.c.start_origin(delay_ms=50)
+        self.c.start_master()
+        for w in ("w1", "w2"):
+            self.c.start_worker(w, "--concurrency", "8", "--host-conns", "8")
+        self.c.wait_workers_registered(2)
+        n = 1200
+        urls = [org.url("/img/%d.jpg?size=1024" % i) for i in range(n)]
+        jid = self.submit_id("--attempts", "1", self.c.write_input(urls))
+        stalls = (("DEBUG", "SLEEP", "4.5"), ("CLIENT", "PAUSE", "4500"),
+                  ("CLIENT", "PAUSE", "4500", "WRITE"))
+        for i, cmd in enumerate(stalls):
+            self.wait_for("progress", lambda: self.done(jid) >= (i + 1) * n / 8, 60)
+            took = self.stall_after_heartbeat("w%d" % (i % 2 + 1), *cmd)
+            if cmd[0] == "CLIENT":
+                time.sleep(4.5)
+            self.say("%s: %.1fs; done %d/%d", " ".join(cmd), took, self.done(jid), n)
+        self.wait_job(jid, 60)
+        rows = self.job_rows(jid)
+        bad = collections.Counter(r["status"] for r in rows if r["status"] != "ok")
+        self.assertEqual(dict(bad), {}, "tasks of live workers failed: %s" %
+                         self.c.master.tail(20))
+        self.assert_rows(rows, urls, "ok", attempts=1)
+        mlog = self.c.master.tail(200)
+        self.assertNotIn("has no heartbeat", mlog)
+        self.assertIn("Redis took", mlog)   # the master saw each stall
+        self.assert_files(rows)
+        self.wait_drained()
+        self.c.check_alive()
+
+
+class TwinTest(LinkBase):
+
+    def test_same_id(self):
+        """A second worker started with the id of a live one must refuse to start (exit
+        non-zero, saying why) and leave the live one's tasks alone; a worker started with
+        the id of one that was just killed takes its place at once (its heartbeat has not
+        expired yet) and hands its predecessor's tasks back."""
+        org = self.c.start_origin(delay_ms=200)
+        self.c.start_master()
+        first = self.c.start_worker("w1", "--concurrency", "8", "--host-conns", "8")
+        self.wait_registered("w1")
+        n = 120
+        urls = [org.url("/img/%d.jpg?size=1024" % i) for i in range(n)]
+        jid = self.submit_id("--attempts", "3", self.c.write_input(urls))
+        self.wait_for("w1 to hold tasks", lambda: self.rcall("LLEN", "fp:proc:w1") > 0, 10)
+        twin = fp.Proc("worker-w1-twin", [self.c.exe("fetchpool-worker"), "--redis",
+                                          self.c.redis_srv.url, "--output", self.c.out,
+                                          "--id", "w1", "--allow-private"],
+                       self.c.dir, env=self.c.env())
+        self.c.procs.append(twin)
+        t0 = time.monotonic()
+        rc = twin.wait(15)
+        self.say("twin refused after %.1fs (exit %s)", time.monotonic() - t0, rc)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("another worker with id w1 is running", twin.tail())
+        self.assertTrue(first.alive())
+        self.wait_for("30% done", lambda: self.done(jid) >= 0.3 * n, 30)
+        first.kill(signal.SIGKILL)
+        first.wait(5)
+        self.c.workers.remove(first)
+        held = self.rcall("LLEN", "fp:proc:w1")
+        t0 = time.monotonic()
+        again = self.c.start_worker("w1", "--concurrency", "8", "--host-conns", "8")
+        self.wait_for("the new w1 to take its place", lambda: "taking its place" in
+                      self.worker_log(again), 10)
+        self.say("a new w1 took the dead one's place after %.1fs (%d tasks held)",
+                 time.monotonic() - t0, held)
+        self.wait_job(jid, 60)
+        rows = self.job_rows(jid)
+        self.assert_rows(rows, urls, "ok")
+        # Before the kill nothing was handed back: only what the dead w1 held was retried.
+        self.assertLessEqual(sum(1 for r in rows if r["attempts"] != "1"), held)
+        self.wait_drained()
+
+
 if __name__ == "__main__":
     fp.main()

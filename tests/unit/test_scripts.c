@@ -115,7 +115,8 @@ static void the_others(void **state)
     assert_int_equal(c.task_at, 5);
     arg_is(&c, 4, "fp:dead");
     fp_call_requeue(&c, "w2", "old", 3, "new", 3);
-    assert_int_equal(c.task_at, 5);
+    arg_is(&c, 5, "fp:worker:w2");
+    assert_int_equal(c.task_at, 6);
     fp_call_release(&c, "w2");
     assert_int_equal(c.argc, 5);
     assert_int_equal(c.task_at, -1);

@@ -1,0 +1,129 @@
+/* owner.c - one live worker per id (see owner.h). */
+#include "owner.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fp_keys.h"
+#include "fp_log.h"
+
+#define WATCH_MS (2 * FP_HEARTBEAT_MS + 500) /* a live owner refreshes twice meanwhile */
+#define POLL_MS  100
+
+static unsigned long pid_ns(void)
+{
+    struct stat st;
+
+    return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+static void host(char *buf, size_t len)
+{
+    if (gethostname(buf, len) != 0)
+        snprintf(buf, len, "?");
+    buf[len - 1] = '\0';
+    for (; *buf; buf++) /* the token is one word of the heartbeat, '/' its separator */
+        if (*buf == ' ' || *buf == '/' || *buf == '=')
+            *buf = '_';
+}
+
+void fp_owner_token(char *buf, size_t len)
+{
+    char h[64];
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    srandom((unsigned)(ts.tv_nsec ^ getpid()));
+    host(h, sizeof(h));
+    snprintf(buf, len, "%s/%lu/%ld/%08lx", h, pid_ns(), (long)getpid(), (unsigned long)random());
+}
+
+/* The owner token in a heartbeat value ("owner=<token> beat=<n> ..."), or "". */
+static void owner_of(const char *v, char *out, size_t len)
+{
+    const char *p = strstr(v, "owner=");
+    size_t n;
+
+    out[0] = '\0';
+    if (p == NULL)
+        return;
+    p += 6;
+    n = strcspn(p, " ");
+    if (n >= len)
+        return;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+/* The owner ran here (same host and pid namespace) and that process is gone. */
+static int gone_for_sure(const char *owner)
+{
+    char h[64], want[96];
+    unsigned long ns;
+    long pid;
+
+    host(h, sizeof(h));
+    snprintf(want, sizeof(want), "%s/", h);
+    if (strncmp(owner, want, strlen(want)) != 0 ||
+        sscanf(owner + strlen(want), "%lu/%ld/", &ns, &pid) != 2 || ns != pid_ns() || pid <= 0)
+        return 0;
+    return pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+int fp_owner_claim(redisContext *c, const char *id, const char *token)
+{
+    char key[FP_KEY_MAX], first[512], owner[FP_OWNER_MAX];
+    redisReply *r;
+    long waited;
+    int rc = 0;
+
+    (void)token;
+    fp_key_heartbeat(key, id);
+    if ((r = redisCommand(c, "GET %s", key)) == NULL)
+        return -1;
+    if (r->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return 0; /* no heartbeat: nobody runs with our id */
+    }
+    snprintf(first, sizeof(first), "%s", r->str);
+    freeReplyObject(r);
+    owner_of(first, owner, sizeof(owner));
+    if (!owner[0] || !gone_for_sure(owner)) {
+        for (waited = 0; waited < WATCH_MS; waited += POLL_MS) {
+            nap_ms(POLL_MS);
+            if ((r = redisCommand(c, "GET %s", key)) == NULL)
+                return -1;
+            if (r->type != REDIS_REPLY_STRING) { /* expired: its owner stopped */
+                freeReplyObject(r);
+                break;
+            }
+            rc = strcmp(r->str, first) != 0;
+            freeReplyObject(r);
+            if (rc) {
+                fp_error("another worker with id %s is running (owner %s: its heartbeat %s is "
+                         "refreshed); not starting: give every worker its own --id",
+                         id, owner[0] ? owner : "unknown", key);
+                return 1;
+            }
+        }
+    }
+    fp_info("the worker %s that had id %s before is gone; taking its place", owner[0] ? owner : "",
+            id);
+    if ((r = redisCommand(c, "DEL %s", key)) == NULL)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
