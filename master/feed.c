@@ -212,7 +212,8 @@ static int batch_append(fpm *m, const fpm_job *j, const batch *b, int seal)
     return ncmd + 1;
 }
 
-/* Commits the batch; on success advances the job's copy from EXEC's answers. */
+/* Commits the batch; on success advances the job's copy from EXEC's answers. 1 if another
+ * master committed first (nothing applied). */
 static int batch_commit(fpm *m, fpm_job *j, const batch *b, int seal)
 {
     redisReply *r = NULL, *x;
@@ -227,6 +228,10 @@ static int batch_commit(fpm *m, fpm_job *j, const batch *b, int seal)
             freeReplyObject(r);
         if ((r = fpm_redis_reply(m)) == NULL)
             return FPM_LOST;
+    }
+    if (r->type == REDIS_REPLY_NIL) { /* another master fed this job since our WATCH */
+        freeReplyObject(r);
+        return 1;
     }
     if (fpm_redis_failed(m, r, "feeding a batch") || r->type != REDIS_REPLY_ARRAY) {
         m->resync = 1; /* what got applied is unknown: reload from Redis */
@@ -270,6 +275,47 @@ static int seal_job(fpm *m, fpm_job *j)
     return 0;
 }
 
+static int unwatch(fpm *m)
+{
+    redisReply *r = fpm_redis_cmd(m, "UNWATCH");
+
+    if (r == NULL)
+        return FPM_LOST;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* WATCH the job's input, then read fed, total and sealed again. 1: nothing to feed (sealed
+ * meanwhile, or an error, logged), 0: go on, FPM_LOST. */
+static int watch_job(fpm *m, fpm_job *j, const char *in)
+{
+    char meta[FP_KEY_MAX];
+    redisReply *r;
+    int rc = 0;
+
+    if ((r = fpm_redis_cmd(m, "WATCH %s", in)) == NULL)
+        return FPM_LOST;
+    freeReplyObject(r);
+    fp_key_job(meta, j->id, FP_JOB_META);
+    if ((r = fpm_redis_cmd(m, "HMGET %s fed total sealed", meta)) == NULL)
+        return FPM_LOST;
+    if (fpm_redis_failed(m, r, "reading a job") || r->type != REDIS_REPLY_ARRAY ||
+        r->elements != 3) {
+        rc = 1;
+    } else {
+        j->fed = fpm_reply_u64(r->element[0], j->fed);
+        j->total = fpm_reply_u64(r->element[1], j->total);
+        if (fpm_reply_u64(r->element[2], 0) == 1) {
+            j->sealed = 1; /* the other master sealed it */
+            rc = 1;
+        }
+    }
+    freeReplyObject(r);
+    if (rc == 1 && unwatch(m) != 0)
+        return FPM_LOST;
+    return rc;
+}
+
 /* Feeds one batch of at most limit lines of job j. Returns the tasks queued or FPM_LOST;
  * *acted is set when the job moved on (lines consumed or sealed). */
 static int feed_job(fpm *m, fpm_job *j, long limit, int *acted)
@@ -280,15 +326,23 @@ static int feed_job(fpm *m, fpm_job *j, long limit, int *acted)
     int seal, rc;
 
     fp_key_job(in, j->id, FP_JOB_IN);
+    /* Another master on the same Redis may feed this job too: the input list changes only
+     * with fed and total, in one MULTI, so WATCHing it makes a batch read here and committed
+     * there one step; if the other master committed first, EXEC does nothing. Our copy of
+     * fed and total is read again under the WATCH. */
+    if ((rc = watch_job(m, j, in)) != 0)
+        return rc < 0 ? rc : 0;
     r = fpm_redis_cmd(m, "LRANGE %s 0 %ld", in, limit - 1);
     if (r == NULL)
         return FPM_LOST;
     if (fpm_redis_failed(m, r, "reading job input") || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
-        return 0;
+        return unwatch(m);
     }
     if (r->elements == 0) {
         freeReplyObject(r);
+        if ((rc = unwatch(m)) != 0)
+            return rc;
         rc = seal_job(m, j);
         *acted = j->sealed;
         return rc;
@@ -299,7 +353,11 @@ static int feed_job(fpm *m, fpm_job *j, long limit, int *acted)
     /* A short batch took the rest of the list: if that was the last line, seal now. */
     seal = b.consumed < (uint64_t)limit && j->fed + b.consumed >= j->lines;
     rc = batch_commit(m, j, &b, seal);
-    if (rc == 0 && !m->resync && m->errors == 0) {
+    if (rc == 1) {
+        fp_debug("job %" PRIu64 ": another master fed this batch first", j->id);
+        *acted = 1;
+        rc = 0;
+    } else if (rc == 0 && !m->resync && m->errors == 0) {
         *acted = 1;
         rc = (int)b.ntasks;
         fp_debug("job %" PRIu64 ": fed %" PRIu64 "/%" PRIu64 " lines, %zu tasks, %zu invalid",

@@ -289,5 +289,36 @@ class TwinTest(LinkBase):
         self.wait_drained()
 
 
+class TwoMastersTest(LinkBase):
+
+    def test_two_masters(self):
+        """Two masters on one Redis, both feeding the same job of 5,000 lines in batches
+        of 50 (the second starts while the first feeds, so both hold the job): every line
+        gets exactly one result, in its slot, with its own line number and URL."""
+        n = 1500 if fp.sanitized(self.c.bin) else 5000
+        nginx = self.c.start_nginx()
+        files = fp.make_jpegs(nginx.root, 50, size=512)
+        args = ("--queue-depth", "100", "--feed-batch", "50")
+        self.c.start_master(*args)
+        first = self.c.master
+        for w in ("w1", "w2"):
+            self.c.start_worker(w, "--concurrency", "32", "--host-conns", "32")
+        self.c.wait_workers_registered(2)
+        urls = [nginx.url("%s?line=%d" % (files[i % len(files)][0], i + 1)) for i in range(n)]
+        jid = self.submit_id(self.c.write_input(urls))
+        self.wait_for("feeding to start", lambda: int(
+            self.rcall("HGET", "fp:job:%s" % jid, "fed") or 0) > 0, 10)
+        second = self.c.start_master(*args, name="master-2")
+        took = self.wait_job(jid, 90)
+        self.say("two masters: %d lines done %.1fs after the second started", n, took)
+        rows = self.job_rows(jid)
+        self.assert_rows(rows, urls, "ok")
+        meta = self.rcall("HGETALL", "fp:job:%s" % jid)
+        meta = dict(zip(meta[0::2], meta[1::2]))
+        self.assertEqual((meta["fed"], meta["total"], meta["done"]), (str(n),) * 3, meta)
+        self.assertTrue(first.alive() and second.alive())
+        self.wait_drained()
+
+
 if __name__ == "__main__":
     fp.main()
