@@ -111,7 +111,7 @@ class HalfOpenTest(LinkBase):
         self.assertIn("no reply", log)
 
         # Phase 2: command connection, then the master's, half-open mid-job.
-        n2 = 500
+        n2 = 300
         urls2 = [org.url("/img/%d.jpg?size=2048&b=1" % i) for i in range(n2)]
         jid2 = self.submit_id("--attempts", "1", self.c.write_input(urls2, "b.txt"))
         self.wait_for("20% done", lambda: self.done(jid2) >= 0.2 * n2, 30)
