@@ -28,7 +28,8 @@
 #   bench    demo + scripts/bench: nginx with the echo module, curl, wget2, aiohttp, time,
 #            and for its scenarios in tests/world.py: dnsmasq, ip, unshare, openssl, h2
 #   docker   a docker daemon and debootstrap (seeds debian:bookworm-slim without a registry)
-#   compose  docker + docker-compose, and python3 for scripts/test-compose's checks
+#   compose  docker + docker-compose, python3 for scripts/test-compose's checks, and
+#            openssl for its test CA (Redis published over TLS)
 #
 # Messages go through the caller's log() if it has one. FP_APT_LOG=FILE sends apt's
 # output to FILE instead of stdout.
@@ -59,7 +60,7 @@ fp_packages() {
         ;;
     compose)
         fp_packages docker
-        echo docker-compose python3
+        echo docker-compose python3 openssl
         ;;
     *)
         echo "packages.sh: no package group '$1'" >&2
