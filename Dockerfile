@@ -30,7 +30,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
-        libcurl4-openssl-dev libuv1-dev libhiredis-dev libssl-dev \
+        libcurl4-openssl-dev libuv1-dev libhiredis-dev libssl-dev libmicrohttpd-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Everything the build needs; .dockerignore keeps out .git, build trees and tests.
@@ -43,7 +43,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DFP_TESTS=OFF \
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libcurl4 libuv1 libhiredis0.14 libssl3 ca-certificates tini \
+        libcurl4 libuv1 libhiredis0.14 libssl3 libmicrohttpd12 ca-certificates tini \
     && rm -rf /var/lib/apt/lists/*
 # Same user as the client stage. /data/images is created here, owned by that user, so a
 # fresh named volume mounted there inherits the ownership and the worker can write to it.
