@@ -288,6 +288,59 @@ class WorldTest(unittest.TestCase):
             self.assertNotIn(secret, open(p.log_path, errors="replace").read(), p.name)
 
 
+    # -- politeness (issue 15) ----------------------------------------------------------
+
+    def timed_job(self, urls, nfast, slow, *args):
+        """Submits urls and watches the job: returns (seconds until nfast results that are
+        not the slow origin's were in, seconds until the job was done)."""
+        t0, fast_done = time.monotonic(), None
+        sub = self.c.submit_async("--quiet", *args,
+                                  self.c.write_input(urls, "u%d.txt" % time.monotonic_ns()))
+        jid = int(sub.popen.stdout.readline())  # without --wait: the id, then exit 0
+        while time.monotonic() - t0 < 120:
+            done, state, failed = self.c.redis().call("HMGET", "fp:job:%d" % jid, "done",
+                                                      "state", "failed")
+            slow_seen = W.origin_stats(slow)["total"] if slow else 0
+            if fast_done is None and int(done or 0) - slow_seen >= nfast:
+                fast_done = time.monotonic() - t0
+            if state == "done":
+                break
+            time.sleep(0.02)
+        whole = time.monotonic() - t0
+        self.check(sub.wait(30) == 0 and state == "done" and failed in (None, "0"),
+                   "job %d: state %s, %s failed" % (jid, state, failed))
+        return fast_done, whole
+
+    def test_slow_host_does_not_hold_back_the_others(self):
+        """No head-of-line blocking: a job capped at 2 requests/s per host mixes 20 URLs of
+        one host (10 s at that rate) into 1,000 hosts of one URL each. The fast hosts' URLs
+        finish about as soon as in the same job without the slow host (both printed; the
+        check is a generous 2x + 2 s, the machine being shared), while the slow host sees
+        no second with more than 2 requests plus its bucket of 1."""
+        slow = W.add_origin("127.0.2.10", "slow.origin.test")
+        nfast = 300 if fp.sanitized() else 1000
+        fast = ["http://h%d.img.test/%s" % (k, fname(k)) for k in range(nfast)]
+        mixed = list(fast)
+        for i in range(20):
+            mixed.insert(i * (nfast // 20) + i, slow + "/img/%d.jpg?size=1024" % i)
+        self.start(2, "--concurrency", "64")
+        caps = ("--host-rate", "2", "--host-conns", "0")
+        self.run_job(fast)  # warms both workers' DNS caches, so the two timed jobs compare
+        alone, _ = self.timed_job(fast, nfast, None, *caps)
+        fast_done, whole = self.timed_job(mixed, nfast, slow, *caps)
+        per_s = {}
+        for t, _ in W.origin_stats(slow)["log"]:
+            per_s[int(t)] = per_s.get(int(t), 0) + 1
+        sys.stderr.write("  fast hosts alone %.2f s; in the mixed job %.2f s (%.2fx); the "
+                         "whole mixed job %.1f s; slow host per second: %s\n" % (
+                             alone, fast_done or -1, (fast_done or 0) / alone, whole,
+                             [per_s[k] for k in sorted(per_s)]))
+        self.assertIsNotNone(fast_done)
+        self.assertLess(fast_done, 2 * alone + 2)
+        self.assertGreater(whole, 8)  # the slow host really was held to 2/s
+        self.assertLessEqual(max(per_s.values()), 3, per_s)
+        self.stop_all()
+
 if __name__ == "__main__":
     world.enter()
     fp.main()
