@@ -295,6 +295,12 @@ const char fp_script_requeue[] =
                 "redis.call('LPUSH', KEYS[2], ARGV[2])\n"
                 "return 1\n";
 
+const char fp_script_give_back[] =
+    FP_LUA_TASK "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
+                "fp_release(fp_worker_of(KEYS[1]), ARGV[1])\n"
+                "redis.call('LPUSH', KEYS[2], ARGV[1])\n"
+                "return 1\n";
+
 const char fp_script_forget[] =
     "if redis.call('LLEN', KEYS[1]) > 0 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
     "redis.call('SREM', KEYS[3], ARGV[1])\n"
@@ -502,6 +508,14 @@ void fp_call_requeue(fp_call *c, const char *worker, const char *task, size_t ta
     add_str(c, fp_key_heartbeat(room(c), worker));
     add_task(c, task, task_len);
     add(c, next, next_len);
+}
+
+void fp_call_give_back(fp_call *c, const char *worker, const char *task, size_t task_len)
+{
+    start(c, fp_script_give_back, 2);
+    add_str(c, fp_key_proc(room(c), worker));
+    add_str(c, FP_KEY_TASKS);
+    add_task(c, task, task_len);
 }
 
 void fp_call_now(fp_call *c)

@@ -85,6 +85,12 @@ extern const char fp_script_abandon[];
  * ARGV: task record, task record with the attempt raised. */
 extern const char fp_script_requeue[];
 
+/* A live worker that will not run a task it took (its output folder cannot take files)
+ * moves it back to the head of the queue as it is, no attempt spent, giving its host
+ * lease back. Returns 1 if moved, 0 if it had left the list. KEYS: fp:proc:<worker>,
+ * fp:tasks. ARGV: task record. */
+extern const char fp_script_give_back[];
+
 /* Reaper: drop a worker from fp:workers once its processing list is empty and its
  * heartbeat is gone. KEYS: fp:proc:<worker>, fp:worker:<worker>, fp:workers.
  * ARGV: worker id. */
@@ -151,6 +157,7 @@ void fp_call_abandon(fp_call *c, const char *worker, const char *task, size_t ta
                      const char *status);
 void fp_call_requeue(fp_call *c, const char *worker, const char *task, size_t task_len,
                      const char *next, size_t next_len);
+void fp_call_give_back(fp_call *c, const char *worker, const char *task, size_t task_len);
 void fp_call_forget(fp_call *c, const char *worker);
 void fp_call_now(fp_call *c);
 

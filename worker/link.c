@@ -319,6 +319,14 @@ void fp_link_retry(fp_link *q, uint64_t job, const char *raw, size_t rawlen, con
     push_call(q, &call, FP_CMD_RETRY);
 }
 
+void fp_link_give_back(fp_link *q, const char *raw, size_t rawlen)
+{
+    static fp_call call;
+
+    fp_call_give_back(&call, q->conf->id, raw, rawlen);
+    push_call(q, &call, FP_CMD_RETRY); /* refused for good: abandoned as a retry would be */
+}
+
 void fp_link_bury(fp_link *q, const char *raw, size_t rawlen)
 {
     static fp_call call;
@@ -331,16 +339,17 @@ void fp_link_bury(fp_link *q, const char *raw, size_t rawlen)
 
 static void send_heartbeat(fp_link *q)
 {
-    char v[160 + FP_OWNER_MAX];
+    char v[200 + FP_OWNER_MAX];
 
     if (!q->cmd.up)
         return;
     /* owner= and beat= first: a twin starting with our id sees the beats (owner.h). */
     snprintf(v, sizeof(v),
              "owner=%s beat=%" PRIu64 " inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64
-             " retried=%" PRIu64 " bytes=%" PRIu64,
+             " retried=%" PRIu64 " bytes=%" PRIu64 "%s%s",
              q->owner, ++q->beats, q->stats->inflight, q->stats->done, q->stats->failed,
-             q->stats->retried, q->stats->bytes);
+             q->stats->retried, q->stats->bytes, q->stats->paused ? " paused=" : "",
+             q->stats->paused ? q->stats->paused : "");
     redisAsyncCommand(q->cmd.ac, NULL, NULL, "SET %s %s PX %d", q->hb_key, v, FP_HEARTBEAT_TTL_MS);
     redisAsyncCommand(q->cmd.ac, NULL, NULL, "SADD %s %s", FP_KEY_WORKERS, q->conf->id);
 }

@@ -31,6 +31,7 @@ typedef void (*fp_link_closed_cb)(void *arg);
 /* The worker's counters (worker.c owns and updates them; the heartbeat reports them). */
 typedef struct fp_counters {
     uint64_t inflight, done, failed, retried, bytes;
+    const char *paused; /* why the worker takes no tasks (its output is unwritable), or NULL */
 } fp_counters;
 
 /* Checks Redis is reachable (synchronously, so a bad address fails at start), hands back
@@ -51,6 +52,9 @@ void fp_link_finish(fp_link *q, const fp_finish *f);
  * none) are what the host answered, for its backpressure. */
 void fp_link_retry(fp_link *q, uint64_t job, const char *raw, size_t rawlen, const char *next,
                    size_t nextlen, long delay_ms, const char *status, long retry_after_s);
+/* Hands a task back to the head of the queue as it is (no attempt spent): a task this
+ * worker took but will not run (its output cannot take files). */
+void fp_link_give_back(fp_link *q, const char *raw, size_t rawlen);
 /* Moves an undecodable record from the processing list to the dead-letter list. */
 void fp_link_bury(fp_link *q, const char *raw, size_t rawlen);
 

@@ -295,3 +295,45 @@ err:
     fp_body_discard(b);
     return rc;
 }
+
+fp_reason fp_store_unwritable(int err)
+{
+    switch (-err) {
+    case ENOSPC:
+    case EDQUOT: return FP_R_DISK_FULL;
+    case EROFS:
+    case EIO:
+    case EACCES:
+    case EPERM: return FP_R_IO;
+    default: return FP_OK;
+    }
+}
+
+fp_reason fp_store_reason(int err)
+{
+    return fp_store_unwritable(err) == FP_R_DISK_FULL ? FP_R_DISK_FULL : FP_R_IO;
+}
+
+int fp_store_probe(fp_store *s)
+{
+    static const char zeros[FP_BODY_MEM];
+    char path[PATH_MAX];
+    int fd, rc;
+
+    /* Room for one body kept in memory, and an inode: what the next task needs. */
+    fd = open(s->tmpdir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    path[0] = '\0';
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        if (snprintf(path, sizeof(path), "%s/%s.probe.part", s->tmpdir, s->id) >= (int)sizeof(path))
+            return -ENAMETOOLONG;
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }
+    if (fd < 0)
+        return -errno;
+    rc = write_all(fd, zeros, sizeof(zeros));
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (path[0])
+        unlink(path);
+    return rc;
+}

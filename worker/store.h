@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fp_record.h"
+
 #define FP_BODY_MEM     (64 * 1024)
 #define FP_STORE_RECENT 4096
 
@@ -62,5 +64,19 @@ int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, cha
 int fp_body_digest(fp_body *b, char *sha);
 /* Forgets the body, removing its temp file if any. */
 void fp_body_discard(fp_body *b);
+
+/* Unwritable outputs. An error of the calls above (-errno) that says the output cannot
+ * take files for now, whatever the body: full (ENOSPC, EDQUOT: bytes or inodes), read-only
+ * (EROFS), failing (EIO) or not ours to write (EACCES, EPERM). Returns the reason a task
+ * would fail with (FP_R_DISK_FULL or FP_R_IO), or FP_OK for an error of this body only.
+ * The worker pauses on such an error (pause.h) instead of failing tasks, and asks
+ * fp_store_probe when to go on; any other output (an object store) can answer the same
+ * two questions. */
+fp_reason fp_store_unwritable(int err);
+/* The reason for any storing error: disk_full for a full disk, io_error otherwise. */
+fp_reason fp_store_reason(int err);
+/* Writes and drops a file of FP_BODY_MEM bytes where bodies go: 0 if the output takes
+ * files again, else -errno. Costs a few syscalls; called only while paused. */
+int fp_store_probe(fp_store *s);
 
 #endif

@@ -1,4 +1,6 @@
-/* worker.c - scheduling of tasks onto transfer slots, results, retries and the drain. */
+/* worker.c - scheduling of tasks onto transfer slots, results, retries and the drain.
+ * Its state is in worker_int.h; the tasks held while the output folder cannot take files
+ * are hold.c's. */
 #include "worker.h"
 
 #include <curl/curl.h>
@@ -10,70 +12,17 @@
 #include <uv.h>
 
 #include "classify.h"
-#include "curl_uv.h"
 #include "fp_log.h"
 #include "fp_polite.h"
 #include "fp_stats.h"
 #include "fp_text.h"
-#include "hosts.h"
-#include "link.h"
-#include "s3.h"
-#include "store.h"
-#include "xfer.h"
+#include "worker_int.h"
 
 /* Recovered tasks (their worker died) held at once: few, so a task that kills workers
  * takes few innocent ones along when it strikes again. */
 #define RECOVERED_MAX 4
 
-typedef struct fp_worker {
-    uv_loop_t *loop;
-    const fp_conf *conf;
-    fp_store store;
-    fp_curl_uv *curl;
-    fp_s3 *s3;  /* with S3 output */
-    int paused; /* the object store is down: take and start nothing */
-    fp_link *link;
-    fp_counters counters; /* reported by the heartbeat */
-    fp_hosts hosts;
-    struct slot **slots; /* every slot ever made, for the final cleanup */
-    int nslots;
-    struct slot *free_slots;
-    int inflight;
-    int recovered; /* recovered tasks held (running or waiting) */
-    int draining, link_closing;
-    uv_signal_t sigterm, sigint;
-    uv_timer_t grace;
-    const char *crash_on; /* test-only: abort() on a URL containing this */
-    int exit_code;
-} fp_worker;
-
-static void schedule(fp_worker *w);
-
-/* Slots -----------------------------------------------------------------------------
- * A slot holds one task of this worker, waiting for its host or in flight, and the
- * transfer that runs it. The scheduling state is the worker's; hosts.c counts each
- * host's transfers itself. With S3 output a slot stays in flight (and counted against
- * --concurrency) while its body uploads: that bounds the bodies waiting for the store. */
-
-/* The upload of a slot's body and the result it completes. */
-typedef struct upload {
-    fp_s3_put put; /* first: what s3.c hands back is the upload */
-    fp_result r;
-    struct slot *owner;
-} upload;
-
-typedef struct slot {
-    fp_hosts_item item; /* first: what hosts.c hands back is the slot */
-    struct slot *next_free;
-    fp_xfer *x;
-    char *raw; /* the task record as taken from Redis */
-    size_t rawlen, rawcap;
-    int held;      /* holds a task (waiting or running) */
-    int active;    /* its transfer is on the multi handle */
-    int recovered; /* counted in w->recovered */
-    int uploading; /* its body is being uploaded (s3.c); still counted in w->inflight */
-    upload *up;    /* with S3 output */
-} slot;
+/* Slots (their struct: worker_int.h) ---------------------------------------------- */
 
 static slot *slot_get(fp_worker *w)
 {
@@ -102,12 +51,13 @@ static slot *slot_get(fp_worker *w)
     return s;
 }
 
-static void slot_put(fp_worker *w, slot *s)
+void fp_wk_slot_put(fp_worker *w, slot *s)
 {
     if (s->recovered)
         w->recovered--;
     s->recovered = 0;
     s->held = 0;
+    s->wait.since = 0;
     s->next_free = w->free_slots;
     w->free_slots = s;
 }
@@ -128,8 +78,8 @@ static int slot_set_raw(slot *s, const char *raw, size_t len)
     return 0;
 }
 
-/* A slot that fp_hosts_next started is done with: the one place that undoes start(). */
-static void slot_end(fp_worker *w, slot *s)
+/* A slot that fp_hosts_next started has stopped: the one place that undoes start(). */
+static void slot_stop(fp_worker *w, slot *s)
 {
     if (s->active) {
         fp_curl_uv_remove(w->curl, s->x->easy);
@@ -138,12 +88,18 @@ static void slot_end(fp_worker *w, slot *s)
         w->counters.inflight = (uint64_t)w->inflight;
     }
     fp_hosts_end(&w->hosts, &s->item);
-    slot_put(w, s);
+}
+
+/* ... and is done with its task. */
+static void slot_end(fp_worker *w, slot *s)
+{
+    slot_stop(w, s);
+    fp_wk_slot_put(w, s);
 }
 
 /* Asking for tasks ------------------------------------------------------------------ */
 
-static void top_up(fp_worker *w)
+void fp_wk_top_up(fp_worker *w)
 {
     int cap = w->conf->concurrency, prefetch = cap / 2 > 1 ? cap / 2 : 1;
     int want = cap + prefetch - w->inflight - w->hosts.waiting;
@@ -151,7 +107,7 @@ static void top_up(fp_worker *w)
 
     if (w->draining)
         return;
-    if (w->paused) {
+    if (fp_wk_paused(w)) {
         fp_link_want(w->link, 0, 0);
         return;
     }
@@ -164,7 +120,7 @@ static void top_up(fp_worker *w)
 
 /* Results --------------------------------------------------------------------------- */
 
-static void report(fp_worker *w, slot *s, fp_reason reason, fp_result *r)
+void fp_wk_report(fp_worker *w, slot *s, fp_reason reason, fp_result *r)
 {
     fp_xfer *x = s->x;
     fp_counters *st = &w->counters;
@@ -233,11 +189,11 @@ static void upload_end(fp_worker *w, slot *s, fp_reason reason, const char *err)
         fp_sanitize(r->error, sizeof(r->error), err, strlen(err));
     }
     fp_body_discard(&s->x->body);
-    report(w, s, reason, r);
+    fp_wk_report(w, s, reason, r);
     s->uploading = 0;
     w->inflight--;
     w->counters.inflight = (uint64_t)w->inflight;
-    slot_put(w, s);
+    fp_wk_slot_put(w, s);
 }
 
 static void upload_done_cb(void *arg, fp_s3_put *p)
@@ -253,10 +209,11 @@ static void pause_cb(void *arg, int paused)
     fp_worker *w = arg;
 
     w->paused = paused;
+    w->counters.paused = paused ? "store_unavailable" : w->pause.shown;
     if (paused)
         fp_link_want(w->link, 0, 0);
     else
-        schedule(w);
+        fp_wk_schedule(w);
 }
 
 /* The download of s is done and good: leave the transfer and upload the body. */
@@ -296,8 +253,11 @@ static void done_cb(void *arg, CURL *easy, CURLcode rc)
     reason = fp_xfer_result(s->x, rc, r); /* reads the handle before slot_end removes it */
     if (reason == FP_OK && w->s3) {
         upload_start(w, s);
+    } else if (s->x->store_err && fp_store_unwritable(s->x->store_err) != FP_OK) {
+        slot_stop(w, s);
+        fp_hold(w, s, reason, r); /* waits for room in the output folder (hold.c) */
     } else {
-        report(w, s, reason, r);
+        fp_wk_report(w, s, reason, r);
         slot_end(w, s);
     }
     after_done(w);
@@ -308,11 +268,11 @@ static void after_done(fp_worker *w)
     if (w->draining) {
         if (w->inflight == 0 && !w->link_closing) {
             uv_timer_stop(&w->grace);
-            schedule(w); /* closes the link to Redis */
+            fp_wk_schedule(w); /* closes the link to Redis */
         }
         return;
     }
-    schedule(w);
+    fp_wk_schedule(w);
 }
 
 /* Starting transfers ---------------------------------------------------------------- */
@@ -329,13 +289,13 @@ static void start(fp_worker *w, slot *s)
     }
     fp_error("cannot start a transfer for %s", s->x->shown);
     fp_xfer_result(s->x, CURLE_OUT_OF_MEMORY, &r);
-    report(w, s, FP_R_INTERNAL, &r);
+    fp_wk_report(w, s, FP_R_INTERNAL, &r);
     slot_end(w, s);
 }
 
 static void close_all(fp_worker *w);
 
-static void schedule(fp_worker *w)
+void fp_wk_schedule(fp_worker *w)
 {
     fp_hosts_item *it;
 
@@ -344,10 +304,10 @@ static void schedule(fp_worker *w)
             close_all(w);
         return;
     }
-    while (!w->paused && w->inflight < w->conf->concurrency &&
+    while (!fp_wk_paused(w) && w->inflight < w->conf->concurrency &&
            (it = fp_hosts_next(&w->hosts)) != NULL)
         start(w, (slot *)it);
-    top_up(w);
+    fp_wk_top_up(w);
 }
 
 /* A task whose host was given up for its job (the take script said so): its result
@@ -410,17 +370,21 @@ static void task_cb(void *arg, const char *raw, size_t len, int unavailable)
         fp_error("test hook FETCHPOOL_TEST_CRASH_URL matched %s: crashing", t.url);
         abort();
     }
+    if (fp_pause_on(&w->pause)) { /* taken just before the output folder filled up */
+        fp_link_give_back(w->link, raw, len);
+        return;
+    }
     if ((s = slot_get(w)) == NULL || slot_set_raw(s, raw, len) != 0) {
         /* Out of memory: leave the task in the processing list for the reaper. */
         fp_error("out of memory taking a task");
         if (s)
-            slot_put(w, s);
+            fp_wk_slot_put(w, s);
         return;
     }
     fp_xfer_set_task(s->x, &t);
     if (fp_hosts_wait(&w->hosts, &s->item, t.url) != 0) {
         fp_error("out of memory taking a task");
-        slot_put(w, s);
+        fp_wk_slot_put(w, s);
         return;
     }
     s->held = 1;
@@ -428,7 +392,7 @@ static void task_cb(void *arg, const char *raw, size_t len, int unavailable)
         s->recovered = 1;
         w->recovered++;
     }
-    schedule(w);
+    fp_wk_schedule(w);
 }
 
 /* Linear in the slots; runs only after a lost Redis connection. */
@@ -459,6 +423,7 @@ static void curl_closed_cb(void *arg)
     uv_close((uv_handle_t *)&w->sigterm, handle_closed_cb);
     uv_close((uv_handle_t *)&w->sigint, handle_closed_cb);
     uv_close((uv_handle_t *)&w->grace, handle_closed_cb);
+    fp_pause_close(&w->pause, handle_closed_cb);
     /* Closing the handles restored the default action; a late signal must not turn a
      * clean exit into a kill. */
     signal(SIGTERM, SIG_IGN);
@@ -496,9 +461,10 @@ static void close_all(fp_worker *w)
     fp_hosts_item *it;
 
     w->link_closing = 1;
+    fp_hold_drop(w);
     /* Tasks that never started stay in the processing list; the link hands them back. */
     while ((it = fp_hosts_drop_waiting(&w->hosts)) != NULL)
-        slot_put(w, (slot *)it);
+        fp_wk_slot_put(w, (slot *)it);
     fp_info("drained; handing back unfinished tasks and closing");
     fp_link_shutdown(w->link, 5000, link_closed_cb, w);
 }
@@ -516,7 +482,7 @@ static void abort_transfers(fp_worker *w)
             s->uploading = 0;
             w->inflight--;
             w->counters.inflight = (uint64_t)w->inflight;
-            slot_put(w, s);
+            fp_wk_slot_put(w, s);
             continue;
         }
         if (!s->active)
@@ -532,7 +498,7 @@ static void grace_cb(uv_timer_t *t)
 
     fp_warn("grace period over with %d transfers in flight: handing them back", w->inflight);
     abort_transfers(w);
-    schedule(w);
+    fp_wk_schedule(w);
 }
 
 static void signal_cb(uv_signal_t *s, int signum)
@@ -545,7 +511,7 @@ static void signal_cb(uv_signal_t *s, int signum)
         fp_warn("second signal: handing back %d transfers now", w->inflight);
         uv_timer_stop(&w->grace);
         abort_transfers(w);
-        schedule(w);
+        fp_wk_schedule(w);
         return;
     }
     fp_info("%s: draining (%d transfers in flight, up to %.1f s)", strsignal(signum), w->inflight,
@@ -553,7 +519,7 @@ static void signal_cb(uv_signal_t *s, int signum)
     w->draining = 1;
     fp_link_want(w->link, 0, 0);
     uv_timer_start(&w->grace, grace_cb, (uint64_t)w->conf->grace_ms, 0);
-    schedule(w);
+    fp_wk_schedule(w);
 }
 
 int fp_worker_run(const fp_conf *conf)
@@ -604,13 +570,17 @@ int fp_worker_run(const fp_conf *conf)
     uv_signal_init(w.loop, &w.sigterm);
     uv_signal_init(w.loop, &w.sigint);
     uv_timer_init(w.loop, &w.grace);
+    /* Test hook: probe a full output folder more often than every 2 s. */
+    fp_pause_init(&w.pause, w.loop, conf->store_wait_ms,
+                  getenv("FETCHPOOL_TEST_PROBE_MS") ? atol(getenv("FETCHPOOL_TEST_PROBE_MS")) : 0,
+                  &fp_hold_ops, &w);
     w.sigterm.data = w.sigint.data = w.grace.data = &w;
     uv_signal_start(&w.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&w.sigint, signal_cb, SIGINT);
     fp_info("worker %s: redis %s:%d, output %s, concurrency %d, %d per host, %d idle%s", conf->id,
             conf->redis.host, conf->redis.port, conf->output, conf->concurrency, conf->host_conns,
             conf->idle_conns, conf->allow_private ? ", private addresses allowed" : "");
-    top_up(&w);
+    fp_wk_top_up(&w);
 
     uv_run(w.loop, UV_RUN_DEFAULT);
 

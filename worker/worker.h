@@ -2,7 +2,8 @@
  *
  * Owns the loop's pieces: the link to Redis (link.h), the libcurl multi driver
  * (curl_uv.h), the slots that hold tasks and their transfers (xfer.h) under per-host limits
- * (hosts.h), the counters the heartbeat reports, and the store (store.h). SIGTERM/SIGINT start a
+ * (hosts.h), the counters the heartbeat reports, the store (store.h) and the pause while it
+ * cannot take files (pause.h). SIGTERM/SIGINT start a
  * graceful drain: no new tasks, transfers in flight may finish within the grace period, the rest go
  * back to the queue; a second signal hands back at once. */
 #ifndef FP_WORKER_H

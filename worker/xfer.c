@@ -52,8 +52,9 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
         }
     }
     if ((rc = fp_body_append(x->store, &x->body, data, n)) != 0) {
-        x->abort_reason = (rc == -ENOSPC || rc == -EDQUOT) ? FP_R_DISK_FULL : FP_R_IO;
+        x->abort_reason = fp_store_reason(rc);
         x->abort_errno = -rc;
+        x->store_err = rc;
         return 0;
     }
     return n;
@@ -240,6 +241,7 @@ int fp_xfer_begin(fp_xfer *x)
     x->type = FP_IMG_UNKNOWN;
     x->abort_reason = FP_OK;
     x->abort_errno = 0;
+    x->store_err = 0;
     x->code_checked = x->discard = x->optout = 0;
     x->retry_after_s = -1;
     x->blocked = NULL;
@@ -276,13 +278,10 @@ static uint64_t info_us(CURL *e, CURLINFO what)
     return v > 0 ? (uint64_t)v : 0;
 }
 
-fp_reason fp_xfer_result(fp_xfer *x, CURLcode rc, fp_result *r)
+/* What every result of the transfer says, whatever its outcome. */
+static void fill(fp_xfer *x, fp_result *r, long *code)
 {
-    char err[FP_ERROR_MAX + 1] = "";
     const char *ctype = NULL;
-    long code = 0;
-    fp_reason reason;
-    int src;
 
     memset(r, 0, offsetof(fp_result, url));
     r->job = x->task.job;
@@ -293,16 +292,26 @@ fp_reason fp_xfer_result(fp_xfer *x, CURLcode rc, fp_result *r)
     snprintf(r->url, sizeof(r->url), "%s", x->shown);
     r->error[0] = '\0';
 
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    *code = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, code);
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ctype);
-    r->http_code = (code > 0 && code < 1000) ? (uint32_t)code : 0;
+    r->http_code = (*code > 0 && *code < 1000) ? (uint32_t)*code : 0;
     r->total_us = info_us(x->easy, CURLINFO_TOTAL_TIME_T);
     r->dns_us = info_us(x->easy, CURLINFO_NAMELOOKUP_TIME_T);
     r->connect_us = info_us(x->easy, CURLINFO_CONNECT_TIME_T);
     r->ttfb_us = info_us(x->easy, CURLINFO_STARTTRANSFER_TIME_T);
     if (ctype)
         fp_sanitize(r->content_type, sizeof(r->content_type), ctype, strlen(ctype));
+}
 
+fp_reason fp_xfer_result(fp_xfer *x, CURLcode rc, fp_result *r)
+{
+    char err[FP_ERROR_MAX + 1] = "";
+    long code;
+    fp_reason reason;
+    int src;
+
+    fill(x, r, &code);
     reason = classify(x, rc, err, sizeof(err));
     if (reason != FP_OK)
         fp_debug("%s: libcurl code %d (%s)", x->shown, (int)rc, x->errbuf);
@@ -329,7 +338,8 @@ fp_reason fp_xfer_result(fp_xfer *x, CURLcode rc, fp_result *r)
         r->bytes = x->body.bytes;
         src = fp_store_commit(x->store, &x->body, fp_sniff_ext(x->type), r->path, r->sha256);
         if (src != 0) {
-            reason = (src == -ENOSPC || src == -EDQUOT) ? FP_R_DISK_FULL : FP_R_IO;
+            reason = fp_store_reason(src);
+            x->store_err = src;
             snprintf(err, sizeof(err), "storing: %s", strerror(-src));
             r->path[0] = r->sha256[0] = '\0';
         }
@@ -348,6 +358,19 @@ fp_reason fp_xfer_result(fp_xfer *x, CURLcode rc, fp_result *r)
         else
             snprintf(err, sizeof(err), "%s", fp_reason_str(reason));
     }
+    fp_sanitize(r->error, sizeof(r->error), err, strlen(err));
+    return reason;
+}
+
+fp_reason fp_xfer_store_failed(fp_xfer *x, const char *note, fp_result *r)
+{
+    char err[FP_ERROR_MAX + 1];
+    fp_reason reason = fp_store_reason(x->store_err);
+    long code;
+
+    fill(x, r, &code);
+    fp_reason_format(reason, r->http_code, r->status, sizeof(r->status));
+    snprintf(err, sizeof(err), "storing: %s (%s)", strerror(-x->store_err), note);
     fp_sanitize(r->error, sizeof(r->error), err, strlen(err));
     return reason;
 }

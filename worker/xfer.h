@@ -29,6 +29,7 @@ typedef struct fp_xfer {
     fp_image_type type;
     fp_reason abort_reason; /* why the write callback stopped the transfer */
     int abort_errno;
+    int store_err; /* the store's -errno if the last result failed storing, else 0 */
     int code_checked, discard, optout;
     long retry_after_s;  /* -1 if none */
     const char *blocked; /* range the SSRF guard refused, or NULL */
@@ -46,5 +47,9 @@ int fp_xfer_begin(fp_xfer *x);
 /* Fills r from the finished transfer (before the handle is removed from the multi) and
  * stores the file of a good image. Returns the reason (FP_OK on success). */
 fp_reason fp_xfer_result(fp_xfer *x, CURLcode rc, fp_result *r);
+/* The result of the last transfer again, as a failure to store it (x->store_err), with
+ * note added to the error: for a task that waited for its output and gave up. The handle
+ * must not have started another transfer since. */
+fp_reason fp_xfer_store_failed(fp_xfer *x, const char *note, fp_result *r);
 
 #endif

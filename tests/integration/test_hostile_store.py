@@ -35,9 +35,10 @@ def log_text(proc):
 
 
 class DiskFullTest(unittest.TestCase):
-    """The output folder is a 256 KB tmpfs: a body that does not fit is disk_full (while
-    streaming to a temp file, and when publishing a small in-memory body), the temp file is
-    removed, and the worker goes on serving once there is room again."""
+    """The output folder is a 256 KB tmpfs and the worker does not wait for room
+    (--store-wait 0): a body that does not fit is disk_full at once (while streaming to a
+    temp file, and when publishing a small in-memory body), the temp file is removed, and
+    the worker goes on serving once there is room again."""
 
     def setUp(self):
         self.c = fp.Cluster("diskfull")
@@ -52,7 +53,8 @@ class DiskFullTest(unittest.TestCase):
         self.c.start_redis()
         self.origin = self.c.start_origin()
         self.c.start_master()
-        self.w = start_worker(self.c, "w1", output=self.mnt)
+        # --store-wait 0: fail at once instead of pausing (test_disk.py has the pause).
+        self.w = start_worker(self.c, "w1", "--store-wait", "0", output=self.mnt)
         self.assertTrue(self.c.wait_workers_registered(1), self.c.logs())
 
     def unmount(self):

@@ -117,6 +117,12 @@ static void the_others(void **state)
     fp_call_requeue(&c, "w2", "old", 3, "new", 3);
     arg_is(&c, 5, "fp:worker:w2");
     assert_int_equal(c.task_at, 6);
+    fp_call_give_back(&c, "w2", "task", 4);
+    assert_int_equal(c.argc, 6);
+    arg_is(&c, 3, "fp:proc:w2");
+    arg_is(&c, 4, "fp:tasks");
+    arg_is(&c, 5, "task");
+    assert_int_equal(c.task_at, 5);
     fp_call_release(&c, "w2");
     assert_int_equal(c.argc, 5);
     assert_int_equal(c.task_at, -1);

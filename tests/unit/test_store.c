@@ -190,6 +190,34 @@ static void refuses_to_follow_a_planted_link(void **state)
     fp_store_close(&s);
 }
 
+/* Which errors pause the worker, and the probe that ends the pause. */
+static void unwritable_errors_and_the_probe(void **state)
+{
+    fp_store s;
+    char tmp[300];
+
+    (void)state;
+    assert_int_equal(fp_store_unwritable(-ENOSPC), FP_R_DISK_FULL);
+    assert_int_equal(fp_store_unwritable(-EDQUOT), FP_R_DISK_FULL);
+    assert_int_equal(fp_store_unwritable(-EROFS), FP_R_IO);
+    assert_int_equal(fp_store_unwritable(-EIO), FP_R_IO);
+    assert_int_equal(fp_store_unwritable(-EACCES), FP_R_IO);
+    assert_int_equal(fp_store_unwritable(-ENAMETOOLONG), FP_OK); /* this body's own */
+    assert_int_equal(fp_store_reason(-ENAMETOOLONG), FP_R_IO);
+    assert_int_equal(fp_store_reason(-ENOSPC), FP_R_DISK_FULL);
+    assert_int_equal(fp_store_open(&s, root, "w5", 0, 600), 0);
+    assert_int_equal(fp_store_probe(&s), 0);
+    snprintf(tmp, sizeof(tmp), "%s/.tmp", root);
+    assert_int_equal(count_entries(tmp), 0); /* the probe leaves nothing */
+    s.tmpfile = 0;                           /* the named-file way leaves nothing either */
+    assert_int_equal(fp_store_probe(&s), 0);
+    assert_int_equal(count_entries(tmp), 0);
+    /* A folder that is gone: the probe fails (the worker stays paused). */
+    assert_int_equal(rmdir(tmp), 0);
+    assert_true(fp_store_probe(&s) < 0);
+    fp_store_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +225,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(large_bodies_spill_to_a_temp_file, setup, teardown),
         cmocka_unit_test_setup_teardown(sweeps_stale_temps_only, setup, teardown),
         cmocka_unit_test_setup_teardown(refuses_to_follow_a_planted_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(unwritable_errors_and_the_probe, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

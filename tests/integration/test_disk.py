@@ -1,0 +1,258 @@
+#!/usr/bin/python3
+"""An output folder that cannot take files for a while: full (bytes or inodes), remounted
+read-only. The worker must pause instead of failing its tasks, say so once in its log
+and in its heartbeat (`paused=<reason>`), probe, and resume when the folder takes files
+again; every URL then ends `ok` on its first attempt, one result each, its file there
+with the right SHA-256. A task fails as `disk_full` only after --store-wait.
+
+The output folder is a small tmpfs mounted in a mount namespace of this test's own: the
+script re-executes itself under `unshare --mount` (as root), so the mounts, remounts
+(`size=`, `nr_inodes=`, `ro`) and their cleanup never touch the machine's.
+Run alone: /usr/bin/python3 tests/integration/test_disk.py --bin build/bin
+"""
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fp_harness as fp  # noqa: E402
+
+NS_FLAG = "FP_DISK_NS"
+# The worker's test hook: probe the output every 250 ms instead of every 2 s.
+os.environ["FETCHPOOL_TEST_PROBE_MS"] = "250"
+
+
+def enter_mount_namespace():
+    if os.environ.get(NS_FLAG) == "1":
+        return
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        # A failure, not a skip: ctest would count a skipped test as passed.
+        sys.exit("test_disk.py needs root and unshare (util-linux) to mount a tmpfs")
+    env = dict(os.environ, **{NS_FLAG: "1"})
+    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", "--",
+                           sys.executable] + sys.argv, env)
+
+
+def wait_for(cond, timeout=30.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return cond()
+
+
+def make_images(root, n, size):
+    """n distinct JPEG-looking files of size bytes (random: fast to make); [(name, sha)]."""
+    out = []
+    for i in range(n):
+        data = b"\xff\xd8\xff\xe0" + os.urandom(size - 4)
+        name = "i%05d.jpg" % i
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(data)
+        out.append((name, hashlib.sha256(data).hexdigest()))
+    return out
+
+
+def mount(*args):
+    subprocess.run(["mount"] + list(args), check=True, capture_output=True)
+
+
+class StoreCase(unittest.TestCase):
+    """A cluster (redis, nginx with N distinct 16 KB images, master) and a tmpfs output."""
+
+    N = 600
+    SIZE = 16384
+
+    def setUp(self):
+        self.c = fp.Cluster("disk")
+        self.addCleanup(self.c.close)
+        self.mnt = self.c.mkdir("tmpfs")
+        self.www = self.c.mkdir("www")
+        # The images too live in memory (this machine's disk makes 3,000 files in seconds).
+        mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", self.www)
+        self.addCleanup(subprocess.run, ["umount", "-l", self.www], capture_output=True)
+        self.c.start_redis()
+        self.r = self.c.redis()
+        self.files = make_images(self.www, self.N, self.SIZE)
+        self.c.start_nginx(self.www)
+        self.c.start_master()
+
+    def tmpfs(self, opts):
+        mount("-t", "tmpfs", "-o", opts, "tmpfs", self.mnt)
+        self.addCleanup(self.unmount)
+
+    def unmount(self):
+        self.c.close()   # the worker first: it keeps files open under the mount
+        subprocess.run(["umount", "-l", self.mnt], capture_output=True)
+
+    def remount(self, opts):
+        mount("-o", "remount," + opts, self.mnt)
+
+    def worker(self, *args):
+        w = self.c.start_worker("w1", *args, output=self.mnt)
+        self.assertTrue(self.c.wait_workers_registered(1), self.c.logs())
+        return w
+
+    def heartbeat(self):
+        return self.r.call("GET", "fp:worker:w1") or ""
+
+    def log(self):
+        with open(self.c.workers[0].log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def start_job(self, n=None):
+        urls = [self.c.nginx.url(name) for name, _ in self.files[:n or self.N]]
+        self.res = self.c.path("res.jsonl")
+        return self.c.submit_async("--wait", "--attempts", "1", "--format", "jsonl",
+                                   "--results", self.res, self.c.write_input(urls))
+
+    def wait_paused(self, reason):
+        seen = wait_for(lambda: ("paused=" + reason) in self.heartbeat(), timeout=30)
+        self.assertTrue(seen, "no paused=%s in the heartbeat %r\n%s" % (
+            reason, self.heartbeat(), self.c.logs()))
+
+    def finish(self, sub, n=None):
+        """Waits for the job; every URL ok on attempt 1, one result each, files right."""
+        n = n or self.N
+        rc = sub.wait(120)
+        self.assertEqual(rc, 0, self.c.logs())
+        rows = fp.read_jsonl(self.res)
+        self.assertEqual(len(rows), n)
+        self.assertEqual(sorted(r["line"] for r in rows), list(range(1, n + 1)))
+        bad = [r for r in rows if r["status"] != "ok" or r["attempts"] != 1]
+        self.assertEqual(bad[:5], [], "%d not ok on attempt 1\n%s" % (len(bad), self.c.logs()))
+        for row, (_, sha) in zip(rows, self.files):
+            self.assertEqual(row["sha256"], sha)
+            self.assertEqual(fp.sha256_file(os.path.join(self.mnt, row["path"])), sha)
+        r = self.r
+        job = r.hgetall("fp:job:%s" % sub_job(sub))
+        self.assertEqual((job["done"], job["ok"], job.get("failed", "0")),
+                         (str(n), str(n), "0"), job)
+        self.assertEqual(r.call("HLEN", "fp:job:%s:res" % sub_job(sub)), n)
+        self.assertEqual(r.call("LLEN", "fp:proc:w1"), 0)
+        self.assertEqual(self.c.temp_leftovers(self.mnt), [])
+        self.assertTrue(wait_for(lambda: "paused=" not in self.heartbeat(), timeout=5),
+                        self.heartbeat())
+        self.c.check_alive()
+        return rows
+
+    def assert_said_once(self, reason):
+        log = self.log()
+        self.assertEqual(log.count("pausing"), 1, log[-3000:])
+        self.assertIn("(%s: " % reason, log)
+        self.assertEqual(log.count("resuming"), 1, log[-3000:])
+
+
+_jobs = {}
+
+
+def sub_job(sub):
+    if sub not in _jobs:
+        _jobs[sub] = sub.popen.stdout.readline().decode().strip()
+    return _jobs[sub]
+
+
+class DiskFullTest(StoreCase):
+    N = 300
+
+    def test_full_disk_pauses_and_resumes(self):
+        self.N = 600 if fp.sanitized() else 3000
+        self.files = make_images(self.www, self.N, self.SIZE)
+        """A 2 MB tmpfs takes about 120 of the 16 KB images: the worker pauses, nothing
+        fails; grown to 96 MB a few seconds later, every URL ends ok."""
+        self.tmpfs("size=2m")
+        self.worker()
+        sub = self.start_job()
+        sub_job(sub)
+        self.wait_paused("disk_full")
+        r = self.r
+        time.sleep(1.5)   # paused, probing (6 probes): nothing may fail meanwhile
+        job = r.hgetall("fp:job:%s" % sub_job(sub))
+        self.assertEqual(job.get("failed", "0"), "0", job)
+        self.assertLess(int(job.get("done", "0")), self.N, job)
+        self.assertIn("paused=disk_full", self.heartbeat())
+        self.remount("size=96m")
+        self.finish(sub)
+        self.assert_said_once("disk_full")
+
+    def test_out_of_inodes_then_read_only(self):
+        """nr_inodes=360: 257 folders and ~100 files, then room for all; then a read-only
+        remount, then read-write again. Each a pause of its own, said once."""
+        self.tmpfs("size=96m,nr_inodes=360")
+        self.worker()
+        sub = self.start_job(150)
+        sub_job(sub)
+        self.wait_paused("disk_full")
+        time.sleep(0.5)
+        self.remount("nr_inodes=4000")
+        self.finish(sub, 150)
+        self.assert_said_once("disk_full")
+
+        self.remount("ro")
+        self.files = self.files[150:]
+        self.res = self.c.path("res2.jsonl")
+        sub = self.start_job(150)
+        sub_job(sub)
+        self.wait_paused("io_error")
+        time.sleep(0.5)
+        self.remount("rw")
+        self.finish(sub, 150)
+        log = self.log()
+        self.assertEqual((log.count("pausing"), log.count("resuming")), (2, 2), log[-3000:])
+        self.assertIn("io_error: Read-only file system", log)
+
+    def test_fails_after_store_wait(self):
+        """--store-wait 1 on a disk that stays full: a task the worker tried fails as
+        disk_full after waiting about a second (not at once); the worker stays paused and
+        takes nothing more, so the rest of the job waits in the queue, unspent; with room
+        again it runs them, and the job ends with one result per URL."""
+        self.tmpfs("size=1m")
+        with open(os.path.join(self.mnt, "filler"), "wb") as f:
+            try:
+                f.write(bytes(1 << 20))
+            except OSError:
+                pass
+        self.worker("--store-wait", "1")
+        t0 = time.monotonic()
+        sub = self.start_job(20)
+        jid = sub_job(sub)
+        r = self.r
+        failed = wait_for(lambda: int(r.call("HGET", "fp:job:%s" % jid, "failed") or 0),
+                          timeout=30)
+        waited = time.monotonic() - t0
+        self.assertTrue(failed, self.c.logs())
+        self.assertGreaterEqual(waited, 1.0)
+        time.sleep(1.5)   # the worker stays paused: nothing more is tried, nothing fails
+        job = r.hgetall("fp:job:%s" % jid)
+        self.assertLess(int(job["done"]), 20, job)
+        self.assertEqual(job["done"], job["failed"], job)
+        self.assertIn("paused=disk_full", self.heartbeat())
+        self.assertGreater(r.call("LLEN", "fp:tasks"), 0)
+        os.unlink(os.path.join(self.mnt, "filler"))
+        self.assertEqual(sub.wait(60), 1, self.c.logs())
+        rows = fp.read_jsonl(self.res)
+        self.assertEqual(sorted(x["line"] for x in rows), list(range(1, 21)))
+        lost = [x for x in rows if x["status"] != "ok"]
+        self.assertEqual(len(lost), int(job["failed"]), rows)
+        for x in lost:
+            self.assertEqual(x["status"], "disk_full", x)
+            self.assertIn("No space left", x["error"])
+            self.assertRegex(x["error"], r"waited [12] s for the output")
+        for x, (_, sha) in zip(rows, self.files):
+            self.assertEqual(x["attempts"], 1, x)
+            if x["status"] == "ok":
+                self.assertEqual(fp.sha256_file(os.path.join(self.mnt, x["path"])), sha)
+        self.assertEqual(self.log().count("pausing"), 1)
+
+
+if __name__ == "__main__":
+    enter_mount_namespace()
+    fp.main()
