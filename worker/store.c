@@ -58,17 +58,12 @@ static void sweep(const fp_store *s, long stale_s)
     closedir(d);
 }
 
-int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsync, long stale_s)
+/* root, root/.tmp and the 256 shard folders, those that are missing. */
+static int make_folders(const fp_store *s)
 {
     char shard[PATH_MAX];
     int rc, i;
 
-    memset(s, 0, sizeof(*s));
-    if (snprintf(s->root, sizeof(s->root), "%s", root) >= (int)sizeof(s->root))
-        return -ENAMETOOLONG;
-    snprintf(s->tmpdir, sizeof(s->tmpdir), "%s/.tmp", s->root);
-    snprintf(s->id, sizeof(s->id), "%s", worker_id);
-    s->fsync = fsync;
     if ((rc = mkdir_p(s->tmpdir)) != 0)
         return rc;
     for (i = 0; i < 256; i++) {
@@ -76,6 +71,21 @@ int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsyn
         if (mkdir(shard, 0755) != 0 && errno != EEXIST)
             return -errno;
     }
+    return 0;
+}
+
+int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsync, long stale_s)
+{
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    if (snprintf(s->root, sizeof(s->root), "%s", root) >= (int)sizeof(s->root))
+        return -ENAMETOOLONG;
+    snprintf(s->tmpdir, sizeof(s->tmpdir), "%s/.tmp", s->root);
+    snprintf(s->id, sizeof(s->id), "%s", worker_id);
+    s->fsync = fsync;
+    if ((rc = make_folders(s)) != 0)
+        return rc;
     sweep(s, stale_s);
     s->tmpfile = 1;
     if ((s->recent = calloc(FP_STORE_RECENT, 32)) == NULL)
@@ -143,10 +153,16 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+/* A new temp file name in <root>/.tmp (PATH_MAX bytes). */
+static int temp_name(fp_store *s, char *buf)
+{
+    int n = snprintf(buf, PATH_MAX, "%s/%s.%" PRIu64 ".part", s->tmpdir, s->id, ++s->seq);
+    return n < PATH_MAX ? 0 : -ENAMETOOLONG;
+}
+
 static int open_temp(fp_store *s, fp_body *b)
 {
-    if (snprintf(b->tmp, sizeof(b->tmp), "%s/%s.%" PRIu64 ".part", s->tmpdir, s->id, ++s->seq) >=
-        (int)sizeof(b->tmp))
+    if (temp_name(s, b->tmp) != 0)
         return -ENAMETOOLONG;
     b->fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     return b->fd < 0 ? -errno : 0;
@@ -183,10 +199,59 @@ int fp_body_append(fp_store *s, fp_body *b, const void *data, size_t len)
     return 0;
 }
 
+/* Is the file at final the one a body of size bytes makes? Its name is the content's
+ * SHA-256, so a regular file of the right size is taken for it (hashing it again would
+ * cost a read per duplicate); one deleted, truncated or replaced by anything else is
+ * written again. One fstatat, made only where the name is already taken. */
+static int stored(const char *final, uint64_t size)
+{
+    struct stat st;
+
+    return fstatat(AT_FDCWD, final, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+           (uint64_t)st.st_size == size;
+}
+
+/* With --fsync: makes the name final durable too (an fsync of its folder), not only the
+ * file's bytes. */
+static int sync_dir(const fp_store *s, const char *final)
+{
+    char dir[PATH_MAX];
+    int fd, rc = 0;
+
+    if (!s->fsync)
+        return 0;
+    snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(final, '/') - final), final);
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -errno;
+    if (fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* The file at final is damaged: the new one (the open file proc names) is linked under a
+ * temp name and renamed over it, so a reader sees the old file or the new, never none. */
+static int replace(fp_store *s, const char *proc, const char *final)
+{
+    char tmp[PATH_MAX];
+    int rc;
+
+    if ((rc = temp_name(s, tmp)) != 0)
+        return rc;
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0)
+        return -errno;
+    if (rename(tmp, final) != 0) {
+        rc = -errno;
+        unlink(tmp);
+    }
+    return rc;
+}
+
 /* A body held in memory is written to an unnamed file in its shard folder (O_TMPFILE)
- * and linked under its final name in one step: no temp name, no rename, and linkat's
- * EEXIST is the "already stored" answer. Returns -EOPNOTSUPP where O_TMPFILE is not
- * supported, so the caller falls back to a temp file. */
+ * and linked under its final name in one step: no temp name, no rename. linkat's EEXIST
+ * means stored already, unless the file there is damaged: then the new one is linked
+ * under a temp name and renamed over it. A missing shard folder is made again. Returns
+ * -EOPNOTSUPP where O_TMPFILE is not supported, so the caller falls back to a temp file. */
 static int publish_tmpfile(fp_store *s, fp_body *b, const char *final)
 {
     char dir[PATH_MAX], proc[64];
@@ -195,6 +260,8 @@ static int publish_tmpfile(fp_store *s, fp_body *b, const char *final)
 
     snprintf(dir, sizeof(dir), "%.*s", (int)(slash - final), final);
     fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT && mkdir(dir, 0755) == 0)
+        fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0)
         return (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) ? -EOPNOTSUPP : -errno;
     if ((rc = write_all(fd, b->mem, b->len)) != 0)
@@ -204,8 +271,13 @@ static int publish_tmpfile(fp_store *s, fp_body *b, const char *final)
         goto out;
     }
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    if (linkat(AT_FDCWD, proc, AT_FDCWD, final, AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST)
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, final, AT_SYMLINK_FOLLOW) == 0) {
+        rc = sync_dir(s, final);
+    } else if (errno != EEXIST) {
         rc = errno == ENOENT ? -EOPNOTSUPP : -errno; /* ENOENT: no /proc */
+    } else if (!stored(final, b->len) && (rc = replace(s, proc, final)) == 0) {
+        rc = sync_dir(s, final);
+    }
 out:
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
@@ -247,9 +319,10 @@ int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, cha
     snprintf(relpath, 128, "%.2s/%s.%s", sha, sha, ext);
     snprintf(final, sizeof(final), "%s/%s", s->root, relpath);
 
-    /* Stored a moment ago by this worker (a popular image): nothing to write. */
+    /* Stored a moment ago by this worker (a popular image) and still there: nothing to
+     * write. */
     slot = s->recent[(md[0] << 4 | md[1] >> 4) & (FP_STORE_RECENT - 1)];
-    if (b->fd < 0 && memcmp(slot, md, 32) == 0) {
+    if (b->fd < 0 && memcmp(slot, md, 32) == 0 && stored(final, b->len)) {
         b->len = 0;
         return 0;
     }
@@ -263,7 +336,7 @@ int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, cha
     }
     if (b->fd < 0) {
         /* The same name means the same bytes: a file already published is complete. */
-        if (access(final, F_OK) == 0) {
+        if (stored(final, b->len)) {
             b->len = 0;
             return 0;
         }
@@ -290,7 +363,7 @@ int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, cha
         goto err;
     }
     b->len = 0;
-    return 0;
+    return sync_dir(s, final);
 err:
     fp_body_discard(b);
     return rc;
@@ -303,6 +376,7 @@ fp_reason fp_store_unwritable(int err)
     case EDQUOT: return FP_R_DISK_FULL;
     case EROFS:
     case EIO:
+    case ENOENT: /* the output folder was removed: the probe makes it again */
     case EACCES:
     case EPERM: return FP_R_IO;
     default: return FP_OK;
@@ -320,7 +394,10 @@ int fp_store_probe(fp_store *s)
     char path[PATH_MAX];
     int fd, rc;
 
-    /* Room for one body kept in memory, and an inode: what the next task needs. */
+    /* Folders removed meanwhile are made again; then room for one body kept in memory,
+     * and an inode: what the next task needs. */
+    if ((rc = make_folders(s)) != 0)
+        return rc;
     fd = open(s->tmpdir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     path[0] = '\0';
     if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {

@@ -6,8 +6,10 @@
  * O_TMPFILE in the shard folder and linked into place (linkat never replaces or follows
  * anything at the final name); a spilled one, or any body where O_TMPFILE is missing,
  * uses a temp file in <root>/.tmp (created with O_EXCL|O_NOFOLLOW), optional fsync,
- * rename. No name ever comes from the URL, and the same bytes always land on the same
- * name, so a retried task rewrites nothing. */
+ * rename (and with fsync, an fsync of the folder). A name already taken is checked (one
+ * fstatat: a regular file of the body's size) and a damaged file is replaced. No name ever comes
+ * from the URL, and the same bytes always land on the same name, so a retried task rewrites
+ * nothing. */
 #ifndef FP_STORE_H
 #define FP_STORE_H
 
@@ -29,7 +31,7 @@ typedef struct fp_store {
     int tmpfile;    /* O_TMPFILE + linkat works here (see fp_store_commit) */
     const void *md; /* the fetched SHA-256 implementation (EVP_MD) */
     /* Digests of recently stored bodies (direct-mapped by the first 12 bits): a body seen
-     * again is not written again. Trusts the file to stay where it was put. */
+     * again is not written again if its file is still there, with the right size. */
     unsigned char (*recent)[32];
 } fp_store;
 

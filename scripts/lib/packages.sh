@@ -48,7 +48,7 @@ fp_packages() {
         fp_packages demo
         echo nginx-light libnginx-mod-http-echo clang libclang-rt-14-dev clang-format \
             dnsmasq-base iproute2 util-linux openssl ca-certificates curl python3-h2 \
-            prometheus stunnel4 nodejs npm python3-boto3
+            prometheus stunnel4 nodejs npm python3-boto3 strace
         ;;
     bench)
         fp_packages demo

@@ -253,6 +253,85 @@ class DiskFullTest(StoreCase):
         self.assertEqual(self.log().count("pausing"), 1)
 
 
+class DamagedStoreTest(StoreCase):
+    """Stored files deleted, truncated or replaced by a symlink, and a shard folder
+    removed, while the worker runs: the next download of that content writes them again
+    (whether the worker's recent-digest cache remembers the file or not)."""
+
+    N = 6
+
+    def job(self, name):
+        urls = [self.c.nginx.url(n) for n, _ in self.files]
+        self.res = self.c.path(name)
+        sub = self.c.submit_async("--wait", "--attempts", "1", "--format", "jsonl",
+                                  "--results", self.res, self.c.write_input(urls, name + ".in"))
+        self.assertEqual(sub.wait(60), 0, self.c.logs())
+        rows = fp.read_jsonl(self.res)
+        for row, (_, sha) in zip(rows, self.files):
+            p = os.path.join(self.mnt, row["path"])
+            self.assertEqual(row["status"], "ok", row)
+            self.assertFalse(os.path.islink(p), p)
+            self.assertEqual(fp.sha256_file(p), sha, p)
+        return [os.path.join(self.mnt, row["path"]) for row in rows]
+
+    def test_damaged_files_are_written_again(self):
+        self.tmpfs("size=16m")
+        self.worker()
+        paths = self.job("a.jsonl")
+        victim = self.c.path("victim")
+        with open(victim, "wb") as f:
+            f.write(b"not yours")
+        os.unlink(paths[0])
+        os.truncate(paths[1], 100)
+        os.truncate(paths[2], 0)
+        os.unlink(paths[3])
+        os.symlink(victim, paths[3])
+        shutil.rmtree(os.path.dirname(paths[4]))
+        self.job("b.jsonl")     # the worker remembers storing them: its cache is checked
+        with open(victim, "rb") as f:
+            self.assertEqual(f.read(), b"not yours")
+        # A new worker (nothing cached): linkat finds the names taken and checks them.
+        self.c.workers[0].stop()
+        self.c.workers.clear()
+        self.worker()
+        for p in paths[:5]:
+            os.truncate(p, 10)
+        self.job("c.jsonl")
+        self.assertEqual(self.c.temp_leftovers(self.mnt), [])
+
+    def test_fsync_syncs_the_folder_too(self):
+        """--fsync: each new file is fsynced, then the folder its name went into (seen
+        with strace -y, which names the file behind each descriptor)."""
+        self.tmpfs("size=16m")
+        trace = self.c.path("strace.txt")
+        argv = ["strace", "-f", "-qq", "-y", "-e", "trace=fsync,linkat,rename",
+                "-o", trace, self.c.exe("fetchpool-worker"), "--redis", self.c.redis_srv.url,
+                "--output", self.mnt, "--id", "w1", "--allow-private", "--fsync"]
+        env = self.c.env()
+        # LeakSanitizer cannot run under ptrace (the sanitizer build's leak check is off
+        # for this one worker; every other test keeps it).
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+        st = fp.Proc("strace-w1", argv, self.c.dir, env=env)
+        self.c.procs.append(st)
+        self.assertTrue(self.c.wait_workers_registered(1), self.c.logs())
+        paths = self.job("a.jsonl")
+        with open("/proc/%d/task/%d/children" % (st.pid, st.pid)) as f:
+            worker_pid = int(f.read().split()[0])
+        os.kill(worker_pid, signal.SIGTERM)
+        self.assertEqual(st.wait(30), 0, st.tail())
+        with open(trace) as f:
+            calls = [line.split(None, 1)[1] for line in f if " " in line]
+        for p in paths:
+            shard = os.path.dirname(p)
+            linked = [i for i, c in enumerate(calls) if c.startswith("linkat(") and p in c]
+            self.assertEqual(len(linked), 1, (p, calls[:20]))
+            i = linked[0]
+            self.assertTrue(calls[i - 1].startswith("fsync(") and "/.tmp" not in calls[i - 1]
+                            and "<" + shard + ">" not in calls[i - 1], calls[i - 1:i + 2])
+            self.assertTrue(calls[i + 1].startswith("fsync(") and "<" + shard + ">" in
+                            calls[i + 1], (shard, calls[i - 1:i + 2]))
+
+
 if __name__ == "__main__":
     enter_mount_namespace()
     fp.main()

@@ -190,6 +190,71 @@ static void refuses_to_follow_a_planted_link(void **state)
     fp_store_close(&s);
 }
 
+static void store_abc(fp_store *s, char *path, size_t pathlen)
+{
+    fp_body b;
+    char rel[128], sha[65];
+
+    assert_int_equal(fp_body_init(&b), 0);
+    assert_int_equal(fp_body_begin(s, &b), 0);
+    assert_int_equal(fp_body_append(s, &b, "abcdef", 6), 0);
+    assert_int_equal(fp_store_commit(s, &b, "jpg", rel, sha), 0);
+    fp_body_free(&b);
+    snprintf(path, pathlen, "%s/%s", root, rel);
+}
+
+static off_t size_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* A stored file deleted or truncated behind the worker's back is written again by the next
+ * body with that content: on the recent-digest path, on linkat's EEXIST path (a store
+ * whose cache never saw it), on the temp-file-and-rename path; a removed shard folder is
+ * made again. With fsync on, the same. */
+static void a_damaged_file_is_written_again(void **state)
+{
+    fp_store s, fresh;
+    char path[512], dir[512];
+    int fsync_on;
+
+    (void)state;
+    for (fsync_on = 0; fsync_on <= 1; fsync_on++) {
+        assert_int_equal(fp_store_open(&s, root, "w6", fsync_on, 600), 0);
+        store_abc(&s, path, sizeof(path));
+        assert_int_equal(size_of(path), 6);
+        assert_int_equal(unlink(path), 0); /* deleted: the cache must not be trusted */
+        store_abc(&s, path, sizeof(path));
+        assert_int_equal(size_of(path), 6);
+        assert_int_equal(truncate(path, 2), 0); /* truncated, cache hit */
+        store_abc(&s, path, sizeof(path));
+        assert_int_equal(size_of(path), 6);
+        store_abc(&s, path, sizeof(path)); /* intact: left as it is */
+        assert_int_equal(size_of(path), 6);
+
+        assert_int_equal(fp_store_open(&fresh, root, "w7", fsync_on, 600), 0);
+        assert_int_equal(truncate(path, 0), 0); /* truncated, linkat says EEXIST */
+        store_abc(&fresh, path, sizeof(path));
+        assert_int_equal(size_of(path), 6);
+        fresh.tmpfile = 0; /* the temp file + rename way */
+        assert_int_equal(truncate(path, 3), 0);
+        store_abc(&fresh, path, sizeof(path));
+        assert_int_equal(size_of(path), 6);
+        fp_store_close(&fresh);
+
+        snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(path, '/') - path), path);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(rmdir(dir), 0); /* its shard folder removed */
+        store_abc(&s, path, sizeof(path));
+        assert_int_equal(size_of(path), 6);
+        snprintf(dir, sizeof(dir), "%s/.tmp", root);
+        assert_int_equal(count_entries(dir), 0);
+        assert_int_equal(unlink(path), 0);
+        fp_store_close(&s);
+    }
+}
+
 /* Which errors pause the worker, and the probe that ends the pause. */
 static void unwritable_errors_and_the_probe(void **state)
 {
@@ -202,6 +267,7 @@ static void unwritable_errors_and_the_probe(void **state)
     assert_int_equal(fp_store_unwritable(-EROFS), FP_R_IO);
     assert_int_equal(fp_store_unwritable(-EIO), FP_R_IO);
     assert_int_equal(fp_store_unwritable(-EACCES), FP_R_IO);
+    assert_int_equal(fp_store_unwritable(-ENOENT), FP_R_IO);     /* the folder was removed */
     assert_int_equal(fp_store_unwritable(-ENAMETOOLONG), FP_OK); /* this body's own */
     assert_int_equal(fp_store_reason(-ENAMETOOLONG), FP_R_IO);
     assert_int_equal(fp_store_reason(-ENOSPC), FP_R_DISK_FULL);
@@ -212,9 +278,10 @@ static void unwritable_errors_and_the_probe(void **state)
     s.tmpfile = 0;                           /* the named-file way leaves nothing either */
     assert_int_equal(fp_store_probe(&s), 0);
     assert_int_equal(count_entries(tmp), 0);
-    /* A folder that is gone: the probe fails (the worker stays paused). */
+    /* A folder that is gone is made again by the probe. */
     assert_int_equal(rmdir(tmp), 0);
-    assert_true(fp_store_probe(&s) < 0);
+    assert_int_equal(fp_store_probe(&s), 0);
+    assert_int_equal(count_entries(tmp), 0);
     fp_store_close(&s);
 }
 
@@ -226,6 +293,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sweeps_stale_temps_only, setup, teardown),
         cmocka_unit_test_setup_teardown(refuses_to_follow_a_planted_link, setup, teardown),
         cmocka_unit_test_setup_teardown(unwritable_errors_and_the_probe, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_file_is_written_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
