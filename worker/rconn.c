@@ -98,7 +98,7 @@ static void became_up(fp_rconn *c)
     uv_timer_start(&c->watch, watch_cb, WATCH_EVERY_MS, WATCH_EVERY_MS);
     if (c->down_logged)
         fp_info("redis %s connection back", c->name);
-    c->down_logged = 0;
+    c->down_logged = c->refused_logged = 0;
     c->up_cb(c, c->arg);
 }
 
@@ -114,10 +114,11 @@ static void hello_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (r == NULL || c->closing || c->ac != ac)
         return; /* the connection went: disconnect_cb follows */
     if (r->type == REDIS_REPLY_ERROR && !c->refused) {
-        if (!c->down_logged)
+        /* Once per outage, also after the "connection lost" line. */
+        if (!c->refused_logged)
             fp_error("redis %s: %s (check the user and password in the Redis URL); retrying",
                      c->name, r->str);
-        c->down_logged = 1;
+        c->refused_logged = c->down_logged = 1;
         c->refused = 1;
         redisAsyncDisconnect(ac); /* after the other replies; then disconnect_cb */
     }
@@ -201,7 +202,7 @@ void fp_rconn_init(fp_rconn *c, uv_loop_t *loop, const fp_redis_url *url, const 
                    fp_rconn_cb up, fp_rconn_cb down, void *arg)
 {
     c->ac = NULL;
-    c->up = c->connected = c->refused = c->hello_pending = 0;
+    c->up = c->connected = c->refused = c->refused_logged = c->hello_pending = 0;
     c->name = name;
     c->loop = loop;
     c->url = url;

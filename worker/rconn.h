@@ -41,9 +41,10 @@ struct fp_rconn {
     /* private */
     uv_loop_t *loop;
     const fp_redis_url *url;
-    int connected;     /* TCP up; logging in while !up */
-    int hello_pending; /* AUTH/SELECT replies still to come */
-    int refused;       /* this connection's login was refused */
+    int connected;      /* TCP up; logging in while !up */
+    int hello_pending;  /* AUTH/SELECT replies still to come */
+    int refused;        /* this connection's login was refused */
+    int refused_logged; /* ... and said so, in this outage */
     int down_logged, closing, open_timers;
     long backoff_ms, deadline_ms;
     uint64_t busy_since; /* uv_now() when replies were first seen awaited, 0 if none are */
