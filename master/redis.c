@@ -49,6 +49,7 @@ int fpm_redis_reconnect(fpm *m)
 {
     char err[512];
     long backoff = FP_REDIS_BACKOFF_MIN_MS;
+    int refused_logged = 0;
     struct timespec t0, t1;
 
     fp_warn("Redis connection lost (%s); reconnecting",
@@ -66,7 +67,14 @@ int fpm_redis_reconnect(fpm *m)
                     (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
             return 0;
         }
-        fp_debug("reconnect failed: %s", err);
+        /* A refused login (the password changed while we ran) is worth one line; an
+         * unreachable Redis was said by the "lost" line already. */
+        if (strstr(err, ": login") && !refused_logged) {
+            fp_warn("%s; retrying", err);
+            refused_logged = 1;
+        } else {
+            fp_debug("reconnect failed: %s", err);
+        }
         backoff = backoff * 2 > FP_REDIS_BACKOFF_MAX_MS ? FP_REDIS_BACKOFF_MAX_MS : backoff * 2;
     }
     return -1;

@@ -17,8 +17,9 @@
 /* Connects within connect_s seconds, sets a reply timeout of reply_s and TCP keepalive,
  * sends AUTH (AUTH user password for an ACL user, AUTH password for the default user),
  * SELECT (if db is not 0) and PING. The context, or NULL with a message in err: Redis
- * named by host:port, never by its URL, and no user name or password in it; a connection
- * cut at the first command (a TLS port) says so. */
+ * named by host:port, never by its URL, and no user name or password in it; a refused
+ * login says ": login" and what to check; a connection cut at the first command (a TLS
+ * port) says so. */
 redisContext *fp_redis_connect(const fp_redis_url *u, int connect_s, int reply_s, char *err,
                                size_t errlen);
 
