@@ -72,7 +72,9 @@ class SecureBase(unittest.TestCase):
         return p
 
     def master(self, **kw):
-        self.c.master = self.program("master", "master", **kw)
+        # No cluster-wide per-host caps: the test's nginx is its own (as the harness does).
+        self.c.master = self.program("master", "master", "--host-conns", "0", "--host-rate",
+                                     "0", **kw)
         return self.c.master
 
     def worker(self, wid, **kw):
@@ -194,6 +196,32 @@ class AclTest(SecureBase):
             self.assertEqual(cp.returncode, 2, cp.stderr)
             self.assertIn("refused the login", cp.stderr)
         self.assertNotIn("nosuchuser", "".join(self.outputs))
+        self.assert_no_secret()
+
+    def test_password_changed_while_running(self):
+        """The password changes under running programs and their connections are cut:
+        each worker connection logs the refusal once (no line per retry) and retries with
+        backoff, sending nothing before a login is accepted; once the password is back a
+        job completes."""
+        self.master(url=self.url)
+        w = self.worker("w1", url=self.url)
+        self.c.wait_workers_registered(1)
+        admin = self.c.redis()
+        admin.call("ACL", "SETUSER", "fpuser", "resetpass", ">" + self.wrong)
+        admin.call("CLIENT", "KILL", "USER", "fpuser")
+        time.sleep(3)   # backoff doubles to 2 s: several refused tries in this time
+        self.assertTrue(w.alive(), w.tail())
+        for p, n in ((w, 2), (self.c.master, 1)):   # the worker's pull and cmd links
+            refused = [x for x in p.tail(200).splitlines() if "WRONGPASS" in x]
+            self.assertEqual(len(refused), n, "one line per connection:\n" + p.tail())
+            for line in refused:
+                self.assertIn("retrying", line)
+                self.assertIn("check the user and password", line)
+        admin.call("ACL", "SETUSER", "fpuser", "resetpass", ">" + self.pw)
+        self.run_job(self.url)
+        self.assertIn("connection back", w.tail(200))
+        self.assertNotIn("NOAUTH", w.tail(200))   # no command went out before the login
+        stop_all(self.c.master, w)
         self.assert_no_secret()
 
     def test_no_secret_in_usage_errors(self):
