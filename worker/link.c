@@ -185,6 +185,9 @@ static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (r == NULL)
         q->need_adopt = 1; /* the cmd connection went down: again after the reconnect */
     if (r && r->type == REDIS_REPLY_ARRAY && !q->stopping) {
+        /* Results gathered since the LRANGE went out are not commands yet: made into one
+         * now, their tasks count as being settled and are not taken back. */
+        batch_close(q);
         for (i = 0; i < r->elements; i++) {
             redisReply *e = r->element[i];
             if (e->type != REDIS_REPLY_STRING || q->known(q->arg, e->str, e->len) ||
