@@ -62,7 +62,7 @@ struct fp_s3 {
     uv_timer_t probe;
     unsigned char (*recent)[32];
     uint64_t puts, existed, us;
-    int open_handles, curl_open, closing;
+    int open_handles, curl_open;
     fp_s3_closed_cb closed;
     void *closed_arg;
 };
@@ -156,7 +156,8 @@ static req *req_get(fp_s3 *s)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "fetchpool/0.1");
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a store that stalls is cut, */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)FP_S3_STALL_S); /* then retried */
     curl_easy_setopt(e, CURLOPT_CAPATH, NULL); /* as xfer.c: keeps the CA cache on */
     if (s->ca_bundle && s->ca_bundle[0])
         curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_bundle);
@@ -344,6 +345,9 @@ static void probe_cb(uv_timer_t *t)
         store_expire(s);
         return;
     }
+    /* Ticks until the store answers, whatever becomes of this probe (a hang, a local
+     * failure): the wait ends on time and no held upload is forgotten. */
+    uv_timer_start(&s->probe, probe_cb, FP_S3_PROBE_MS, 0);
     if ((r = unhold_first(s)) != NULL) {
         r->tries = FP_S3_TRIES - 1; /* a probe is one request, not a round of retries */
         begin(r, FP_S3_HEAD);
@@ -589,7 +593,6 @@ void fp_s3_close(fp_s3 *s, fp_s3_closed_cb closed, void *arg)
 
     s->closed = closed;
     s->closed_arg = arg;
-    s->closing = 1;
     for (r = s->all; r; r = r->chain)
         uv_close((uv_handle_t *)&r->timer, req_timer_closed_cb);
     uv_close((uv_handle_t *)&s->probe, probe_closed_cb);

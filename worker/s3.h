@@ -8,7 +8,8 @@
  * PUTs only a missing object; digests stored recently by this worker skip both. A large
  * body is streamed from its temp file by a read callback, never loaded.
  *
- * Failures: 5xx, 429/SlowDown, timeouts and connection trouble are retried with backoff
+ * Failures: 5xx, 429/SlowDown, timeouts (--timeout, or FP_S3_STALL_S without a byte moving)
+ * and connection trouble are retried with backoff
  * (FP_S3_TRIES per request). When they run out, the store is down: the module says
  * "pause" through pause_cb (the worker stops taking tasks), holds the upload, probes the
  * store every FP_S3_PROBE_MS with one held upload, and on the first success says "resume"
@@ -27,6 +28,7 @@
 
 #define FP_S3_TRIES    4    /* attempts per request before the store counts as down */
 #define FP_S3_PROBE_MS 1000 /* a down store is probed this often */
+#define FP_S3_STALL_S  15   /* a request that moves no byte for this long counts as failed */
 
 typedef struct fp_s3 fp_s3;
 struct fp_s3_req;

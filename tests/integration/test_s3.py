@@ -328,6 +328,24 @@ class FailureTest(S3Case):
         self.assertIn("pausing", log)
         self.assertIn("failing uploads as store_unavailable", log)
 
+    def test_store_stalls(self):
+        """A store that takes connections and never answers: each request times out
+        (--timeout 1), is retried, then the worker pauses and, after --store-wait, fails
+        every URL as store_unavailable."""
+        import socket
+        urls = self.urls(10)
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(64)   # the kernel completes the handshakes; nobody reads
+        self.addCleanup(lsock.close)
+        w = start_worker(self.c, "w1", "s3://%s/x" % BUCKET, "--s3-endpoint",
+                         "http://127.0.0.1:%d" % lsock.getsockname()[1], "--timeout", "1",
+                         "--store-wait", "1", "--concurrency", "4")
+        rows = self.run_job(urls)
+        self.assertEqual({r["status"] for r in rows}, {"store_unavailable"}, self.c.logs())
+        self.assertIn("timed out", rows[0]["error"].lower())
+        self.assertIn("pausing", log_text(w))
+
     def test_store_comes_back(self):
         """The store is down when the job starts and comes up once the worker has paused
         (within --store-wait): it resumes, and every image is stored."""
