@@ -178,7 +178,9 @@ class StoreTest(S3Case):
             uploaded += int(words[0])
             existed += int(words[2])
         self.assertGreaterEqual(uploaded, len(keys))
-        self.assertEqual(uploaded + existed, len(rows))
+        # One upload (or cache/HEAD hit) per download; a task may run twice (delivery is
+        # at least once, e.g. a heartbeat late on a loaded machine), its result counts once.
+        self.assertGreaterEqual(uploaded + existed, len(rows))
         self.assertGreater(existed, 0, "a body stored already is not uploaded again")
         self.assertEqual(os.listdir(self.c.path("spool-w1", ".tmp")), [])
 
