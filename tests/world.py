@@ -171,9 +171,10 @@ TLS_FAULT_SERVER = """\
 
 
 # One line per request, written when it ends: when it ended, how long it took, which
-# connection carried it (a serial number shared by all nginx workers), the protocol.
+# connection carried it (a serial number shared by all nginx workers), the protocol, the
+# status and the Host (for per-host concurrency).
 ACCESS_LOG = ("log_format fp_timing '$msec $request_time $connection $server_protocol "
-              "$status';\n    access_log %s fp_timing;")
+              "$status $host';\n    access_log %s fp_timing;")
 
 
 class Nginx:
@@ -187,7 +188,10 @@ class Nginx:
             listen.append("        listen %s:80 backlog=4096;" % a)
             listen.append("        listen %s:443 ssl http2 backlog=4096;" % a)
         have_echo = os.path.exists(ECHO_MODULE)
-        slow = ("location ~ ^/slow(/.*)$ { echo_sleep %s; echo_exec $1; }" % delay_s
+        # /slow: the latency-bound scenarios' delay; /pace: 20 ms, long enough for the
+        # access log's millisecond times to show how many requests overlap.
+        slow = ("location ~ ^/slow(/.*)$ { echo_sleep %s; echo_exec $1; }\n"
+                "        location ~ ^/pace(/.*)$ { echo_sleep 0.02; echo_exec $1; }" % delay_s
                 if have_echo else "")
         faults = "".join(TLS_FAULT_SERVER.format(addr=TLS_FAULTS[n + ".tls.test"], www=www,
                                                  certs=certs.d, name=n)
