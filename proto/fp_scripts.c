@@ -103,7 +103,14 @@ const char fp_script_take[] = FP_LUA_POLITE
  * on a key, or an argument that is not a number refuses every task of its job before
  * anything is written, so a task's result and its job's counters change together or not
  * at all (Redis does not undo a script's writes when it fails halfway). Writes that pass
- * the checks cannot fail, and the first write's OOM comes before any write. */
+ * the checks cannot fail, and the first write's OOM comes before any write.
+ * The first result wins, with one exception: a worker_lost result (written by the reaper
+ * at the last attempt of a task whose worker's heartbeat expired) is replaced by the
+ * result of the worker that ran the task, if it comes while the job is open (no
+ * finished_us): that worker was frozen (SIGSTOP, a VM paused), not dead, and its result
+ * names a file it stored. Counters move from fail:worker_lost to the real outcome (a
+ * fail: field that reaches 0 is deleted); done does not change. After the job is complete
+ * its results and summary are final. */
 const char fp_script_finish[] = FP_LUA_TASK
     "local function usable(key, kind, ...)\n"
     "  local t = redis.pcall('TYPE', key)\n"
@@ -124,18 +131,20 @@ const char fp_script_finish[] = FP_LUA_TASK
     "  local meta, res, lat = KEYS[k], KEYS[k + 1], KEYS[k + 2]\n"
     "  local j = jobs[meta]\n"
     "  if j == nil then\n"
-    "    j = {ok = usable(meta, 'hash', 'HMGET', 'HINCRBY', 'HSET') and\n"
-    "              usable(res, 'hash', 'HSETNX') and usable(lat, 'hash', 'HINCRBY'),\n"
+    "    j = {ok = usable(meta, 'hash', 'HMGET', 'HINCRBY', 'HSET', 'HDEL') and\n"
+    "              usable(res, 'hash', 'HSETNX', 'HGET', 'HSET') and\n"
+    "              usable(lat, 'hash', 'HINCRBY'),\n"
     "         lat = lat, id = ARGV[a + 9], hist = {}, conns = 0,\n"
     "         n = {done = 0, ok = 0, failed = 0, bytes = 0, sum_us = 0}}\n"
     "    if j.ok then\n"
     "      local h = redis.call('HMGET', meta, 'total', 'cancelled', 'host_conns', 'done', 'ok',\n"
-    "                           'failed', 'bytes', 'sum_us', 'host_rate')\n"
+    "                           'failed', 'bytes', 'sum_us', 'host_rate', 'finished_us')\n"
     "      for f = 4, 8 do\n"
     "        if h[f] and not string.match(h[f], '^%-?%d+$') then j.ok = false end\n"
     "      end\n"
     "      j.live = j.ok and h[1] ~= false and h[2] == false\n"
     "      j.conns = tonumber(h[3]) or 0\n"
+    "      j.open = h[10] == false\n"
     "      j.capped = j.conns > 0 or (tonumber(h[9]) or 0) > 0\n"
     "    end\n"
     "    jobs[meta] = j\n"
@@ -156,7 +165,19 @@ const char fp_script_finish[] = FP_LUA_TASK
     "        end\n"
     "      end\n"
     "    end\n"
-    "    if j.live and redis.call('HSETNX', res, ARGV[a + 2], ARGV[a + 3]) == 1 then\n"
+    "    local placed = j.live and redis.call('HSETNX', res, ARGV[a + 2], ARGV[a + 3]) == 1\n"
+    "    if not placed and j.live and j.open and ARGV[a + 5] ~= 'worker_lost' then\n"
+    "      local old = redis.call('HGET', res, ARGV[a + 2])\n"
+    "      local lost = '^R1\\t[^\\t]*\\t[^\\t]*\\t[^\\t]*\\tworker_lost\\t'\n"
+    "      if old and string.match(old, lost) then\n"
+    "        redis.call('HSET', res, ARGV[a + 2], ARGV[a + 3])\n"
+    "        j.n.done, j.n.failed = j.n.done - 1, j.n.failed - 1\n"
+    "        j.n['fail:worker_lost'] = (j.n['fail:worker_lost'] or 0) - 1\n"
+    "        placed = true\n"
+    "      end\n"
+    "    end\n"
+    "    if placed then\n"
+    "      j.touched = true\n"
     "      counted = counted + 1\n"
     "      j.n.done = j.n.done + 1\n"
     "      if ARGV[a + 4] == '1' then\n"
@@ -175,9 +196,12 @@ const char fp_script_finish[] = FP_LUA_TASK
     "end\n"
     "for _, meta in ipairs(order) do\n"
     "  local j = jobs[meta]\n"
-    "  if j.n.done > 0 then\n"
+    "  if j.touched then\n"
     "    for f, v in pairs(j.n) do\n"
-    "      if v ~= 0 then redis.call('HINCRBY', meta, f, v) end\n"
+    "      if v ~= 0 and redis.call('HINCRBY', meta, f, v) == 0 and\n"
+    "         string.sub(f, 1, 5) == 'fail:' then\n"
+    "        redis.call('HDEL', meta, f)\n"
+    "      end\n"
     "    end\n"
     "    for b, v in pairs(j.hist) do redis.call('HINCRBY', j.lat, b, v) end\n"
     "    local h = redis.call('HMGET', meta, 'sealed', 'total', 'done')\n"

@@ -1,9 +1,12 @@
 #!/usr/bin/python3
-"""An output folder that cannot take files for a while: full (bytes or inodes), remounted
-read-only. The worker must pause instead of failing its tasks, say so once in its log
-and in its heartbeat (`paused=<reason>`), probe, and resume when the folder takes files
-again; every URL then ends `ok` on its first attempt, one result each, its file there
-with the right SHA-256. A task fails as `disk_full` only after --store-wait.
+"""The store under faults. An output folder that cannot take files for a while: full
+(bytes or inodes), remounted read-only. The worker must pause instead of failing its
+tasks, say so once in its log and in its heartbeat (`paused=<reason>`), probe, and resume
+when the folder takes files again; every URL then ends `ok` on its first attempt, one result each, its file there
+with the right SHA-256. A task fails as `disk_full` only after --store-wait. Stored files
+damaged behind the worker's back are written again; --fsync syncs the folder too. A
+worker frozen past its heartbeat (--attempts 1) and woken: its results replace the
+reaper's worker_lost, and each points at a file that is there.
 
 The output folder is a small tmpfs mounted in a mount namespace of this test's own: the
 script re-executes itself under `unshare --mount` (as root), so the mounts, remounts
@@ -330,6 +333,63 @@ class DamagedStoreTest(StoreCase):
                             and "<" + shard + ">" not in calls[i - 1], calls[i - 1:i + 2])
             self.assertTrue(calls[i + 1].startswith("fsync(") and "<" + shard + ">" in
                             calls[i + 1], (shard, calls[i - 1:i + 2]))
+
+
+class ZombieTest(unittest.TestCase):
+    """A worker frozen (SIGSTOP) past its heartbeat with --attempts 1: the master's reaper
+    gives its tasks up as worker_lost. Woken (SIGCONT) before the job is complete, it
+    finishes them after all: its real result replaces the worker_lost placeholder, counted
+    once. Every URL ends with exactly one result, ok, pointing at a stored file with the
+    right SHA-256, and the summary agrees."""
+
+    def test_zombie_result_replaces_worker_lost(self):
+        c = fp.Cluster("zombie")
+        self.addCleanup(c.close)
+        c.start_redis()
+        org = c.start_origin()
+        c.start_master()
+        # 4 transfers and 2 waiting for them: 6 of the 30 tasks held when it freezes.
+        z = c.start_worker("z", "--concurrency", "4")
+        self.assertTrue(c.wait_workers_registered(1), c.logs())
+        r = c.redis()
+        n, size = 30, 4096
+        # The first ones slow: they are on the wire when it freezes; the rest fast.
+        # The first ones slow: they are on the wire when it freezes; the rest fast.
+        urls = [org.url("/img/%d.jpg?size=%d&delay=%d" % (i, size, 1500 if i < 8 else 0))
+                for i in range(n)]
+        res = c.path("res.jsonl")
+        sub = c.submit_async("--wait", "--attempts", "1", "--format", "jsonl", "--results",
+                             res, c.write_input(urls))
+        jid = sub.popen.stdout.readline().decode().strip()
+        meta = "fp:job:%s" % jid
+        # Frozen with its transfers on the wire (the origin answers while it sleeps).
+        self.assertTrue(wait_for(lambda: org.stats()["total"] >= 4, timeout=20), c.logs())
+        z.kill(signal.SIGSTOP)
+        try:
+            held = r.call("LLEN", "fp:proc:z")
+            self.assertGreaterEqual(held, 4)
+            lost = wait_for(lambda: r.call("LLEN", "fp:proc:z") == 0 and
+                            int(r.call("HGET", meta, "fail:worker_lost") or 0) == held,
+                            timeout=20)
+            self.assertTrue(lost, "reaper: %r\n%s" % (r.hgetall(meta), c.logs()))
+            self.assertEqual(r.call("HGET", meta, "done"), str(held))
+        finally:
+            z.kill(signal.SIGCONT)
+        self.assertEqual(sub.wait(60), 0, c.logs())
+        rows = fp.read_jsonl(res)
+        self.assertEqual(sorted(x["line"] for x in rows), list(range(1, n + 1)))
+        for i, x in enumerate(rows):
+            sha = fp.origin_mod.image_sha256(i, "jpg", size)
+            self.assertEqual((x["status"], x["attempts"], x["worker"]), ("ok", 1, "z"), x)
+            self.assertEqual(x["sha256"], sha, x)
+            self.assertEqual(fp.sha256_file(os.path.join(c.out, x["path"])), sha, x)
+        self.assertEqual(r.call("HLEN", "fp:job:%s:res" % jid), n)
+        job = r.hgetall(meta)
+        self.assertEqual((job["done"], job["ok"], job["failed"]), (str(n), str(n), "0"), job)
+        self.assertNotIn("fail:worker_lost", job)
+        summary = r.hgetall("fp:job:%s:summary" % jid)
+        self.assertEqual((summary["ok"], summary["failed"]), (str(n), "0"), summary)
+        self.assertNotIn("fail:worker_lost", summary)
 
 
 if __name__ == "__main__":
