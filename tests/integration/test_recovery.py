@@ -333,6 +333,9 @@ class RedisRestartTest(RecoveryBase):
                          % self.c.master.tail(6))
         self.check_job(jid, urls)
         self.assertEqual({r["attempts"] for r in rows}, {"1"})
+        # A wrongly reaped task would now end ok all the same (a woken worker's result
+        # replaces worker_lost): the reaper must not have run at all.
+        self.assertNotIn("has no heartbeat", self.c.master.tail(200))
 
     def test_redis_loses_last_second(self):
         """As if the host crashed: Redis is SIGKILLed and the last second of its AOF cut
