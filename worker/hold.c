@@ -9,19 +9,17 @@
 #include "fp_log.h"
 #include "worker_int.h"
 
-/* The pause began: nothing is taken or started; waiting tasks go back to the queue. */
-static void paused_cb(void *arg)
+void fp_hold_give_back(fp_worker *w)
 {
-    fp_worker *w = arg;
     fp_hosts_item *it;
     uint64_t waited;
     int n = 0;
 
-    w->counters.paused = w->pause.shown;
     while ((it = fp_hosts_drop_waiting(&w->hosts)) != NULL) {
         slot *s = (slot *)it;
         /* One that ran once already (held, then run again) keeps waiting here. */
-        if (s->wait.since && fp_pause_hold(&w->pause, &s->wait, w->pause.reason, 0, &waited))
+        if (s->wait.since && fp_pause_on(&w->pause) &&
+            fp_pause_hold(&w->pause, &s->wait, w->pause.reason, 0, &waited))
             continue;
         fp_link_give_back(w->link, s->raw, s->rawlen);
         fp_wk_slot_put(w, s);
@@ -30,6 +28,15 @@ static void paused_cb(void *arg)
     if (n)
         fp_info("gave back %d tasks not started to the queue", n);
     fp_wk_top_up(w);
+}
+
+/* The pause began: nothing is taken or started; waiting tasks go back to the queue. */
+static void paused_cb(void *arg)
+{
+    fp_worker *w = arg;
+
+    w->counters.paused = w->pause.shown;
+    fp_hold_give_back(w);
 }
 
 static void give_up_cb(void *arg, fp_pause_item *it, uint64_t waited_ms)

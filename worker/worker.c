@@ -211,7 +211,7 @@ static void pause_cb(void *arg, int paused)
     w->paused = paused;
     w->counters.paused = paused ? "store_unavailable" : w->pause.shown;
     if (paused)
-        fp_link_want(w->link, 0, 0);
+        fp_hold_give_back(w);
     else
         fp_wk_schedule(w);
 }

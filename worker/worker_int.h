@@ -81,6 +81,9 @@ static inline int fp_wk_paused(const fp_worker *w)
 
 /* hold.c: the pause's work (pause.h) on the worker's slots. */
 extern const fp_pause_ops fp_hold_ops;
+/* Either pause began (this one, or the object store's, s3.h): the tasks not started go
+ * back to the queue, unspent, so other workers run them; asks for no more. */
+void fp_hold_give_back(fp_worker *w);
 /* The output folder could not take the file of s's finished transfer (its transfer is
  * stopped): holds the task for room, or fails it (reason, r) if it may wait no longer. */
 void fp_hold(fp_worker *w, slot *s, fp_reason reason, fp_result *r);

@@ -367,6 +367,8 @@ class FailureTest(S3Case):
         rows = fp.read_tsv(self.c.path("results.tsv"))
         self.assertEqual([r["status"] for r in rows], ["ok"] * len(urls), self.c.logs())
         self.assertIn("resuming", log_text(w))
+        # The tasks it had taken but not started went back to the queue at the pause.
+        self.assertIn("gave back", log_text(w))
 
     def test_drain_while_down_hands_back(self):
         """SIGTERM while the store is down: held uploads are handed back, not failed."""
