@@ -114,8 +114,16 @@ static void batch_build(const fpm_job *j, const redisReply *lines, batch *b)
         const redisReply *e = lines->element[i];
         const char *s = e->type == REDIS_REPLY_STRING ? e->str : "";
         size_t slen = e->type == REDIS_REPLY_STRING ? e->len : 0;
-        uint64_t idx = j->total + b->created, lineno = j->fed + i + 1;
-        fp_line_kind kind = fp_line_parse(s, slen, out, sizeof(out));
+        uint64_t idx = j->total + b->created, lineno = j->fed + i + 1, given;
+        size_t skip = 0;
+        fp_line_kind kind;
+
+        if (j->numbered && (given = fp_line_numbered(s, slen, &skip)) > 0) {
+            lineno = given; /* the line of the file the client read it from */
+            s += skip;
+            slen -= skip;
+        }
+        kind = fp_line_parse(s, slen, out, sizeof(out));
 
         if (kind == FP_LINE_SKIP)
             continue;
@@ -394,7 +402,7 @@ int fpm_feed_step(fpm *m)
             m->next = 0;
         j = &m->jobs[m->next];
         m->next = (m->next + 1) % m->njobs;
-        if (j->sealed) {
+        if (j->sealed || j->paused) {
             idle++;
             continue;
         }

@@ -126,7 +126,7 @@ static int job_load(fpm *m, const char *s, size_t len, int fresh)
     redisReply *r, **e;
     uint64_t id, done, attempts;
     fpm_job j;
-    int rc;
+    int rc, cancelled;
 
     if (fp_text_u64(s, len, &id) != 0) {
         fp_sanitize(shown, sizeof(shown), s, len);
@@ -138,10 +138,12 @@ static int job_load(fpm *m, const char *s, size_t len, int fresh)
     if (fpm_job_find(m, id))
         return 0;
     fp_key_job(meta, id, FP_JOB_META);
-    r = fpm_redis_cmd(m, "HMGET %s lines fed total sealed attempts flags state done", meta);
+    r = fpm_redis_cmd(
+        m, "HMGET %s lines fed total sealed attempts flags state done paused cancelled numbered",
+        meta);
     if (r == NULL)
         return FPM_LOST;
-    if (fpm_redis_failed(m, r, "job intake") || r->type != REDIS_REPLY_ARRAY || r->elements != 8) {
+    if (fpm_redis_failed(m, r, "job intake") || r->type != REDIS_REPLY_ARRAY || r->elements != 11) {
         freeReplyObject(r);
         return 0;
     }
@@ -153,7 +155,8 @@ static int job_load(fpm *m, const char *s, size_t len, int fresh)
                 id);
         return job_drop(m, s, len);
     }
-    if (e[6]->type == REDIS_REPLY_STRING && strcmp(e[6]->str, "done") == 0) {
+    if (e[6]->type == REDIS_REPLY_STRING &&
+        (strcmp(e[6]->str, "done") == 0 || strcmp(e[6]->str, "cancelled") == 0)) {
         freeReplyObject(r);
         return job_drop(m, s, len);
     }
@@ -167,6 +170,9 @@ static int job_load(fpm *m, const char *s, size_t len, int fresh)
     j.attempts = attempts >= 1 && attempts <= UINT32_MAX ? (uint32_t)attempts : DEFAULT_ATTEMPTS;
     j.flags = (uint32_t)(fpm_reply_u64(e[5], 0) & FP_TASK_FLAGS_ALL);
     done = fpm_reply_u64(e[7], 0);
+    j.paused = fpm_reply_u64(e[8], 0) == 1;
+    cancelled = e[9]->type != REDIS_REPLY_NIL;
+    j.numbered = fpm_reply_u64(e[10], 0) == 1;
     freeReplyObject(r);
 
     if ((rc = job_mark_running(m, meta)) != 0)
@@ -174,6 +180,8 @@ static int job_load(fpm *m, const char *s, size_t len, int fresh)
     if (j.sealed && done >= j.total && (rc = job_recheck_done(m, id)) != 0)
         return rc;
     job_add(m, &j);
+    if (cancelled) /* cancelled before this master acted on it: now */
+        return fpm_control_apply(m, id, j.paused, 1) == FPM_LOST ? FPM_LOST : 1;
     if (fresh)
         fp_info("job %" PRIu64 " started: %" PRIu64 " lines", id, j.lines);
     else

@@ -99,3 +99,16 @@ done:
     curl_url_cleanup(u);
     return kind;
 }
+
+uint64_t fp_line_numbered(const char *line, size_t len, size_t *skip)
+{
+    uint64_t n = 0;
+    size_t i;
+
+    for (i = 0; i < len && i < 19 && line[i] >= '0' && line[i] <= '9'; i++)
+        n = n * 10 + (uint64_t)(line[i] - '0');
+    if (i == 0 || i >= len || line[i] != '\t' || n == 0)
+        return 0;
+    *skip = i + 1;
+    return n;
+}

@@ -7,6 +7,7 @@
 #define FP_LINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define FP_LINE_MAX 8192 /* longer lines are invalid input */
 
@@ -16,5 +17,10 @@ typedef enum fp_line_kind { FP_LINE_SKIP, FP_LINE_URL, FP_LINE_INVALID } fp_line
  * normalised URL is written to out; for FP_LINE_INVALID a short reason. outlen must be at
  * least FP_URL_MAX + 1 (fp_record.h). */
 fp_line_kind fp_line_parse(const char *line, size_t len, char *out, size_t outlen);
+
+/* A job submitted with numbered=1 (a retry, or submit --skip-ok) sends each line as
+ * "<line number>\t<line>", so results name the line of the original file. Returns the
+ * number (>= 1) and sets *skip to the prefix's length, or returns 0 if there is none. */
+uint64_t fp_line_numbered(const char *line, size_t len, size_t *skip);
 
 #endif

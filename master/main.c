@@ -210,7 +210,7 @@ static int idle(fpm *m)
     int rc = 0;
 
     for (i = 0; i < m->njobs; i++)
-        if (!m->jobs[i].sealed)
+        if (!m->jobs[i].sealed && !m->jobs[i].paused)
             wait = FEED_WAIT_S;
     r = fpm_redis_cmd(m, "BLMOVE %s %s LEFT RIGHT %s", FP_KEY_JOBS_NEW, FP_KEY_JOBS_ACTIVE, wait);
     if (r == NULL)
@@ -224,8 +224,8 @@ static int idle(fpm *m)
 static void run(fpm *m)
 {
     typedef int (*step_fn)(fpm *);
-    static const step_fn steps[] = {fpm_intake_step, fpm_report_step, fpm_promote_step,
-                                    fpm_feed_step, fpm_reap_dead_workers_step};
+    static const step_fn steps[] = {fpm_control_step, fpm_intake_step, fpm_report_step,
+                                    fpm_promote_step, fpm_feed_step,   fpm_reap_dead_workers_step};
     size_t i;
     int did, rc;
 

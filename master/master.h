@@ -40,6 +40,8 @@ typedef struct fpm_job {
     uint32_t attempts; /* max attempts per URL */
     uint32_t flags;    /* task flags */
     int sealed;
+    int paused;   /* not fed until resumed (field paused in the job hash) */
+    int numbered; /* lines come as "<line number>\t<line>" (field numbered) */
 } fpm_job;
 
 typedef struct fpm {
@@ -101,6 +103,13 @@ int fpm_feed_step(fpm *m);
 
 /* report.c: completed jobs get their summary, wake-up and expiry. */
 int fpm_report_step(fpm *m);
+/* The same for a job cancelled (control.c), with the results it has. */
+int fpm_report_cancelled(fpm *m, uint64_t id);
+
+/* control.c: pause, resume and cancel, as clients ask through fp:ctl. */
+int fpm_control_step(fpm *m);
+/* Applies a job hash's paused/cancelled fields; 1 if the job was cancelled. */
+int fpm_control_apply(fpm *m, uint64_t id, int paused, int cancelled);
 
 /* upkeep.c: due retries back to the queue; tasks of dead workers back too (the reaper). */
 int fpm_promote_step(fpm *m);

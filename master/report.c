@@ -27,7 +27,7 @@
 typedef struct job_counts {
     fp_summary s;
     uint64_t created_us, finished_us;
-    int sealed, has_finished;
+    int sealed, has_finished, cancelled;
     const redisReply **fail; /* name, count, name, count ... (point into the reply) */
     size_t nfail;
 } job_counts;
@@ -119,7 +119,7 @@ static int append_summary(fpm *m, const char *key, const job_counts *c)
                                                     "mb_per_s", "p50_ms", "p95_ms",  "p99_ms"};
     char nums[SUMMARY_NUMS][32];
     const char **av;
-    size_t *al, i, n = 0, max = 2 + 2 * SUMMARY_NUMS + c->nfail;
+    size_t *al, i, n = 0, max = 4 + 2 * SUMMARY_NUMS + c->nfail;
     int rc;
 
     snprintf(nums[0], sizeof(nums[0]), "%" PRIu64, c->s.total);
@@ -145,6 +145,10 @@ static int append_summary(fpm *m, const char *key, const job_counts *c)
     for (i = 0; i < SUMMARY_NUMS; i++) {
         av[n++] = names[i];
         av[n++] = nums[i];
+    }
+    if (c->cancelled) { /* total counts the tasks made before the cancel */
+        av[n++] = "cancelled";
+        av[n++] = "1";
     }
     for (i = 0; i < n; i++)
         al[i] = strlen(av[i]);
@@ -214,22 +218,25 @@ static int append_completion(fpm *m, uint64_t id, const job_counts *c, uint64_t 
                                       FP_JOB_SUMMARY, FP_JOB_WAKE, FP_JOB_THROTTLE, FP_JOB_DOWN};
     static fp_call fold;
     char meta[FP_KEY_MAX], sum[FP_KEY_MAX], wake[FP_KEY_MAX], key[FP_KEY_MAX];
+    const char *state = c->cancelled ? "cancelled" : "done";
     size_t i;
     int ncmd = 0;
 
     fp_key_job(meta, id, FP_JOB_META);
     fp_key_job(sum, id, FP_JOB_SUMMARY);
     fp_key_job(wake, id, FP_JOB_WAKE);
+
     if (fpm_redis_append(m, "MULTI") || fpm_redis_append(m, "DEL %s", sum) ||
-        append_summary(m, sum, c) || fpm_redis_append(m, "HSET %s state done", meta) ||
+        append_summary(m, sum, c) || fpm_redis_append(m, "HSET %s state %s", meta, state) ||
         fpm_redis_append(m, "HSETNX %s finished_us %" PRIu64, meta, finished_us) ||
-        fpm_redis_append(m, "RPUSH %s done", wake) ||
+        fpm_redis_append(m, "RPUSH %s %s", wake, state) ||
         fpm_redis_append(m, "LREM %s 0 %" PRIu64, FP_KEY_JOBS_ACTIVE, id) ||
-        fpm_redis_append(m, "LREM %s 0 %" PRIu64, FP_KEY_DONE, id))
+        fpm_redis_append(m, "LREM %s 0 %" PRIu64, FP_KEY_DONE, id) ||
+        fpm_redis_append(m, "LREM %s 0 %" PRIu64, FP_KEY_JOBS_NEW, id))
         return FPM_LOST;
-    ncmd += 8;
+    ncmd += 9; /* a job cancelled before intake is still in fp:jobs:new */
     /* Its counters join those of every completed job (for metrics), once. */
-    fp_call_fold(&fold, id, 0);
+    fp_call_fold(&fold, id, c->cancelled);
     if (fpm_redis_append_call(m, &fold))
         return FPM_LOST;
     ncmd++;
@@ -282,7 +289,9 @@ static int forget(fpm *m, const char *s, size_t len, int gone)
     return 0;
 }
 
-static int report_job(fpm *m, const char *s, size_t len)
+/* Completes a job: reported as done when its last result is in (fp:done), or as cancelled
+ * (control.c) with the results it has. */
+static int report_job(fpm *m, const char *s, size_t len, int cancel)
 {
     char meta[FP_KEY_MAX], lat[FP_KEY_MAX], thr[FP_KEY_MAX], shown[80];
     redisReply *hm = NULL, *hl = NULL, *ht = NULL, *ex;
@@ -322,7 +331,7 @@ static int report_job(fpm *m, const char *s, size_t len)
         goto out;
     }
     counts_read(hm, &c);
-    if (!c.sealed) {
+    if (!c.sealed && !cancel && !c.cancelled) {
         fp_warn("job %" PRIu64 " is in %s but not sealed; ignoring that entry", id, FP_KEY_DONE);
         rc = forget(m, s, len, 0); /* still being fed: it stays active */
         goto out;
@@ -335,6 +344,7 @@ static int report_job(fpm *m, const char *s, size_t len)
         hist = hist_read(hl, &nhist);
     fp_summary_finish(&c.s, hist, nhist);
 
+    c.cancelled |= cancel;
     if ((ncmd = append_completion(m, id, &c, finished, ht)) == FPM_LOST ||
         (ex = last_reply(m, ncmd)) == NULL) {
         rc = FPM_LOST;
@@ -342,9 +352,10 @@ static int report_job(fpm *m, const char *s, size_t len)
     }
     if (!fpm_redis_failed(m, ex, "reporting a job") && ex->type == REDIS_REPLY_ARRAY) {
         fpm_job_remove(m, id);
-        fp_info("job %" PRIu64 " done: %" PRIu64 " tasks, %" PRIu64 " ok, %" PRIu64
+        fp_info("job %" PRIu64 " %s: %" PRIu64 " tasks, %" PRIu64 " ok, %" PRIu64
                 " failed, wall %.3f s",
-                id, c.s.total, c.s.ok, c.s.failed, (double)c.s.wall_us / 1e6);
+                id, c.cancelled ? "cancelled" : "done", c.s.total, c.s.ok, c.s.failed,
+                (double)c.s.wall_us / 1e6);
         rc = 1;
     }
     freeReplyObject(ex);
@@ -373,11 +384,18 @@ int fpm_report_step(fpm *m)
             freeReplyObject(r);
             break;
         }
-        rc = report_job(m, r->str, r->len);
+        rc = report_job(m, r->str, r->len, 0);
         freeReplyObject(r);
         if (rc == FPM_LOST)
             return FPM_LOST;
         n++;
     }
     return n;
+}
+
+int fpm_report_cancelled(fpm *m, uint64_t id)
+{
+    char s[32];
+
+    return report_job(m, s, (size_t)snprintf(s, sizeof(s), "%" PRIu64, id), 1);
 }

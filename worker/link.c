@@ -11,11 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fp_keys.h"
 #include "fp_log.h"
 #include "fp_reap.h"
 #include "fp_redis_sync.h"
+#include "fp_service.h"
+#include "fp_text.h"
 #include "outbox.h"
 #include "owner.h"
 #include "rconn.h"
@@ -35,6 +38,7 @@ struct fp_link {
     const fp_counters *stats; /* the worker's, reported by the heartbeat */
     fp_link_task_cb on_task;
     fp_link_known_cb known;
+    fp_link_cancelled_cb on_cancelled;
     void *arg;
     int connected_before; /* the pull connection was up before */
     int need_adopt;       /* look for orphans in our processing list once both connections are up */
@@ -43,6 +47,9 @@ struct fp_link {
     char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
     char owner[FP_OWNER_MAX]; /* named in the heartbeat (owner.h) */
     uint64_t beats;
+    char host[64];            /* reported by the heartbeat */
+    uint64_t rate_at, rate_n; /* files/s: last heartbeat's time and count */
+    double rate;
     int want, recovered_slots, pulling;
     /* Results of this loop turn, sent as one finish call from the check handle. */
     fp_cmd *batch_keys, *batch_args;
@@ -340,21 +347,69 @@ void fp_link_bury(fp_link *q, const char *raw, size_t rawlen)
 
 /* Heartbeat ------------------------------------------------------------------------- */
 
+void fp_link_on_cancelled(fp_link *q, fp_link_cancelled_cb cb)
+{
+    q->on_cancelled = cb;
+}
+
+void fp_link_drop(fp_link *q, const char *raw, size_t rawlen)
+{
+    static fp_call call;
+
+    fp_call_drop(&call, q->conf->id, raw, rawlen);
+    push_call(q, &call, FP_CMD_OTHER);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* fp:cancelled, read with the heartbeat: a cancelled job's transfers stop within about a
+ * second. The set is small (ids of the last hour). */
+static void cancelled_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    fp_link *q = priv;
+    redisReply *r = reply;
+    static uint64_t ids[1024];
+    size_t i, n = 0;
+
+    (void)ac;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || q->on_cancelled == NULL || q->stopping)
+        return;
+    for (i = 0; i < r->elements && n < sizeof(ids) / sizeof(ids[0]); i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            fp_text_u64(r->element[i]->str, r->element[i]->len, &ids[n]) == 0)
+            n++;
+    qsort(ids, n, sizeof(ids[0]), cmp_u64);
+    q->on_cancelled(q->arg, ids, n);
+}
+
 static void send_heartbeat(fp_link *q)
 {
-    char v[200 + FP_OWNER_MAX];
+    char v[320 + FP_OWNER_MAX];
+    uint64_t now = uv_now(q->loop), n = q->stats->done + q->stats->failed;
 
     if (!q->cmd.up)
         return;
+    /* Files per second, smoothed over the last few heartbeats (fetchpool status shows it). */
+    if (q->rate_at && now > q->rate_at) {
+        double r = (double)(n - q->rate_n) * 1000.0 / (double)(now - q->rate_at);
+        q->rate = q->rate_n ? 0.5 * q->rate + 0.5 * r : r;
+    }
+    q->rate_at = now;
+    q->rate_n = n;
     /* owner= and beat= first: a twin starting with our id sees the beats (owner.h). */
     snprintf(v, sizeof(v),
              "owner=%s beat=%" PRIu64 " inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64
-             " retried=%" PRIu64 " bytes=%" PRIu64 "%s%s",
+             " retried=%" PRIu64 " bytes=%" PRIu64 " rate=%.1f host=%s%s%s",
              q->owner, ++q->beats, q->stats->inflight, q->stats->done, q->stats->failed,
-             q->stats->retried, q->stats->bytes, q->stats->paused ? " paused=" : "",
-             q->stats->paused ? q->stats->paused : "");
+             q->stats->retried, q->stats->bytes, q->rate, q->host,
+             q->stats->paused ? " paused=" : "", q->stats->paused ? q->stats->paused : "");
     redisAsyncCommand(q->cmd.ac, NULL, NULL, "SET %s %s PX %d", q->hb_key, v, FP_HEARTBEAT_TTL_MS);
     redisAsyncCommand(q->cmd.ac, NULL, NULL, "SADD %s %s", FP_KEY_WORKERS, q->conf->id);
+    redisAsyncCommand(q->cmd.ac, cancelled_reply_cb, q, "ZRANGE %s -1024 -1", FP_KEY_CANCELLED);
 }
 
 static void heartbeat_cb(uv_timer_t *t)
@@ -405,6 +460,7 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
                      fp_link_task_cb on_task, fp_link_known_cb known, void *arg)
 {
     fp_link *q = calloc(1, sizeof(*q));
+    char *p;
 
     if (q == NULL)
         return NULL;
@@ -417,6 +473,11 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
     fp_key_proc(q->proc_key, conf->id);
     fp_key_heartbeat(q->hb_key, conf->id);
     fp_owner_token(q->owner, sizeof(q->owner));
+    if (gethostname(q->host, sizeof(q->host) - 1) != 0 || q->host[0] == '\0')
+        snprintf(q->host, sizeof(q->host), "unknown");
+    for (p = q->host; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == '=')
+            *p = '_';
     if (sync_setup(q) != 0) {
         free(q);
         return NULL;

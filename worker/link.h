@@ -28,6 +28,9 @@ typedef int (*fp_link_known_cb)(void *arg, const char *raw, size_t len);
 /* Called once the queue is closed (after fp_link_shutdown). */
 typedef void (*fp_link_closed_cb)(void *arg);
 
+/* Called with the ids in fp:cancelled, read with every heartbeat (sorted, n may be 0). */
+typedef void (*fp_link_cancelled_cb)(void *arg, const uint64_t *jobs, size_t n);
+
 /* The worker's counters (worker.c owns and updates them; the heartbeat reports them). */
 typedef struct fp_counters {
     uint64_t inflight, done, failed, retried, bytes;
@@ -55,6 +58,10 @@ void fp_link_retry(fp_link *q, uint64_t job, const char *raw, size_t rawlen, con
 /* Hands a task back to the head of the queue as it is (no attempt spent): a task this
  * worker took but will not run (its output cannot take files). */
 void fp_link_give_back(fp_link *q, const char *raw, size_t rawlen);
+/* Where the ids of cancelled jobs go (set once, after fp_link_new). */
+void fp_link_on_cancelled(fp_link *q, fp_link_cancelled_cb cb);
+/* Takes a task of a cancelled job out of the processing list, without a result. */
+void fp_link_drop(fp_link *q, const char *raw, size_t rawlen);
 /* Moves an undecodable record from the processing list to the dead-letter list. */
 void fp_link_bury(fp_link *q, const char *raw, size_t rawlen);
 

@@ -74,12 +74,29 @@ static void rejects_bad_lines(void **state)
     assert_int_equal(parse(longline), FP_LINE_URL);
 }
 
+static void numbered_lines(void **state)
+{
+    size_t skip = 0;
+
+    (void)state;
+    assert_int_equal(fp_line_numbered("17\thttp://a/b", 12, &skip), 17);
+    assert_int_equal(skip, 3);
+    assert_int_equal(fp_line_numbered("1\t", 2, &skip), 1);
+    assert_int_equal(fp_line_numbered("0\thttp://a/", 11, &skip), 0);
+    assert_int_equal(fp_line_numbered("\thttp://a/", 10, &skip), 0);
+    assert_int_equal(fp_line_numbered("12", 2, &skip), 0);
+    assert_int_equal(fp_line_numbered("12 http://a/", 12, &skip), 0);
+    assert_int_equal(fp_line_numbered("http://a/", 9, &skip), 0);
+    assert_int_equal(fp_line_numbered("99999999999999999999\tx", 22, &skip), 0); /* too long */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(skips_blanks_and_comments),
         cmocka_unit_test(accepts_urls),
         cmocka_unit_test(rejects_bad_lines),
+        cmocka_unit_test(numbered_lines),
     };
     int rc;
 

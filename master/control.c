@@ -1,0 +1,105 @@
+/* control.c - pause, resume and cancel (PROTOCOL.md, "Control").
+ *
+ * A client writes the wish into the job hash (paused=1, or cancelled=<time>) and pushes the
+ * job id to fp:ctl; the hash is the truth, fp:ctl only says "look again", so a master that
+ * restarts finds every wish where the client left it (intake.c reads the same fields). A
+ * paused job is skipped by the feed step; its queued tasks still run. A cancelled job is
+ * taken out of the queue and the retry set by the cancel script and completed at once as
+ * `cancelled` with the results it has: from the moment the client set the field, the finish
+ * script records none of its results and workers abort its transfers at their next
+ * heartbeat (they read fp:cancelled). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fp_keys.h"
+#include "fp_log.h"
+#include "fp_service.h"
+#include "fp_text.h"
+#include "master.h"
+
+#define CONTROL_MAX 64 /* wishes read per step */
+
+static int cancel(fpm *m, uint64_t id)
+{
+    static fp_call call;
+    redisReply *r;
+    int rc;
+
+    fp_call_cancel(&call, id);
+    if ((r = fpm_redis_call(m, &call)) == NULL)
+        return FPM_LOST;
+    if (fpm_redis_failed(m, r, "cancelling a job")) {
+        freeReplyObject(r);
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+        fp_info("job %" PRIu64 " cancelled: %lld queued tasks and %lld retries removed", id,
+                r->element[0]->integer, r->element[1]->integer);
+    freeReplyObject(r);
+    fpm_job_remove(m, id);
+    rc = fpm_report_cancelled(m, id);
+    return rc == FPM_LOST ? FPM_LOST : 1;
+}
+
+int fpm_control_apply(fpm *m, uint64_t id, int paused, int cancelled)
+{
+    fpm_job *j = fpm_job_find(m, id);
+
+    if (cancelled)
+        return cancel(m, id);
+    if (j && j->paused != paused) {
+        j->paused = paused;
+        fp_info("job %" PRIu64 " %s", id, paused ? "paused" : "resumed");
+    }
+    return 0;
+}
+
+/* One id from fp:ctl: reads what the job hash says and acts on it. */
+static int control_job(fpm *m, const redisReply *e)
+{
+    char meta[FP_KEY_MAX];
+    redisReply *r;
+    uint64_t id;
+    int paused, cancelled, rc = 0;
+
+    if (e->type != REDIS_REPLY_STRING || fp_text_u64(e->str, e->len, &id) != 0)
+        return 0; /* not an id: nothing to do */
+    fp_key_job(meta, id, FP_JOB_META);
+    if ((r = fpm_redis_cmd(m, "HMGET %s paused cancelled state", meta)) == NULL)
+        return FPM_LOST;
+    if (!fpm_redis_failed(m, r, "job control") && r->type == REDIS_REPLY_ARRAY &&
+        r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING &&
+        strcmp(r->element[2]->str, "done") != 0 && strcmp(r->element[2]->str, "cancelled") != 0) {
+        paused = fpm_reply_u64(r->element[0], 0) == 1;
+        cancelled = r->element[1]->type != REDIS_REPLY_NIL;
+        /* A job not taken yet (state new) is cancelled too; a paused one waits for intake. */
+        rc = fpm_control_apply(m, id, paused, cancelled);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int fpm_control_step(fpm *m)
+{
+    redisReply *r;
+    size_t i;
+    int did = 0, rc;
+
+    r = fpm_redis_cmd(m, "LPOP %s %d", FP_KEY_CONTROL, CONTROL_MAX);
+    if (r == NULL)
+        return FPM_LOST;
+    if (fpm_redis_failed(m, r, "job control") || r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return 0;
+    }
+    for (i = 0; i < r->elements && !fpm_stop; i++) {
+        if ((rc = control_job(m, r->element[i])) == FPM_LOST) {
+            freeReplyObject(r);
+            return FPM_LOST;
+        }
+        did += rc > 0 ? rc : 0;
+    }
+    freeReplyObject(r);
+    return did;
+}
