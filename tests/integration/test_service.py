@@ -179,5 +179,250 @@ class MetricsTest(unittest.TestCase):
         self.assertTrue(c.master.alive())
 
 
+def results_of(client, jid):
+    """{idx: (line, status, url)} of a job's results in Redis."""
+    out = {}
+    for idx, rec in client.hgetall("fp:job:%s:res" % jid).items():
+        f = rec.split("\t")
+        out[int(idx)] = (int(f[3]), f[4], f[16])
+    return out
+
+
+def tasks_of(client, jid, workers):
+    """Tasks of the job still queued, waiting to retry or held by a worker."""
+    pre = "T1\t%s\t" % jid
+    found = [t for t in client.call("LRANGE", "fp:tasks", 0, -1) if t.startswith(pre)]
+    found += [t for t in client.call("ZRANGE", "fp:retry", 0, -1) if t.startswith(pre)]
+    for w in workers:
+        found += [t for t in client.call("LRANGE", "fp:proc:" + w, 0, -1) if t.startswith(pre)]
+    return found
+
+
+class ControlTest(unittest.TestCase):
+    """cancel, pause/resume and status, against two workers and one nginx."""
+
+    def setUp(self):
+        self.c = fp.Cluster(self.id().rsplit(".", 1)[-1])
+        self.addCleanup(self.c.close)
+        self.c.start_redis()
+        self.files = fp.make_jpegs(self.c.path("www"), 1, size=1000)
+        self.ng = self.c.start_nginx(self.c.path("www"))
+        self.r = self.c.redis()
+
+    def cli(self, *args, timeout=60):
+        return fetchpool_cli(self.c, *args, timeout=timeout)
+
+    def wait_for(self, what, fn, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = fn()
+            if v:
+                return v
+            self.c.check_alive()
+            time.sleep(0.02)
+        raise AssertionError("timed out waiting for %s\n%s" % (what, self.c.logs()))
+
+    def test_cancel_a_large_job_midway(self):
+        c, r = self.c, self.r
+        # 100,000 URLs as the issue asks; a fifth of that under the sanitizers (slower).
+        n = 20000 if fp.sanitized() else 100000
+        budget = 4.0 if fp.sanitized() else 2.0
+        c.start_master()
+        for w in ("w1", "w2"):
+            c.start_worker(w, "--host-conns", "0", concurrency=16)
+        c.wait_workers_registered(2)
+        name = self.files[0][0]
+        # A few answer only after 60 s: in flight at the cancel, they must be aborted.
+        slow = c.start_origin(delay_ms=60000)
+        big = c.write_input([slow.url("/img/%d.jpg" % i) if i % 200 == 7 and i < 1400 else
+                             self.ng.url("%s?a=%d" % (name, i)) for i in range(n)], "big.txt")
+        other = c.write_input([self.ng.url("%s?b=%d" % (name, i)) for i in range(1500)],
+                              "other.txt")
+        waiting = c.submit_async("--wait", "--results", c.path("big.tsv"), big)
+        a = self.wait_for("job A", lambda: r.call("GET", "fp:seq") == "1" and
+                          r.call("HGET", "fp:job:1", "state") == "running" and "1")
+        a = int(a)
+        b_proc = c.submit_async("--wait", "--results", c.path("other.tsv"), other)
+        self.wait_for("job B to start", lambda: r.call("HGET", "fp:job:2", "state") == "running")
+        self.wait_for("some of A done", lambda: int(r.call("HGET", "fp:job:1", "done") or 0)
+                      >= 1000)
+        before = set(results_of(r, a))
+        cp = self.cli("cancel", str(a))
+        t_cancel = time.monotonic()
+        self.assertEqual(cp.returncode, 0, (cp, c.logs()))
+        self.assertIn("cancelled", cp.stdout)
+        right_after = set(results_of(r, a))
+        self.assertTrue(before <= right_after)
+        self.wait_for("no task of A left", lambda: not tasks_of(r, a, ["w1", "w2"]),
+                      timeout=budget + 30)
+        took = time.monotonic() - t_cancel
+        self.assertLess(took, budget, "tasks of the cancelled job lingered %.2f s" % took)
+        self.assertLess(len(right_after), n)
+        # The waiting submit says so and fails.
+        rc = waiting.wait(60)
+        out = waiting.popen.stdout.read().decode()
+        self.assertEqual(rc, 1, out + waiting.tail())
+        self.assertIn("was cancelled", waiting.tail())
+        # Job B is untouched: every URL ok.
+        self.assertEqual(b_proc.wait(120), 0, b_proc.tail())
+        rows = fp.read_tsv(c.path("other.tsv"))
+        self.assertEqual(len(rows), 1500)
+        self.assertEqual({x["status"] for x in rows}, {"ok"})
+        # Nothing of A recorded after the cancel; its summary and results say what it has.
+        final = results_of(r, a)
+        self.assertEqual(set(final), right_after)
+        summ = r.hgetall("fp:job:%d:summary" % a)
+        self.assertEqual(summ.get("cancelled"), "1", summ)
+        self.assertEqual(int(summ["ok"]) + int(summ["failed"]), len(final))
+        self.assertEqual(r.call("HGET", "fp:job:%d" % a, "state"), "cancelled")
+        self.assertEqual(r.call("EXISTS", "fp:job:%d:in" % a), 0)
+        got = fp.read_tsv(c.path("big.tsv"))
+        self.assertEqual(sorted(int(x["line"]) for x in got),
+                         sorted(v[0] for v in final.values()))
+        self.assertEqual(r.call("LRANGE", "fp:jobs:active", 0, -1), [])
+        # The slow transfers were aborted, not waited for.
+        logs = ""
+        for w in c.workers:
+            with open(w.log_path) as f:
+                logs += f.read()
+        self.assertRegex(logs, r"cancelled jobs: [1-9]\d* transfers aborted")
+
+    def test_status_json_pause_resume_and_a_cancel_before_intake(self):
+        c, r = self.c, self.r
+        c.start_master("--queue-depth", "20", "--feed-batch", "10")
+        for w in ("w1", "w2"):
+            c.start_worker(w, concurrency=4)
+        c.wait_workers_registered(2)
+        origin = c.start_origin(delay_ms=100)
+        src = c.write_input([origin.url("/img/%d.jpg" % i) for i in range(200)])
+        job = c.submit(src)
+        self.assertEqual(job.rc, 0, job)
+        jid = int(job.job)
+        self.wait_for("progress", lambda: int(r.call("HGET", "fp:job:%d" % jid, "done") or 0)
+                      > 5)
+        # Pause: feeding stops (what is queued still runs out).
+        self.assertEqual(self.cli("pause", str(jid)).returncode, 0)
+        self.wait_for("the master to pause it", lambda: "job %d paused" % jid in c.logs(50))
+        fed = r.call("HGET", "fp:job:%d" % jid, "fed")
+        self.assertLess(int(fed), 200)
+        st = self.cli("status")
+        self.assertEqual(st.returncode, 0, st)
+        self.assertIn("workers: 2 alive", st.stdout)
+        self.assertRegex(st.stdout, r"\n\s+%d paused\s+\d+/200 " % jid)
+        js = self.cli("status", "--json")
+        self.assertEqual(js.returncode, 0, js)
+        data = json.loads(js.stdout)
+        self.assertEqual(sorted(w["id"] for w in data["workers"]), ["w1", "w2"])
+        for w in data["workers"]:
+            self.assertTrue(w["alive"], w)
+            self.assertLess(w["heartbeat_age_s"], 3, w)
+            self.assertTrue(w["host"], w)
+            # #14's disk-full pause is not on main yet: no worker says it is paused.
+            self.assertIsNone(w["paused"], w)
+        self.assertEqual([(j["job"], j["state"]) for j in data["jobs"]], [(jid, "paused")])
+        self.assertGreater(data["jobs"][0]["rate"], 0)
+        self.assertEqual(set(data["queue"]), {"tasks", "retry", "dead", "jobs_waiting"})
+        self.assertEqual(r.call("HGET", "fp:job:%d" % jid, "fed"), fed)
+        self.assertEqual(self.cli("resume", str(jid)).returncode, 0)
+        self.wait_for("the job to finish", lambda: r.call("HGET", "fp:job:%d" % jid, "state")
+                      == "done", timeout=120)
+        self.assertEqual(r.call("HGET", "fp:job:%d:summary" % jid, "ok"), "200")
+        shown = self.cli("show", str(jid), "--json")
+        self.assertEqual(json.loads(shown.stdout)["ok"], 200, shown)
+        jobs = self.cli("jobs", "--json")
+        self.assertEqual([(j["job"], j["state"]) for j in json.loads(jobs.stdout)],
+                         [(jid, "done")])
+        # A job cancelled before any master took it ends cancelled with nothing done.
+        c.master.stop()
+        late = c.submit(src)
+        lid = int(late.job)
+        cp = self.cli("cancel", str(lid), "--timeout", "0.5")
+        self.assertEqual(cp.returncode, 1, cp)
+        self.assertIn("no master acted", cp.stderr)
+        c.start_master()
+        self.wait_for("the late cancel", lambda: r.call("HGET", "fp:job:%d" % lid, "state")
+                      == "cancelled")
+        self.assertEqual(r.call("LRANGE", "fp:jobs:new", 0, -1), [])
+        self.assertEqual(r.call("HGET", "fp:job:%d:summary" % lid, "ok"), "0")
+        self.assertEqual(self.cli("cancel", str(lid)).returncode, 1)
+        self.assertEqual(self.cli("show", "999").returncode, 1)
+
+
+class RetryTest(unittest.TestCase):
+    """retry re-runs exactly the failures asked for; --skip-ok leaves out exactly the ok."""
+
+    def setUp(self):
+        self.c = fp.Cluster(self.id().rsplit(".", 1)[-1])
+        self.addCleanup(self.c.close)
+        self.c.start_redis()
+        self.c.start_master()
+        self.c.start_worker(concurrency=16)
+        self.origin = self.c.start_origin()
+        self.r = self.c.redis()
+
+    def mixed(self):
+        o, lines, kinds = self.origin, [], {}
+        for i in range(60):
+            kind = ("ok", "404", "503")[i % 3]
+            if i % 10 == 9:
+                lines.append("# a comment")  # line numbers that are not idx + 1
+                continue
+            url = (o.url("/img/%d.jpg" % i) if kind == "ok" else
+                   o.url("/status/%s?n=%d" % (kind, i)))
+            lines.append(url)
+            kinds[len(lines)] = (kind, url)
+        return lines, kinds
+
+    def test_retry_only_the_503s_and_skip_ok(self):
+        c, r = self.c, self.r
+        lines, kinds = self.mixed()
+        first = c.path("first.tsv")
+        s = c.submit("--wait", "--attempts", "1", "--results", first, c.write_input(lines),
+                     timeout=120)
+        self.assertEqual(s.rc, 1, s)
+        jid = int(s.job)
+        n_ok = sum(1 for k, _ in kinds.values() if k == "ok")
+        n_404 = sum(1 for k, _ in kinds.values() if k == "404")
+        want = sorted((ln, url) for ln, (k, url) in kinds.items() if k == "503")
+
+        # retry --reasons http_503: only those, with the original line numbers.
+        cp = fetchpool_cli(c, "retry", str(jid), "--reasons", "http_503", "--wait")
+        self.assertEqual(cp.returncode, 1, cp)  # they fail again: still 503
+        new = int(cp.stdout.split()[0])
+        res = results_of(r, new).values()
+        self.assertEqual(sorted((ln, url) for ln, _, url in res), want)
+        self.assertEqual({st for _, st, _ in res}, {"http_503"})
+        self.assertEqual(r.call("HGET", "fp:job:%d" % new, "retry_of"), str(jid))
+        # By default every transient reason: here the same 503s, never the 404s.
+        cp = fetchpool_cli(c, "retry", str(jid))
+        self.assertEqual(cp.returncode, 0, cp)
+        self.assertEqual(r.call("HGET", "fp:job:%s" % cp.stdout.split()[0], "lines"),
+                         str(len(want)))
+        self.assertEqual(fetchpool_cli(c, "retry", str(jid), "--reasons", "dns").returncode, 1)
+        # show: failures by reason and the failing host.
+        shown = json.loads(fetchpool_cli(c, "show", str(jid), "--json").stdout)
+        self.assertEqual(shown["failures"], {"http_404": n_404, "http_503": len(want)})
+        self.assertEqual(shown["top_failing_hosts"],
+                         [{"host": "127.0.0.1", "failed": n_404 + len(want)}])
+
+        # submit --skip-ok: exactly the URLs that were ok are left out; new ones go in.
+        extra = [self.origin.url("/img/%d.jpg" % (1000 + i)) for i in range(3)]
+        grown = c.write_input(lines + extra, "grown.txt")
+        again = c.path("again.jsonl")
+        s2 = c.submit("--wait", "--attempts", "1", "--format", "jsonl", "--results", again,
+                      grown, "--skip-ok", first, timeout=120)
+        self.assertEqual(s2.rc, 1, s2)
+        self.assertIn("left out %d URLs already ok" % n_ok, s2.stderr)
+        rows = fp.read_jsonl(again)
+        want2 = sorted([(ln, url) for ln, (k, url) in kinds.items() if k != "ok"] +
+                       [(len(lines) + 1 + i, u) for i, u in enumerate(extra)])
+        self.assertEqual(sorted((x["line"], x["url"]) for x in rows), want2)
+        self.assertEqual(sorted(x["line"] for x in rows if x["status"] == "ok"),
+                         [len(lines) + 1 + i for i in range(3)])
+        # `fetchpool submit` is the same program; two results files, JSONL too.
+        third = fetchpool_cli(c, "submit", "--skip-ok", first, again, "--", grown)
+        self.assertEqual(third.returncode, 0, third)
+        self.assertIn("left out %d URLs" % (n_ok + 3), third.stderr)
+
 if __name__ == "__main__":
     fp.main()
