@@ -33,9 +33,10 @@ static int cancel(fpm *m, uint64_t id)
         freeReplyObject(r);
         return 0;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-        fp_info("job %" PRIu64 " cancelled: %lld queued tasks and %lld retries removed", id,
-                r->element[0]->integer, r->element[1]->integer);
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3)
+        fp_info("job %" PRIu64 " cancelled: %lld queued, %lld waiting to retry and %lld "
+                "parked tasks removed",
+                id, r->element[0]->integer, r->element[1]->integer, r->element[2]->integer);
     freeReplyObject(r);
     fpm_job_remove(m, id);
     rc = fpm_report_cancelled(m, id);

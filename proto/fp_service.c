@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fp_keys.h"
+#include "fp_polite.h"
 
 /* The queue is rebuilt rather than LREM'd task by task: one pass over it, whatever the
  * number of tasks the job has there. */
@@ -29,12 +30,27 @@ const char fp_script_cancel[] =
     "for i = 1, #drop, 1000 do\n"
     "  redis.call('ZREM', KEYS[3], unpack(drop, i, math.min(i + 999, #drop)))\n"
     "end\n"
+    "local np = 0\n"
+    "for _, h in ipairs(redis.call('ZRANGE', '" FP_KEY_PARKED "', 0, -1)) do\n"
+    "  local pk, kept, n = 'fp:park:' .. h, {}, 0\n"
+    "  for _, t in ipairs(redis.call('LRANGE', pk, 0, -1)) do\n"
+    "    if mine(t) then n = n + 1 else kept[#kept + 1] = t end\n"
+    "  end\n"
+    "  if n > 0 then\n"
+    "    np = np + n\n"
+    "    redis.call('DEL', pk)\n"
+    "    for i = 1, #kept, 1000 do\n"
+    "      redis.call('RPUSH', pk, unpack(kept, i, math.min(i + 999, #kept)))\n"
+    "    end\n"
+    "    if #kept == 0 then redis.call('ZREM', '" FP_KEY_PARKED "', h) end\n"
+    "  end\n"
+    "end\n"
     "local t = redis.call('TIME')\n"
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
     "redis.call('ZADD', KEYS[4], now, ARGV[1])\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))\n"
     "redis.call('DEL', KEYS[5])\n"
-    "return {nq, #drop}\n";
+    "return {nq, #drop, np}\n";
 
 const char fp_script_fold[] =
     "if redis.call('HSETNX', KEYS[1], 'folded', 1) == 0 then return 0 end\n"
@@ -73,7 +89,10 @@ const char fp_script_snapshot[] =
     "end\n"
     "return out\n";
 
-const char fp_script_drop[] = "return redis.call('LREM', KEYS[1], 1, ARGV[1])\n";
+const char fp_script_drop[] =
+    FP_LUA_TASK "local n = redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
+                "if n == 1 then fp_release(fp_worker_of(KEYS[1]), ARGV[1]) end\n"
+                "return n\n";
 
 void fp_call_cancel(fp_call *c, uint64_t job)
 {

@@ -20,9 +20,10 @@
  * Redis for longer finishes its tasks, whose results the finish script then ignores). */
 #define FP_CANCELLED_KEEP_MS 3600000
 
-/* Take every task of the job out of the queue and the retry set, drop its unread input,
- * and list it in fp:cancelled (pruning ids older than ARGV[3] ms). Returns {queued tasks
- * removed, retries removed}. O(queue + retry set).
+/* Take every task of the job out of the queue, the retry set and the hosts' parked lists
+ * (fp:park:<host> of the hosts in fp:parked, fp_polite.h), drop its unread input, and list
+ * it in fp:cancelled (pruning ids older than ARGV[3] ms). Returns {queued tasks removed,
+ * retries removed, parked tasks removed}. O(queue + retry set + parked tasks).
  * KEYS: fp:job:<id>, fp:tasks, fp:retry, fp:cancelled, fp:job:<id>:in.
  * ARGV: job id, "T1\t<id>\t" (the prefix of its task records), keep ms. */
 extern const char fp_script_cancel[];
@@ -40,8 +41,8 @@ extern const char fp_script_fold[];
  * fp:workers, fp:stats, fp:stats:lat. ARGV: max jobs, max workers. */
 extern const char fp_script_snapshot[];
 
-/* Take a task of a cancelled job out of a worker's processing list, without a result.
- * KEYS: fp:proc:<worker>. ARGV: the task record. */
+/* Take a task of a cancelled job out of a worker's processing list, without a result,
+ * giving its host lease back (fp_polite.h). KEYS: fp:proc:<worker>. ARGV: the task record. */
 extern const char fp_script_drop[];
 
 void fp_call_cancel(fp_call *c, uint64_t job);
