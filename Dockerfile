@@ -1,6 +1,6 @@
 # fetchpool container images (multi-stage; every stage starts from debian:bookworm-slim).
 #   target runtime (default, last stage): fetchpool-master + fetchpool-worker, runtime libs only
-#   target client: scripts/submit with python3 and python3-redis, nothing else
+#   target client: scripts/submit and scripts/fetchpool with python3 and python3-redis
 # The client is its own target so the image that gets scaled out to many workers carries
 # no Python (about 45 MB less: 90 MB instead of 135 MB), and the client carries no C libraries.
 # Build: docker build -t fetchpool .   docker build --target client -t fetchpool-client .
@@ -20,7 +20,7 @@ RUN apt-get update \
 RUN groupadd --system --gid 10001 fetchpool \
     && useradd --system --uid 10001 --gid fetchpool --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin fetchpool
-COPY scripts/submit /usr/local/bin/submit
+COPY scripts/submit scripts/fetchpool /usr/local/bin/
 USER fetchpool
 WORKDIR /jobs
 ENTRYPOINT ["tini", "--"]
