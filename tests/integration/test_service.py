@@ -126,9 +126,11 @@ class MetricsTest(unittest.TestCase):
         # Prometheus scrapes every 300 ms; wait until a scrape after the job is in.
         deadline = time.monotonic() + 30
         got = {}
+        done = {frozenset({("state", "done")}): 1.0}
         while time.monotonic() < deadline:
             got = prom.query("fetchpool_downloads_total")
-            if got == want:
+            if got == want and prom.query(
+                    'fetchpool_jobs_finished_total{state="done"}') == done:
                 break
             time.sleep(0.3)
         self.assertEqual(got, want, c.logs())
@@ -141,8 +143,7 @@ class MetricsTest(unittest.TestCase):
                          {frozenset({("le", "0.1")}): 0.0})
         self.assertEqual(prom.query('fetchpool_download_duration_seconds_bucket{le="2.5"}'),
                          {frozenset({("le", "2.5")}): float(n_ok)})
-        self.assertEqual(prom.query('fetchpool_jobs_finished_total{state="done"}'),
-                         {frozenset({("state", "done")}): 1.0})
+        self.assertEqual(prom.query('fetchpool_jobs_finished_total{state="done"}'), done)
         # It scraped while the job ran: the job's own series existed then.
         seen = prom.query('max_over_time(fetchpool_job_tasks{job_id="%s"}[5m])' % s.job)
         self.assertEqual(list(seen.values()), [float(len(urls))], seen)
