@@ -18,7 +18,8 @@
 #include "fp_text.h"
 #include "master.h"
 
-#define CONTROL_MAX 64 /* wishes read per step */
+#define CONTROL_MAX 64   /* wishes read per step */
+#define RECHECK_MS  1000 /* a paused job's hash is read again this often */
 
 static int cancel(fpm *m, uint64_t id)
 {
@@ -103,4 +104,35 @@ int fpm_control_step(fpm *m)
     }
     freeReplyObject(r);
     return did;
+}
+
+/* A paused job, looked at again once a second: another master on the same Redis may have
+ * taken its resume or cancel from fp:ctl. 1 if it left the table, 0, or FPM_LOST. */
+int fpm_control_recheck(fpm *m, fpm_job *j)
+{
+    char meta[FP_KEY_MAX];
+    redisReply *r;
+    uint64_t id = j->id, now = fpm_now_ms();
+    int paused, cancelled, rc = 0;
+
+    if (now - j->checked_ms < RECHECK_MS)
+        return 0;
+    j->checked_ms = now;
+    fp_key_job(meta, id, FP_JOB_META);
+    if ((r = fpm_redis_cmd(m, "HMGET %s paused cancelled state", meta)) == NULL)
+        return FPM_LOST;
+    if (!fpm_redis_failed(m, r, "job control") && r->type == REDIS_REPLY_ARRAY &&
+        r->elements == 3) {
+        paused = fpm_reply_u64(r->element[0], 0) == 1;
+        cancelled = r->element[1]->type != REDIS_REPLY_NIL;
+        if (cancelled && r->element[2]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[2]->str, "cancelled") == 0) {
+            fpm_job_remove(m, id); /* the other master completed it */
+            rc = 1;
+        } else {
+            rc = fpm_control_apply(m, id, paused, cancelled);
+        }
+    }
+    freeReplyObject(r);
+    return rc;
 }

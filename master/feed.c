@@ -305,16 +305,21 @@ static int watch_job(fpm *m, fpm_job *j, const char *in)
         return FPM_LOST;
     freeReplyObject(r);
     fp_key_job(meta, j->id, FP_JOB_META);
-    if ((r = fpm_redis_cmd(m, "HMGET %s fed total sealed", meta)) == NULL)
+    if ((r = fpm_redis_cmd(m, "HMGET %s fed total sealed paused cancelled", meta)) == NULL)
         return FPM_LOST;
     if (fpm_redis_failed(m, r, "reading a job") || r->type != REDIS_REPLY_ARRAY ||
-        r->elements != 3) {
+        r->elements != 5) {
         rc = 1;
     } else {
         j->fed = fpm_reply_u64(r->element[0], j->fed);
         j->total = fpm_reply_u64(r->element[1], j->total);
         if (fpm_reply_u64(r->element[2], 0) == 1) {
             j->sealed = 1; /* the other master sealed it */
+            rc = 1;
+        }
+        /* Paused or cancelled through the other master's fp:ctl (control.c). */
+        if (fpm_reply_u64(r->element[3], 0) == 1 || r->element[4]->type != REDIS_REPLY_NIL) {
+            j->paused = 1;
             rc = 1;
         }
     }
@@ -402,6 +407,11 @@ int fpm_feed_step(fpm *m)
             m->next = 0;
         j = &m->jobs[m->next];
         m->next = (m->next + 1) % m->njobs;
+        if (j->paused && (n = fpm_control_recheck(m, j)) != 0) {
+            if (n == FPM_LOST)
+                return FPM_LOST;
+            return did; /* the job left the table: the cursor moved */
+        }
         if (j->sealed || j->paused) {
             idle++;
             continue;

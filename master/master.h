@@ -40,8 +40,9 @@ typedef struct fpm_job {
     uint32_t attempts; /* max attempts per URL */
     uint32_t flags;    /* task flags */
     int sealed;
-    int paused;   /* not fed until resumed (field paused in the job hash) */
-    int numbered; /* lines come as "<line number>\t<line>" (field numbered) */
+    int paused;          /* not fed until resumed (field paused in the job hash) */
+    int numbered;        /* lines come as "<line number>\t<line>" (field numbered) */
+    uint64_t checked_ms; /* a paused job's fields were last read then (control.c) */
 } fpm_job;
 
 typedef struct fpm {
@@ -110,6 +111,8 @@ int fpm_report_cancelled(fpm *m, uint64_t id);
 int fpm_control_step(fpm *m);
 /* Applies a job hash's paused/cancelled fields; 1 if the job was cancelled. */
 int fpm_control_apply(fpm *m, uint64_t id, int paused, int cancelled);
+/* Looks at a paused job's fields again (at most once a second); 1 if it left the table. */
+int fpm_control_recheck(fpm *m, fpm_job *j);
 
 /* upkeep.c: due retries back to the queue; tasks of dead workers back too (the reaper). */
 int fpm_promote_step(fpm *m);
