@@ -50,11 +50,16 @@ int fpm_control_apply(fpm *m, uint64_t id, int paused, int cancelled)
 
     if (cancelled)
         return cancel(m, id);
-    if (j && j->paused != paused) {
-        j->paused = paused;
-        fp_info("job %" PRIu64 " %s", id, paused ? "paused" : "resumed");
-    }
+    if (j)
+        fpm_control_paused(j, paused);
     return 0;
+}
+
+void fpm_control_paused(fpm_job *j, int paused)
+{
+    if (j->paused != paused)
+        fp_info("job %" PRIu64 " %s", j->id, paused ? "paused" : "resumed");
+    j->paused = paused;
 }
 
 /* One id from fp:ctl: reads what the job hash says and acts on it. */

@@ -319,7 +319,9 @@ static int watch_job(fpm *m, fpm_job *j, const char *in)
         }
         /* Paused or cancelled through the other master's fp:ctl (control.c). */
         if (fpm_reply_u64(r->element[3], 0) == 1 || r->element[4]->type != REDIS_REPLY_NIL) {
-            j->paused = 1;
+            if (r->element[4]->type == REDIS_REPLY_NIL)
+                fpm_control_paused(j, 1);
+            j->paused = 1; /* a cancelled job: its cancel follows (control.c) */
             rc = 1;
         }
     }

@@ -113,6 +113,8 @@ int fpm_control_step(fpm *m);
 int fpm_control_apply(fpm *m, uint64_t id, int paused, int cancelled);
 /* Looks at a paused job's fields again (at most once a second); 1 if it left the table. */
 int fpm_control_recheck(fpm *m, fpm_job *j);
+/* Sets the job's copy of paused, logging a change. */
+void fpm_control_paused(fpm_job *j, int paused);
 
 /* upkeep.c: due retries back to the queue; tasks of dead workers back too (the reaper). */
 int fpm_promote_step(fpm *m);
