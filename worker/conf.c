@@ -191,7 +191,7 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
                *s3_region = fp_opt_env("AWS_REGION");
     const char *s3_addressing = fp_opt_env("FETCHPOOL_S3_ADDRESSING");
     const char *spool = fp_opt_env("FETCHPOOL_SPOOL");
-    char host[64], err[512];
+    char err[512];
     double v;
     int ch;
 
@@ -376,14 +376,13 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
             return -1;
         }
     }
-    if (id) {
+    if (gethostname(c->host, sizeof(c->host)) != 0)
+        strcpy(c->host, "worker");
+    c->host[sizeof(c->host) - 1] = '\0';
+    if (id)
         snprintf(c->id, sizeof(c->id), "%s", id);
-    } else {
-        if (gethostname(host, sizeof(host)) != 0)
-            strcpy(host, "worker");
-        host[sizeof(host) - 1] = '\0';
-        snprintf(c->id, sizeof(c->id), "%.40s-%d", host, (int)getpid());
-    }
+    else
+        snprintf(c->id, sizeof(c->id), "%.40s-%d", c->host, (int)getpid());
     if (!fp_worker_id_valid(c->id, strlen(c->id))) {
         fprintf(stderr, "fetchpool-worker: worker id may hold only [A-Za-z0-9._:-]\n");
         return -1;

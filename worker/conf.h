@@ -29,6 +29,7 @@ typedef struct fp_conf {
     char spool[PATH_MAX - 128];
     long store_wait_ms;
     char id[FP_WORKER_ID_MAX + 1];
+    char host[64];   /* this machine's name, for the heartbeat */
     int concurrency; /* transfers in flight at most */
     int host_conns;  /* transfers in flight per host at most (0: no cap) */
     int idle_conns;  /* connections kept open for reuse at most */

@@ -19,6 +19,7 @@
 #include "fp_redis_sync.h"
 #include "fp_service.h"
 #include "fp_text.h"
+#include "cancelset.h"
 #include "outbox.h"
 #include "owner.h"
 #include "rconn.h"
@@ -39,6 +40,7 @@ struct fp_link {
     fp_link_task_cb on_task;
     fp_link_known_cb known;
     fp_link_cancelled_cb on_cancelled;
+    fp_cancelset cancelled; /* fp:cancelled as last read */
     void *arg;
     int connected_before; /* the pull connection was up before */
     int need_adopt;       /* look for orphans in our processing list once both connections are up */
@@ -47,7 +49,6 @@ struct fp_link {
     char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
     char owner[FP_OWNER_MAX]; /* named in the heartbeat (owner.h) */
     uint64_t beats;
-    char host[64];            /* reported by the heartbeat */
     uint64_t rate_at, rate_n; /* files/s: last heartbeat's time and count */
     double rate;
     int want, recovered_slots, pulling;
@@ -114,7 +115,11 @@ static void refused_cb(void *arg, fp_cmd *cmd, const char *err)
 
 static void deliver(fp_link *q, const redisReply *r, int unavailable)
 {
-    if (r->type == REDIS_REPLY_STRING && !q->stopping)
+    if (r->type != REDIS_REPLY_STRING || q->stopping)
+        return;
+    if (fp_cancelset_has_task(&q->cancelled, r->str, r->len))
+        fp_link_drop(q, r->str, r->len);
+    else
         q->on_task(q->arg, r->str, r->len, unavailable);
 }
 
@@ -200,7 +205,10 @@ static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
             if (e->type != REDIS_REPLY_STRING || q->known(q->arg, e->str, e->len) ||
                 fp_outbox_settling(&q->out, e->str, e->len))
                 continue;
-            q->on_task(q->arg, e->str, e->len, 0);
+            if (fp_cancelset_has_task(&q->cancelled, e->str, e->len))
+                fp_link_drop(q, e->str, e->len);
+            else
+                q->on_task(q->arg, e->str, e->len, 0);
             n++;
         }
         if (n)
@@ -347,11 +355,6 @@ void fp_link_bury(fp_link *q, const char *raw, size_t rawlen)
 
 /* Heartbeat ------------------------------------------------------------------------- */
 
-void fp_link_on_cancelled(fp_link *q, fp_link_cancelled_cb cb)
-{
-    q->on_cancelled = cb;
-}
-
 void fp_link_drop(fp_link *q, const char *raw, size_t rawlen)
 {
     static fp_call call;
@@ -360,30 +363,23 @@ void fp_link_drop(fp_link *q, const char *raw, size_t rawlen)
     push_call(q, &call, FP_CMD_OTHER);
 }
 
-static int cmp_u64(const void *a, const void *b)
+int fp_link_cancelled(const fp_link *q, uint64_t job)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
+    return fp_cancelset_has(&q->cancelled, job);
 }
 
 /* fp:cancelled, read with the heartbeat: a cancelled job's transfers stop within about a
- * second. The set is small (ids of the last hour). */
+ * second. The set is small (ids of the last hour; the newest 1024 are read). */
 static void cancelled_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
     fp_link *q = priv;
-    redisReply *r = reply;
-    static uint64_t ids[1024];
-    size_t i, n = 0;
 
     (void)ac;
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || q->on_cancelled == NULL || q->stopping)
+    if (reply == NULL || q->stopping)
         return;
-    for (i = 0; i < r->elements && n < sizeof(ids) / sizeof(ids[0]); i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING &&
-            fp_text_u64(r->element[i]->str, r->element[i]->len, &ids[n]) == 0)
-            n++;
-    qsort(ids, n, sizeof(ids[0]), cmp_u64);
-    q->on_cancelled(q->arg, ids, n);
+    fp_cancelset_update(&q->cancelled, reply);
+    if (q->cancelled.n > 0 && q->on_cancelled)
+        q->on_cancelled(q->arg);
 }
 
 static void send_heartbeat(fp_link *q)
@@ -405,7 +401,7 @@ static void send_heartbeat(fp_link *q)
              "owner=%s beat=%" PRIu64 " inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64
              " retried=%" PRIu64 " bytes=%" PRIu64 " rate=%.1f host=%s%s%s",
              q->owner, ++q->beats, q->stats->inflight, q->stats->done, q->stats->failed,
-             q->stats->retried, q->stats->bytes, q->rate, q->host,
+             q->stats->retried, q->stats->bytes, q->rate, q->conf->host,
              q->stats->paused ? " paused=" : "", q->stats->paused ? q->stats->paused : "");
     redisAsyncCommand(q->cmd.ac, NULL, NULL, "SET %s %s PX %d", q->hb_key, v, FP_HEARTBEAT_TTL_MS);
     redisAsyncCommand(q->cmd.ac, NULL, NULL, "SADD %s %s", FP_KEY_WORKERS, q->conf->id);
@@ -457,10 +453,10 @@ done:
 }
 
 fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *stats,
-                     fp_link_task_cb on_task, fp_link_known_cb known, void *arg)
+                     fp_link_task_cb on_task, fp_link_known_cb known,
+                     fp_link_cancelled_cb cancelled, void *arg)
 {
     fp_link *q = calloc(1, sizeof(*q));
-    char *p;
 
     if (q == NULL)
         return NULL;
@@ -469,15 +465,11 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
     q->stats = stats;
     q->on_task = on_task;
     q->known = known;
+    q->on_cancelled = cancelled;
     q->arg = arg;
     fp_key_proc(q->proc_key, conf->id);
     fp_key_heartbeat(q->hb_key, conf->id);
     fp_owner_token(q->owner, sizeof(q->owner));
-    if (gethostname(q->host, sizeof(q->host) - 1) != 0 || q->host[0] == '\0')
-        snprintf(q->host, sizeof(q->host), "unknown");
-    for (p = q->host; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == '=')
-            *p = '_';
     if (sync_setup(q) != 0) {
         free(q);
         return NULL;

@@ -28,8 +28,9 @@ typedef int (*fp_link_known_cb)(void *arg, const char *raw, size_t len);
 /* Called once the queue is closed (after fp_link_shutdown). */
 typedef void (*fp_link_closed_cb)(void *arg);
 
-/* Called with the ids in fp:cancelled, read with every heartbeat (sorted, n may be 0). */
-typedef void (*fp_link_cancelled_cb)(void *arg, const uint64_t *jobs, size_t n);
+/* Called when the list of cancelled jobs (fp:cancelled, read with every heartbeat) names
+ * a job: the worker drops what it holds of those (fp_link_cancelled, fp_link_drop). */
+typedef void (*fp_link_cancelled_cb)(void *arg);
 
 /* The worker's counters (worker.c owns and updates them; the heartbeat reports them). */
 typedef struct fp_counters {
@@ -41,7 +42,8 @@ typedef struct fp_counters {
  * any tasks a previous worker with the same id left in its processing list, then opens the
  * async connections. NULL with a message logged on failure. */
 fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *stats,
-                     fp_link_task_cb on_task, fp_link_known_cb known, void *arg);
+                     fp_link_task_cb on_task, fp_link_known_cb known,
+                     fp_link_cancelled_cb cancelled, void *arg);
 
 /* Asks for up to n more tasks, at most recovered_slots of them recovered ones (tasks a
  * dead worker left; few run at once, so one that kills workers takes few others along).
@@ -49,7 +51,9 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
 void fp_link_want(fp_link *q, int n, int recovered_slots);
 
 /* Final result of a task: removes the task from the processing list and records the
- * result, atomically (a loop turn's results go in one call). f's strings are copied. */
+ * result, atomically (a loop turn's results go in one call). f's strings are copied.
+ * (The finish and retry scripts record nothing of a cancelled job; a task of one that
+ * arrives is dropped before the worker sees it.) */
 void fp_link_finish(fp_link *q, const fp_finish *f);
 /* Puts the task back for another attempt after delay_ms. status and retry_after_s (-1:
  * none) are what the host answered, for its backpressure. */
@@ -58,8 +62,8 @@ void fp_link_retry(fp_link *q, uint64_t job, const char *raw, size_t rawlen, con
 /* Hands a task back to the head of the queue as it is (no attempt spent): a task this
  * worker took but will not run (its output cannot take files). */
 void fp_link_give_back(fp_link *q, const char *raw, size_t rawlen);
-/* Where the ids of cancelled jobs go (set once, after fp_link_new). */
-void fp_link_on_cancelled(fp_link *q, fp_link_cancelled_cb cb);
+/* Is the job cancelled (named by the last heartbeat's read of fp:cancelled)? */
+int fp_link_cancelled(const fp_link *q, uint64_t job);
 /* Takes a task of a cancelled job out of the processing list, without a result. */
 void fp_link_drop(fp_link *q, const char *raw, size_t rawlen);
 /* Moves an undecodable record from the processing list to the dead-letter list. */

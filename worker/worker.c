@@ -91,7 +91,7 @@ static void slot_stop(fp_worker *w, slot *s)
 }
 
 /* ... and is done with its task. */
-static void slot_end(fp_worker *w, slot *s)
+void fp_wk_slot_end(fp_worker *w, slot *s)
 {
     slot_stop(w, s);
     fp_wk_slot_put(w, s);
@@ -258,7 +258,7 @@ static void done_cb(void *arg, CURL *easy, CURLcode rc)
         fp_hold(w, s, reason, r); /* waits for room in the output folder (hold.c) */
     } else {
         fp_wk_report(w, s, reason, r);
-        slot_end(w, s);
+        fp_wk_slot_end(w, s);
     }
     after_done(w);
 }
@@ -290,7 +290,7 @@ static void start(fp_worker *w, slot *s)
     fp_error("cannot start a transfer for %s", s->x->shown);
     fp_xfer_result(s->x, CURLE_OUT_OF_MEMORY, &r);
     fp_wk_report(w, s, FP_R_INTERNAL, &r);
-    slot_end(w, s);
+    fp_wk_slot_end(w, s);
 }
 
 static void close_all(fp_worker *w);
@@ -488,7 +488,7 @@ static void abort_transfers(fp_worker *w)
         if (!s->active)
             continue;
         fp_body_discard(&s->x->body);
-        slot_end(w, s);
+        fp_wk_slot_end(w, s);
     }
 }
 
@@ -558,7 +558,7 @@ int fp_worker_run(const fp_conf *conf)
         fp_store_close(&w.store);
         return 2;
     }
-    w.link = fp_link_new(w.loop, conf, &w.counters, task_cb, known_cb, &w);
+    w.link = fp_link_new(w.loop, conf, &w.counters, task_cb, known_cb, fp_wk_cancelled_cb, &w);
     if (w.link == NULL) {
         if (w.s3)
             fp_s3_close(w.s3, NULL, NULL);

@@ -1,6 +1,7 @@
-/* worker_int.h - the worker's state, shared by worker.c and hold.c: not an API, only the
- * worker's own files include it. worker.c owns every field; hold.c keeps the tasks whose
- * file the output folder could not take while the worker is paused. */
+/* worker_int.h - the worker's state, shared by worker.c, hold.c and cancel.c: not an API,
+ * only the worker's own files include it. worker.c owns every field; hold.c keeps the tasks
+ * whose file the output folder could not take while the worker is paused; cancel.c drops
+ * the tasks of cancelled jobs. */
 #ifndef FP_WORKER_INT_H
 #define FP_WORKER_INT_H
 
@@ -68,11 +69,16 @@ typedef struct slot {
 
 #define FP_WK_SLOT_OF_WAIT(it) ((slot *)((char *)(it)-offsetof(slot, wait)))
 
-/* worker.c, for hold.c */
+/* worker.c, for hold.c and cancel.c */
 void fp_wk_report(fp_worker *w, slot *s, fp_reason reason, fp_result *r);
 void fp_wk_slot_put(fp_worker *w, slot *s);
+/* A slot that fp_hosts_next started is done with: the one place that undoes start(). */
+void fp_wk_slot_end(fp_worker *w, slot *s);
 void fp_wk_schedule(fp_worker *w);
 void fp_wk_top_up(fp_worker *w);
+/* cancel.c: the link's callback when fp:cancelled names jobs: their tasks held here are
+ * dropped (running transfers aborted, waiting ones taken off their hosts' queues). */
+void fp_wk_cancelled_cb(void *arg);
 /* Takes no tasks and starts none: the object store is down or the output folder full. */
 static inline int fp_wk_paused(const fp_worker *w)
 {
