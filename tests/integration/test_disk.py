@@ -15,6 +15,7 @@ Run alone: /usr/bin/python3 tests/integration/test_disk.py --bin build/bin
 """
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -390,6 +391,34 @@ class ZombieTest(unittest.TestCase):
         summary = r.hgetall("fp:job:%s:summary" % jid)
         self.assertEqual((summary["ok"], summary["failed"]), (str(n), "0"), summary)
         self.assertNotIn("fail:worker_lost", summary)
+
+
+class StatusTest(StoreCase):
+    """`fetchpool status` (issue 18) with two workers, one of them paused by a full disk."""
+    N = 300
+
+    def test_status_shows_the_worker_paused_by_a_full_disk(self):
+        self.tmpfs("size=2m")
+        self.worker()                               # w1, on the 2 MB tmpfs
+        self.c.start_worker("w2", concurrency=4)    # w2, on the cluster's own folder
+        self.assertTrue(self.c.wait_workers_registered(2), self.c.logs())
+        sub = self.start_job()
+        sub_job(sub)
+        self.wait_paused("disk_full")
+        cli = [sys.executable, os.path.join(fp.REPO, "scripts", "fetchpool"), "--redis",
+               self.c.redis_srv.url, "status"]
+        st = subprocess.run(cli + ["--json"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(st.returncode, 0, st)
+        workers = {w["id"]: w for w in json.loads(st.stdout)["workers"]}
+        self.assertEqual(sorted(workers), ["w1", "w2"])
+        self.assertEqual(workers["w1"]["paused"], "disk_full", workers)
+        self.assertIsNone(workers["w2"]["paused"], workers)
+        self.assertTrue(all(w["alive"] for w in workers.values()), workers)
+        text = subprocess.run(cli, capture_output=True, text=True, timeout=60).stdout
+        self.assertRegex(text, r"\n  w1 .* paused: disk_full\n")
+        self.assertRegex(text, r"\n  w2 .* running\n")
+        self.remount("size=96m")
+        self.assertEqual(sub.wait(120), 0, self.c.logs())
 
 
 if __name__ == "__main__":

@@ -318,7 +318,7 @@ class ControlTest(unittest.TestCase):
             self.assertTrue(w["alive"], w)
             self.assertLess(w["heartbeat_age_s"], 3, w)
             self.assertTrue(w["host"], w)
-            # #14's disk-full pause is not on main yet: no worker says it is paused.
+            # Not paused here; a worker paused by a full disk: test_disk.py, StatusTest.
             self.assertIsNone(w["paused"], w)
         self.assertEqual([(j["job"], j["state"]) for j in data["jobs"]], [(jid, "paused")])
         self.assertGreater(data["jobs"][0]["rate"], 0)
