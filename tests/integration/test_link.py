@@ -43,7 +43,8 @@ class LinkBase(ReliabilityBase):
 
     def master_via(self, proxy, *args):
         argv = [self.c.exe("fetchpool-master"), "--redis",
-                "redis://127.0.0.1:%d" % proxy.port] + list(args)
+                "redis://127.0.0.1:%d" % proxy.port, "--host-conns", "0",
+                "--host-rate", "0"] + list(args)
         self.c.master = fp.Proc("master", argv, self.c.dir, env=self.c.env())
         self.c.procs.append(self.c.master)
         return self.c.master
