@@ -400,6 +400,12 @@ class RetryTest(unittest.TestCase):
         self.assertEqual(r.call("HGET", "fp:job:%s" % cp.stdout.split()[0], "lines"),
                          str(len(want)))
         self.assertEqual(fetchpool_cli(c, "retry", str(jid), "--reasons", "dns").returncode, 1)
+        # The same from the job's results file (its Redis keys may have expired by then).
+        cp = fetchpool_cli(c, "retry", str(jid), "--reasons", "http_503", "--results", first,
+                           "--wait")
+        self.assertEqual(cp.returncode, 1, cp)  # 503 again
+        res = results_of(r, int(cp.stdout.split()[0])).values()
+        self.assertEqual(sorted((ln, url) for ln, _, url in res), want)
         # show: failures by reason and the failing host.
         shown = json.loads(fetchpool_cli(c, "show", str(jid), "--json").stdout)
         self.assertEqual(shown["failures"], {"http_404": n_404, "http_503": len(want)})
