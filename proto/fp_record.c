@@ -39,6 +39,7 @@ static const char *const reason_names[FP_R_COUNT] = {
     [FP_R_STORE_DENIED] = "store_denied",
     [FP_R_STORE_UNAVAILABLE] = "store_unavailable",
     [FP_R_HOST_UNAVAILABLE] = "host_unavailable",
+    [FP_R_ROBOTS_DISALLOWED] = "robots_disallowed",
 };
 
 const char *fp_reason_str(fp_reason r)

@@ -23,8 +23,9 @@
 #define FP_TASK_ALLOW_SVG     0x1u
 #define FP_TASK_IGNORE_OPTOUT 0x2u
 #define FP_TASK_RECOVERED     0x4u /* handed back by the reaper after its worker died */
-#define FP_TASK_JOB_FLAGS     0x3u /* the flags a job may set */
-#define FP_TASK_FLAGS_ALL     0x7u
+#define FP_TASK_ROBOTS        0x8u /* obey the host's robots.txt (worker/rcache.h) */
+#define FP_TASK_JOB_FLAGS     0xbu /* the flags a job may set */
+#define FP_TASK_FLAGS_ALL     0xfu
 
 typedef struct fp_task {
     uint64_t job;
@@ -80,6 +81,7 @@ typedef enum fp_reason {
     FP_R_STORE_DENIED,      /* the object store refused: 403, no such bucket, other 4xx */
     FP_R_STORE_UNAVAILABLE, /* the object store stayed unreachable or failing (5xx) */
     FP_R_HOST_UNAVAILABLE,  /* the host failed too often in a row; given up for the job */
+    FP_R_ROBOTS_DISALLOWED, /* the host's robots.txt disallows the URL (or could not be had) */
     FP_R_COUNT
 } fp_reason;
 

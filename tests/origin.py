@@ -52,6 +52,7 @@ routes (every route takes ?delay=MS, the first-byte delay; default --delay-ms):
   /fault/html                          an HTML page (text/html)
   /echo/<n>.jpg                         the image for n; the request's headers are kept
                                        and listed by /__stats under "headers"
+  /robots.txt                          404, or what --robots/--robots-status say
   /__stats                             JSON: {"total": N, "paths": {path: count},
                                        "max_concurrent": N, "max_concurrent_by_host":
                                        {host: N}, "log": [[unix time, path], ...]}
@@ -123,8 +124,10 @@ class Hold(Exception):
 
 
 class Origin:
-    def __init__(self, delay_ms):
+    def __init__(self, delay_ms, robots=None, robots_status=None):
         self.delay_ms = delay_ms
+        self.robots = robots                # body of /robots.txt (bytes), or None
+        self.robots_status = robots_status  # its status (default 200 with a body, else 404)
         self.counts = {}    # path -> requests seen (for /__stats)
         self.flaky = {}     # exact target -> failures served so far
         self.total = 0
@@ -262,6 +265,10 @@ class Origin:
                 code = req.qint("code", 503)
                 return await self.send(writer, code, b"flaky\n", extra=extra, head=head)
             return await self.image(writer, req, int(m.group(1)), m.group(2), head)
+        if p == "/robots.txt" and (self.robots is not None or self.robots_status):
+            code = self.robots_status or 200
+            body = self.robots if self.robots is not None else ("status %d\n" % code).encode()
+            return await self.send(writer, code, body, head=head)
         if p == "/__stats":
             body = json.dumps({"total": self.total, "paths": self.counts,
                                "max_concurrent": self.max_busy,
@@ -408,7 +415,11 @@ def raise_nofile():
 
 
 async def main_async(args):
-    origin = Origin(args.delay_ms)
+    robots = None
+    if args.robots:
+        with open(args.robots, "rb") as f:
+            robots = f.read()
+    origin = Origin(args.delay_ms, robots, args.robots_status)
     server = await asyncio.start_server(origin.serve, args.host, args.port,
                                         backlog=4096, limit=MAX_HEADER)
     port = server.sockets[0].getsockname()[1]
@@ -432,6 +443,10 @@ def main():
                          "container (default 127.0.0.1)")
     ap.add_argument("--delay-ms", type=int, default=0,
                     help="default first-byte delay in milliseconds (default 0)")
+    ap.add_argument("--robots", metavar="FILE",
+                    help="serve FILE as /robots.txt (with --robots-status, or 200)")
+    ap.add_argument("--robots-status", type=int, metavar="CODE",
+                    help="status of /robots.txt (default: 200 with --robots, else 404)")
     args = ap.parse_args()
     if not (args.host.startswith("127.") or args.host == "0.0.0.0"):
         ap.error("--host must be a loopback address (127.x.y.z), or 0.0.0.0 in a container")

@@ -353,6 +353,16 @@ void fp_link_bury(fp_link *q, const char *raw, size_t rawlen)
     push_call(q, &call, FP_CMD_OTHER);
 }
 
+int fp_link_call(fp_link *q, const fp_call *c, redisCallbackFn *cb, void *priv)
+{
+    if (!q->cmd.up || q->stopping)
+        return -1;
+    return redisAsyncCommandArgv(q->cmd.ac, cb, priv, c->argc, (const char **)c->argv, c->len) ==
+                   REDIS_OK
+               ? 0
+               : -1;
+}
+
 /* Heartbeat ------------------------------------------------------------------------- */
 
 void fp_link_drop(fp_link *q, const char *raw, size_t rawlen)

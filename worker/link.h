@@ -11,6 +11,7 @@
 #ifndef FP_LINK_H
 #define FP_LINK_H
 
+#include <hiredis/async.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -66,6 +67,10 @@ void fp_link_give_back(fp_link *q, const char *raw, size_t rawlen);
 int fp_link_cancelled(const fp_link *q, uint64_t job);
 /* Takes a task of a cancelled job out of the processing list, without a result. */
 void fp_link_drop(fp_link *q, const char *raw, size_t rawlen);
+/* Sends a call of another module (rcache.c) on the command connection; cb (may be NULL)
+ * gets its reply, NULL if the connection was lost. -1 if the connection is down or the
+ * link is stopping (nothing is sent). */
+int fp_link_call(fp_link *q, const fp_call *c, redisCallbackFn *cb, void *priv);
 /* Moves an undecodable record from the processing list to the dead-letter list. */
 void fp_link_bury(fp_link *q, const char *raw, size_t rawlen);
 

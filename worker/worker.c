@@ -15,7 +15,6 @@
 #include "fp_log.h"
 #include "fp_polite.h"
 #include "fp_stats.h"
-#include "fp_text.h"
 #include "worker_int.h"
 
 /* Recovered tasks (their worker died) held at once: few, so a task that kills workers
@@ -102,7 +101,7 @@ void fp_wk_slot_end(fp_worker *w, slot *s)
 void fp_wk_top_up(fp_worker *w)
 {
     int cap = w->conf->concurrency, prefetch = cap / 2 > 1 ? cap / 2 : 1;
-    int want = cap + prefetch - w->inflight - w->hosts.waiting;
+    int want = cap + prefetch - w->inflight - w->hosts.waiting - fp_rcache_waiting(w->robots);
     int batch = cap / 8 > 1 ? cap / 8 : 1;
 
     if (w->draining)
@@ -247,6 +246,8 @@ static void done_cb(void *arg, CURL *easy, CURLcode rc)
     fp_result *r = &r0;
     fp_reason reason;
 
+    if (fp_rcache_done(w->robots, easy, rc))
+        return;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
     if (s->up)
         r = &s->up->r;                    /* kept until the upload ends */
@@ -310,46 +311,6 @@ void fp_wk_schedule(fp_worker *w)
     fp_wk_top_up(w);
 }
 
-/* A task whose host was given up for its job (the take script said so): its result
- * without a transfer. */
-static void fail_unavailable(fp_worker *w, const char *raw, size_t len, const fp_task *t)
-{
-    static fp_result r;
-    char buf[FP_RECORD_MAX];
-    char host[256];
-    int n;
-
-    memset(&r, 0, sizeof(r));
-    r.job = t->job;
-    r.idx = t->idx;
-    r.line = t->line;
-    r.attempts = t->attempt;
-    fp_reason_format(FP_R_HOST_UNAVAILABLE, 0, r.status, sizeof(r.status));
-    snprintf(r.worker, sizeof(r.worker), "%s", w->conf->id);
-    fp_text_url_redact(r.url, sizeof(r.url), t->url);
-    fp_hosts_name(t->url, host, sizeof(host));
-    snprintf(r.error, sizeof(r.error),
-             "%.160s was given up for this job after %d connection failures in a row", host,
-             FP_POLITE_GIVE_UP);
-    if ((n = fp_result_encode(&r, buf, sizeof(buf))) < 0) {
-        fp_error("cannot encode the result of %s", r.url);
-        return; /* stays in the processing list; the reaper hands it out again */
-    }
-    w->counters.failed++;
-    {
-        fp_finish f = {.task = raw,
-                       .task_len = len,
-                       .job = r.job,
-                       .idx = r.idx,
-                       .result = buf,
-                       .result_len = (size_t)n,
-                       .ok = 0,
-                       .status = r.status,
-                       .bucket = -1};
-        fp_link_finish(w->link, &f);
-    }
-}
-
 static void task_cb(void *arg, const char *raw, size_t len, int unavailable)
 {
     fp_worker *w = arg;
@@ -363,7 +324,7 @@ static void task_cb(void *arg, const char *raw, size_t len, int unavailable)
         return;
     }
     if (unavailable) {
-        fail_unavailable(w, raw, len, &t);
+        fp_wk_fail_unavailable(w, raw, len, &t);
         return;
     }
     if (w->crash_on && strstr(t.url, w->crash_on)) {
@@ -382,16 +343,12 @@ static void task_cb(void *arg, const char *raw, size_t len, int unavailable)
         return;
     }
     fp_xfer_set_task(s->x, &t);
-    if (fp_hosts_wait(&w->hosts, &s->item, t.url) != 0) {
-        fp_error("out of memory taking a task");
-        fp_wk_slot_put(w, s);
-        return;
-    }
     s->held = 1;
     if (t.flags & FP_TASK_RECOVERED) {
         s->recovered = 1;
         w->recovered++;
     }
+    fp_wk_gate(w, s); /* on to its host, its robots.txt, or failed here */
     fp_wk_schedule(w);
 }
 
@@ -459,12 +416,16 @@ static void link_closed_cb(void *arg)
 static void close_all(fp_worker *w)
 {
     fp_hosts_item *it;
+    fp_rcache_item *rit;
 
     w->link_closing = 1;
     fp_hold_drop(w);
     /* Tasks that never started stay in the processing list; the link hands them back. */
     while ((it = fp_hosts_drop_waiting(&w->hosts)) != NULL)
         fp_wk_slot_put(w, (slot *)it);
+    while ((rit = fp_rcache_drop_waiting(w->robots)) != NULL)
+        fp_wk_slot_put(w, (slot *)((char *)rit - offsetof(slot, robots)));
+    fp_rcache_close(w->robots);
     fp_info("drained; handing back unfinished tasks and closing");
     fp_link_shutdown(w->link, 5000, link_closed_cb, w);
 }
@@ -567,6 +528,10 @@ int fp_worker_run(const fp_conf *conf)
         fp_store_close(&w.store);
         return 2;
     }
+    if (fp_wk_gate_init(&w) != 0) {
+        fp_error("out of memory");
+        exit(2);
+    }
     uv_signal_init(w.loop, &w.sigterm);
     uv_signal_init(w.loop, &w.sigint);
     uv_timer_init(w.loop, &w.grace);
@@ -591,6 +556,7 @@ int fp_worker_run(const fp_conf *conf)
         free(w.slots[i]);
     }
     free(w.slots);
+    fp_rcache_free(w.robots);
     fp_hosts_free(&w.hosts);
     fp_store_close(&w.store);
     if (uv_loop_close(w.loop) != 0)

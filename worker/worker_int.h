@@ -13,6 +13,7 @@
 #include "hosts.h"
 #include "link.h"
 #include "pause.h"
+#include "rcache.h"
 #include "s3.h"
 #include "store.h"
 #include "xfer.h"
@@ -28,6 +29,7 @@ typedef struct fp_worker {
     fp_link *link;
     fp_counters counters; /* reported by the heartbeat */
     fp_hosts hosts;
+    fp_rcache *robots;   /* robots.txt per origin (gate.c) */
     struct slot **slots; /* every slot ever made, for the final cleanup */
     int nslots;
     struct slot *free_slots;
@@ -59,12 +61,13 @@ typedef struct slot {
     fp_xfer *x;
     char *raw; /* the task record as taken from Redis */
     size_t rawlen, rawcap;
-    int held;           /* holds a task (waiting or running) */
-    int active;         /* its transfer is on the multi handle */
-    int recovered;      /* counted in w->recovered */
-    int uploading;      /* its body is being uploaded (s3.c); still counted in w->inflight */
-    upload *up;         /* with S3 output */
-    fp_pause_item wait; /* held by w->pause while its file waits for room (hold.c) */
+    int held;              /* holds a task (waiting or running) */
+    int active;            /* its transfer is on the multi handle */
+    int recovered;         /* counted in w->recovered */
+    int uploading;         /* its body is being uploaded (s3.c); still counted in w->inflight */
+    upload *up;            /* with S3 output */
+    fp_pause_item wait;    /* held by w->pause while its file waits for room (hold.c) */
+    fp_rcache_item robots; /* waiting for its origin's robots.txt (gate.c) */
 } slot;
 
 #define FP_WK_SLOT_OF_WAIT(it) ((slot *)((char *)(it)-offsetof(slot, wait)))
@@ -84,6 +87,16 @@ static inline int fp_wk_paused(const fp_worker *w)
 {
     return w->paused || fp_pause_on(&w->pause);
 }
+
+/* gate.c: before a task waits for its host. fp_wk_gate queues s's task behind its host
+ * (0), waits for its robots.txt (0, the slot is then the cache's until it decides), or
+ * fails it without a transfer and frees the slot (1). */
+int fp_wk_gate_init(fp_worker *w);
+int fp_wk_gate(fp_worker *w, slot *s);
+/* The result of a task that never had a transfer (the task as taken, raw/len). */
+void fp_wk_fail_untried(fp_worker *w, const char *raw, size_t len, const fp_task *t,
+                        fp_reason reason, const char *why);
+void fp_wk_fail_unavailable(fp_worker *w, const char *raw, size_t len, const fp_task *t);
 
 /* hold.c: the pause's work (pause.h) on the worker's slots. */
 extern const fp_pause_ops fp_hold_ops;

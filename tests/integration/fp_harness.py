@@ -466,10 +466,10 @@ class Nginx:
 class Origin:
     """tests/origin.py on a port it picks itself (READY <port> on stdout)."""
 
-    def __init__(self, cluster, delay_ms=0, host="127.0.0.1", port=0):
+    def __init__(self, cluster, delay_ms=0, host="127.0.0.1", port=0, extra=()):
         self.host = host
         argv = [sys.executable, ORIGIN, "--port", str(port), "--delay-ms", str(delay_ms),
-                "--host", host]
+                "--host", host] + list(extra)
         self.proc = Proc("origin", argv, cluster.dir, stdout_pipe=True)
         line = self.proc.popen.stdout.readline().decode().strip()
         if not line.startswith("READY "):
@@ -641,9 +641,10 @@ class Cluster(Scratch):
         self.nginx = Nginx(self, root or self.mkdir("www"))
         return self.nginx
 
-    def start_origin(self, delay_ms=0, host="127.0.0.1", port=0):
-        """port 0: a free one; else that port (to restart an origin where it was)."""
-        self.origin = Origin(self, delay_ms, host, port)
+    def start_origin(self, delay_ms=0, host="127.0.0.1", port=0, extra=()):
+        """port 0: a free one; else that port (to restart an origin where it was).
+        extra: more origin.py options (--robots FILE, --robots-status CODE)."""
+        self.origin = Origin(self, delay_ms, host, port, extra)
         return self.origin
 
     def closed_port(self):

@@ -65,7 +65,7 @@ static void task_decode_malformed(void **state)
         "T1\t-1\t0\t1\t1\t3\t0\thttp://a/",                   /* sign */
         "T1\t1\t0\t1\t0\t3\t0\thttp://a/",                    /* attempt 0 */
         "T1\t1\t0\t1\t1\t0\t0\thttp://a/",                    /* limit 0 */
-        "T1\t1\t0\t1\t1\t3\t9\thttp://a/",                    /* unknown flags */
+        "T1\t1\t0\t1\t1\t3\t16\thttp://a/",                   /* unknown flags */
         "T1\t99999999999999999999\t0\t1\t1\t3\t0\thttp://a/", /* overflow */
         "T1\t1\t0\t1\t1\t3\t0\t",                             /* empty url */
         "T1\t1\t0\t1\t1\t3\t0\thttp://a/\x01",                /* control char */

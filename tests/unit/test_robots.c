@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "rcache.h"
 #include "robots.h"
 
 static fp_robots r;
@@ -145,6 +146,20 @@ static void hostile_patterns_stay_fast(void **state)
     assert_false(fp_robots_allowed(&r, path));
 }
 
+/* The worker's token is its user agent's product name (rcache.c). */
+static void token_of_user_agent(void **state)
+{
+    char t[64];
+
+    (void)state;
+    fp_rcache_token("fetchpool/1.2.3 (image downloader)", t, sizeof(t));
+    assert_string_equal(t, "fetchpool");
+    fp_rcache_token("My_Bot-2/1 (+https://x)", t, sizeof(t));
+    assert_string_equal(t, "my_bot-2");
+    fp_rcache_token("/x", t, sizeof(t));
+    assert_string_equal(t, "fetchpool");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +170,7 @@ int main(void)
         cmocka_unit_test(binary_is_ignored),
         cmocka_unit_test(huge_is_bounded),
         cmocka_unit_test(hostile_patterns_stay_fast),
+        cmocka_unit_test(token_of_user_agent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,596 @@
+/* rcache.c - robots.txt per origin, shared by the cluster through Redis (see rcache.h).
+ * An entry goes NEW -> ASKING (the get script) -> READY (the key was there), FETCH (we
+ * hold the lock: our easy handle runs, then the put script) or WAIT (another worker
+ * fetches, or Redis was not reachable: asked again on the next tick). */
+#include "rcache.h"
+
+#include <ctype.h>
+#include <hiredis/async.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "fp_log.h"
+#include "fp_record.h"
+#include "fp_scripts.h"
+#include "guard.h"
+#include "robots.h"
+
+#define POLL_MS      200
+#define BUCKETS      1024
+#define ORIGIN_MAX   300
+#define FETCH_MAX_MS 30000L
+
+/* KEYS: fp:robots:<origin>, its lock. ARGV: worker id, lock expiry (ms).
+ * Returns {1, value}, {2} (the caller holds the lock now: fetch) or {3} (wait). */
+static const char get_script[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v then return {1, v} end\n"
+    "if redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return {2} end\n"
+    "return {3}\n";
+/* KEYS: as above. ARGV: value, expiry (s), worker id (the lock is dropped if it is ours). */
+static const char put_script[] = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+                                 "if redis.call('GET', KEYS[2]) == ARGV[3] then\n"
+                                 "  redis.call('DEL', KEYS[2])\n"
+                                 "end\n"
+                                 "return 1\n";
+
+enum { E_NEW, E_ASKING, E_WAIT, E_FETCH, E_READY };
+
+struct fetch;
+
+typedef struct entry {
+    struct entry *hnext, *anext; /* hash chain, list of all */
+    fp_rcache *c;
+    int state;
+    time_t expires;
+    fp_robots *rules; /* compacted (no text of the body kept), or NULL */
+    char note[200];   /* why everything is disallowed, for the results */
+    fp_rcache_item *wait_head, *wait_tail;
+    struct fetch *f;
+    char origin[]; /* scheme://host[:port] */
+} entry;
+
+typedef struct fetch {
+    struct fetch *next;
+    entry *e;
+    CURL *easy;
+    char *body;
+    size_t len;
+    int truncated;
+    const char *blocked;
+    char errbuf[CURL_ERROR_SIZE];
+} fetch;
+
+struct fp_rcache {
+    uv_loop_t *loop;
+    const fp_conf *conf;
+    fp_curl_uv *curl;
+    fp_link *link;
+    fp_rcache_cb cb;
+    void *arg;
+    entry *bucket[BUCKETS];
+    entry *all;
+    fetch *fetches;
+    int waiting, nwait_entries, closed;
+    uv_timer_t tick;
+    char token[64];
+    char why[512];
+};
+
+void fp_rcache_token(const char *ua, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    while (ua[n] && n + 1 < outlen &&
+           (isalnum((unsigned char)ua[n]) || ua[n] == '_' || ua[n] == '-')) {
+        out[n] = (char)tolower((unsigned char)ua[n]);
+        n++;
+    }
+    out[n] = '\0';
+    if (n == 0)
+        snprintf(out, outlen, "fetchpool");
+}
+
+static void tick_cb(uv_timer_t *t);
+
+fp_rcache *fp_rcache_new(uv_loop_t *loop, const fp_conf *conf, fp_curl_uv *curl, fp_link *link,
+                         fp_rcache_cb cb, void *arg)
+{
+    fp_rcache *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->loop = loop;
+    c->conf = conf;
+    c->curl = curl;
+    c->link = link;
+    c->cb = cb;
+    c->arg = arg;
+    fp_rcache_token(conf->user_agent, c->token, sizeof(c->token));
+    uv_timer_init(loop, &c->tick);
+    c->tick.data = c; /* the multi-uv trap: without it the tick would do nothing */
+    return c;
+}
+
+static uint32_t hash(const char *s)
+{
+    uint32_t v = 2166136261u; /* FNV-1a */
+    while (*s)
+        v = (v ^ (unsigned char)*s++) * 16777619u;
+    return v;
+}
+
+/* The origin and the path (query included) of url, through libcurl's parser. 0 or -1. */
+static int split(const char *url, char *origin, char *path, size_t pathlen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *p = NULL, *q = NULL, *h;
+    int rc = -1;
+
+    if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        goto out;
+    curl_url_get(u, CURLUPART_PORT, &port, 0);
+    curl_url_get(u, CURLUPART_PATH, &p, 0);
+    curl_url_get(u, CURLUPART_QUERY, &q, 0);
+    for (h = host; *h; h++)
+        *h = (char)tolower((unsigned char)*h);
+    if ((size_t)snprintf(origin, ORIGIN_MAX, "%s://%s%s%s", scheme, host, port ? ":" : "",
+                         port ? port : "") >= ORIGIN_MAX)
+        goto out;
+    snprintf(path, pathlen, "%s%s%s", p && p[0] ? p : "/", q ? "?" : "", q ? q : "");
+    rc = 0;
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(p);
+    curl_free(q);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static entry *lookup(fp_rcache *c, const char *origin)
+{
+    uint32_t b = hash(origin) % BUCKETS;
+    entry *e;
+    size_t n = strlen(origin);
+
+    for (e = c->bucket[b]; e; e = e->hnext)
+        if (strcmp(e->origin, origin) == 0)
+            return e;
+    if ((e = calloc(1, sizeof(*e) + n + 1)) == NULL)
+        return NULL;
+    memcpy(e->origin, origin, n + 1);
+    e->c = c;
+    e->hnext = c->bucket[b];
+    c->bucket[b] = e;
+    e->anext = c->all;
+    c->all = e;
+    return e;
+}
+
+/* 1 allowed, 0 not (c->why says why). */
+static int verdict(fp_rcache *c, const entry *e, const char *path)
+{
+    if (e->rules == NULL || e->rules->kind == FP_ROBOTS_ALLOW_ALL)
+        return 1;
+    if (e->rules->kind == FP_ROBOTS_DISALLOW_ALL) {
+        snprintf(c->why, sizeof(c->why), "%s", e->note);
+        return 0;
+    }
+    if (fp_robots_allowed(e->rules, path))
+        return 1;
+    snprintf(c->why, sizeof(c->why), "disallowed for %s by %s/robots.txt", c->token, e->origin);
+    return 0;
+}
+
+/* A copy of r that keeps only its patterns, in one allocation. NULL if out of memory. */
+static fp_robots *compact(const fp_robots *r)
+{
+    size_t head = offsetof(fp_robots, rule) + r->nrules * sizeof(fp_robots_rule), tl = 0, i;
+    fp_robots *o;
+    char *t;
+
+    for (i = 0; i < r->nrules; i++)
+        tl += r->rule[i].len;
+    if ((o = malloc(head + tl + 1)) == NULL)
+        return NULL;
+    memcpy(o, r, head);
+    t = (char *)o + head;
+    for (tl = 0, i = 0; i < r->nrules; i++) {
+        memcpy(t + tl, r->text + r->rule[i].off, r->rule[i].len);
+        o->rule[i].off = (uint32_t)tl;
+        tl += r->rule[i].len;
+    }
+    o->text = t;
+    return o;
+}
+
+/* The rules from a value of fp:robots:<origin>: "<code> <expiry> <note>\n<body>". */
+static void load(entry *e, const char *v, size_t len)
+{
+    static fp_robots tmp; /* large; the loop runs on one thread */
+    const char *nl = memchr(v, '\n', len), *body;
+    char head[256], note[160] = "", when[32];
+    long code = 0;
+    long long expires = 0;
+    size_t hl = nl ? (size_t)(nl - v) : len, blen;
+    struct tm tm;
+    time_t t;
+
+    if (hl >= sizeof(head))
+        hl = sizeof(head) - 1;
+    memcpy(head, v, hl);
+    head[hl] = '\0';
+    if (sscanf(head, "%ld %lld %159[^\n]", &code, &expires, note) < 2)
+        code = 0, expires = (long long)time(NULL) + RCACHE_FAIL_TTL_S;
+    body = nl ? nl + 1 : v + len;
+    blen = (size_t)(v + len - body);
+    free(e->rules);
+    if (code >= 200 && code < 300)
+        fp_robots_parse(&tmp, body, blen, e->c->token);
+    else if (code >= 300 && code < 400) /* more than 5 redirects: as if there were none */
+        fp_robots_for_status(&tmp, 404);
+    else
+        fp_robots_for_status(&tmp, code);
+    e->rules = compact(&tmp);
+    e->expires = (time_t)expires;
+    e->state = E_READY;
+    t = e->expires;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", &tm);
+    if (code == 0)
+        snprintf(e->note, sizeof(e->note),
+                 "%.100s/robots.txt could not be had (%s): all disallowed until %s", e->origin,
+                 note[0] ? note : "no answer", when);
+    else
+        snprintf(e->note, sizeof(e->note),
+                 "%.100s/robots.txt answered HTTP %ld: all disallowed until %s", e->origin, code,
+                 when);
+    if (e->rules == NULL) { /* out of memory: nothing is known, nothing is allowed */
+        snprintf(e->note, sizeof(e->note), "out of memory keeping %.100s/robots.txt", e->origin);
+        e->expires = time(NULL) + 1;
+    }
+}
+
+/* Hands every waiting item of e its verdict. */
+static void flush(entry *e)
+{
+    fp_rcache *c = e->c;
+    fp_rcache_item *it;
+    char path[FP_URL_MAX + 1], origin[ORIGIN_MAX];
+    int ok;
+
+    while ((it = e->wait_head) != NULL && !c->closed) {
+        e->wait_head = it->next;
+        c->waiting--;
+        if (e->rules == NULL) {
+            c->cb(c->arg, it, 0, e->note);
+            continue;
+        }
+        ok = split(it->url, origin, path, sizeof(path)) == 0 ? verdict(c, e, path) : 1;
+        c->cb(c->arg, it, ok, c->why);
+    }
+    if (e->wait_head == NULL)
+        e->wait_tail = NULL;
+}
+
+static void set_wait(entry *e)
+{
+    fp_rcache *c = e->c;
+
+    e->state = E_WAIT;
+    if (c->nwait_entries++ == 0 && !c->closed)
+        uv_timer_start(&c->tick, tick_cb, POLL_MS, POLL_MS);
+}
+
+static void keys(const entry *e, char *key, char *lock)
+{
+    snprintf(key, ORIGIN_MAX + 16, "fp:robots:%s", e->origin);
+    snprintf(lock, ORIGIN_MAX + 24, "fp:robots:%s:lock", e->origin);
+}
+
+static int fetch_start(entry *e);
+
+static void get_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    entry *e = priv;
+    redisReply *r = reply;
+
+    (void)ac;
+    if (e->c->closed)
+        return;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER) {
+        long long k = r->element[0]->integer;
+        if (k == 1 && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
+            load(e, r->element[1]->str, r->element[1]->len);
+            flush(e);
+            return;
+        }
+        if (k == 2 && fetch_start(e) == 0)
+            return;
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        fp_warn("robots.txt of %s: Redis said %.200s", e->origin, r->str);
+    }
+    set_wait(e);
+}
+
+static void ask(entry *e)
+{
+    static fp_call call;
+    char key[ORIGIN_MAX + 16], lock[ORIGIN_MAX + 24];
+    long lock_ms = e->c->conf->connect_timeout_ms + FETCH_MAX_MS + 5000;
+
+    keys(e, key, lock);
+    fp_call_begin(&call, get_script, 2);
+    fp_call_arg(&call, key, strlen(key));
+    fp_call_arg(&call, lock, strlen(lock));
+    fp_call_arg(&call, e->c->conf->id, strlen(e->c->conf->id));
+    fp_call_arg_u64(&call, (uint64_t)lock_ms);
+    e->state = E_ASKING;
+    if (fp_link_call(e->c->link, &call, get_reply_cb, e) != 0)
+        set_wait(e);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    fp_rcache *c = t->data;
+    entry *e;
+
+    uv_timer_stop(&c->tick);
+    c->nwait_entries = 0;
+    for (e = c->all; e; e = e->anext)
+        if (e->state == E_WAIT)
+            ask(e);
+}
+
+int fp_rcache_check(fp_rcache *c, fp_rcache_item *it, const char *url, const char **why)
+{
+    char origin[ORIGIN_MAX], path[FP_URL_MAX + 1];
+    entry *e;
+
+    *why = c->why;
+    if (split(url, origin, path, sizeof(path)) != 0)
+        return 1; /* the transfer will say what is wrong with the URL */
+    if ((e = lookup(c, origin)) == NULL) {
+        snprintf(c->why, sizeof(c->why), "out of memory looking up robots.txt");
+        return 0;
+    }
+    if (e->state == E_READY && time(NULL) >= e->expires)
+        e->state = E_NEW;
+    if (e->state == E_READY)
+        return verdict(c, e, path);
+    it->url = url;
+    it->next = NULL;
+    if (e->wait_tail)
+        e->wait_tail->next = it;
+    else
+        e->wait_head = it;
+    e->wait_tail = it;
+    c->waiting++;
+    if (e->state == E_NEW)
+        ask(e);
+    return -1;
+}
+
+/* Fetching ---------------------------------------------------------------------------- */
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+    fetch *f = userp;
+    size_t n = size * nmemb, take = n;
+    char *p;
+
+    if (f->len + take > FP_ROBOTS_MAX) {
+        take = FP_ROBOTS_MAX - f->len;
+        f->truncated = 1;
+    }
+    if (take && (p = realloc(f->body, f->len + take)) != NULL) {
+        f->body = p;
+        memcpy(f->body + f->len, data, take);
+        f->len += take;
+    } else if (take) {
+        return 0;
+    }
+    return f->truncated ? 0 : n; /* the rest is not read (RFC 9309 2.5: 500 KiB are enough) */
+}
+
+static curl_socket_t opensocket_cb(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    fetch *f = userp;
+    const fp_conf *conf = f->e->c->conf;
+    const char *blocked;
+    int fd;
+
+    if (purpose == CURLSOCKTYPE_IPCXN && !conf->allow_private &&
+        (blocked = fp_guard_classify(&a->addr)) != NULL &&
+        !fp_guard_cidr_match(conf->allow, conf->nallow, &a->addr)) {
+        f->blocked = blocked;
+        return CURL_SOCKET_BAD;
+    }
+    fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+static void fetch_free(fetch *f)
+{
+    fp_rcache *c = f->e->c;
+    fetch **pp;
+
+    for (pp = &c->fetches; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    f->e->f = NULL;
+    curl_easy_cleanup(f->easy);
+    free(f->body);
+    free(f);
+}
+
+static int fetch_start(entry *e)
+{
+    fp_rcache *c = e->c;
+    const fp_conf *conf = c->conf;
+    char url[ORIGIN_MAX + 16];
+    fetch *f = calloc(1, sizeof(*f));
+    CURL *h;
+
+    if (f == NULL || (h = curl_easy_init()) == NULL) {
+        free(f);
+        return -1;
+    }
+    f->e = e;
+    f->easy = h;
+    snprintf(url, sizeof(url), "%s/robots.txt", e->origin);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, f);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, f->errbuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L); /* RFC 9309 2.3.1.2 */
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, conf->connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+                     conf->timeout_ms < FETCH_MAX_MS ? conf->timeout_ms : FETCH_MAX_MS);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, conf->user_agent);
+    curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    if (conf->ca_bundle[0])
+        curl_easy_setopt(h, CURLOPT_CAINFO, conf->ca_bundle);
+    if (conf->resolve)
+        curl_easy_setopt(h, CURLOPT_RESOLVE, conf->resolve);
+    fp_curl_uv_attach(c->curl, h);
+    if (fp_curl_uv_add(c->curl, h) != 0) {
+        curl_easy_cleanup(h);
+        free(f);
+        return -1;
+    }
+    f->next = c->fetches;
+    c->fetches = f;
+    e->f = f;
+    e->state = E_FETCH;
+    fp_debug("fetching %s", url);
+    return 0;
+}
+
+int fp_rcache_done(fp_rcache *c, CURL *easy, CURLcode rc)
+{
+    static fp_call call;
+    static char value[FP_ROBOTS_MAX + 512];
+    char key[ORIGIN_MAX + 16], lock[ORIGIN_MAX + 24], note[160] = "", ttl[24];
+    fetch *f;
+    entry *e;
+    long code = 0, ttl_s = RCACHE_TTL_S;
+    size_t n, blen = 0;
+
+    for (f = c->fetches; f && f->easy != easy; f = f->next)
+        ;
+    if (f == NULL)
+        return 0;
+    e = f->e;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    fp_curl_uv_remove(c->curl, easy);
+    if (rc == CURLE_TOO_MANY_REDIRECTS) {
+        code = 310;
+    } else if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && f->truncated)) {
+        code = 0;
+        if (f->blocked)
+            snprintf(note, sizeof(note), "address refused by the guard: %.100s", f->blocked);
+        else
+            snprintf(note, sizeof(note), "%.150s",
+                     f->errbuf[0] ? f->errbuf : curl_easy_strerror(rc));
+        for (n = 0; note[n]; n++)
+            if ((unsigned char)note[n] < 0x20)
+                note[n] = ' ';
+    }
+    if (code == 0 || code >= 500 || (code > 0 && code < 200))
+        ttl_s = RCACHE_FAIL_TTL_S;
+    if (code >= 200 && code < 300 && memchr(f->body ? f->body : "", '\0', f->len) == NULL)
+        blen = f->len; /* not text (a NUL byte): no rules, nothing kept */
+    n = (size_t)snprintf(value, 512, "%ld %lld %s\n", code, (long long)time(NULL) + ttl_s, note);
+    if (blen)
+        memcpy(value + n, f->body, blen);
+    n += blen;
+    if (ttl_s == RCACHE_FAIL_TTL_S)
+        fp_warn("robots.txt of %s: %s%s%ld: its URLs are disallowed for %ld s (RFC 9309 2.3.1.4)",
+                e->origin, note, note[0] ? "; HTTP " : "HTTP ", code, ttl_s);
+    else if (f->truncated)
+        fp_info("robots.txt of %s: longer than %d bytes; only those are read", e->origin,
+                FP_ROBOTS_MAX);
+    fetch_free(f);
+    keys(e, key, lock);
+    snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
+    fp_call_begin(&call, put_script, 2);
+    fp_call_arg(&call, key, strlen(key));
+    fp_call_arg(&call, lock, strlen(lock));
+    fp_call_arg(&call, value, n);
+    fp_call_arg(&call, ttl, strlen(ttl));
+    fp_call_arg(&call, c->conf->id, strlen(c->conf->id));
+    /* Not sent (Redis down): the lock expires and a worker fetches it again. */
+    fp_link_call(c->link, &call, NULL, NULL);
+    load(e, value, n);
+    flush(e);
+    return 1;
+}
+
+int fp_rcache_waiting(const fp_rcache *c)
+{
+    return c->waiting;
+}
+
+fp_rcache_item *fp_rcache_drop_waiting(fp_rcache *c)
+{
+    entry *e;
+    fp_rcache_item *it;
+
+    for (e = c->all; e; e = e->anext)
+        if ((it = e->wait_head) != NULL) {
+            if ((e->wait_head = it->next) == NULL)
+                e->wait_tail = NULL;
+            c->waiting--;
+            return it;
+        }
+    return NULL;
+}
+
+static void tick_closed_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void fp_rcache_close(fp_rcache *c)
+{
+    if (c->closed)
+        return;
+    c->closed = 1;
+    while (c->fetches) {
+        fp_curl_uv_remove(c->curl, c->fetches->easy);
+        fetch_free(c->fetches);
+    }
+    uv_close((uv_handle_t *)&c->tick, tick_closed_cb);
+}
+
+void fp_rcache_free(fp_rcache *c)
+{
+    entry *e, *next;
+
+    if (c == NULL)
+        return;
+    for (e = c->all; e; e = next) {
+        next = e->anext;
+        free(e->rules);
+        free(e);
+    }
+    free(c);
+}
