@@ -6,7 +6,9 @@ A frozen link stops forwarding in both directions but keeps both sockets open, a
 or a firewall drops a connection silently or the far host vanishes: the client's writes
 still succeed (they pile up in socket buffers), no reply ever comes, and no FIN or RST tells
 anyone. The server side stays open too, so a command already forwarded still runs there (a
-BLMOVE blocked in Redis may still move a task) and its reply is lost. A cut link is closed
+BLMOVE blocked in Redis may still move a task) and its reply is lost. A held link freezes
+just before forwarding a given command and forwards it on release(): the test decides when
+it runs (a BLMOVE released once the queue has tasks surely moves one). A cut link is closed
 on both sides at once.
 
 Each link remembers the first bytes its client sent (`sent`), so a test can tell a worker's
@@ -37,6 +39,8 @@ class Link:
         self.frozen = False
         self.closed = False
         self.freeze_on = None     # freeze right after forwarding client bytes holding this
+        self.hold_on = None       # freeze before forwarding client bytes holding this
+        self.held = False         # such bytes wait in the pump until release()
         self.opened = time.monotonic()
         self._lock = threading.Lock()
 
@@ -62,6 +66,13 @@ class Link:
             if up and len(self.sent) < SNIFF_MAX:
                 with self._lock:
                     self.sent += data[:SNIFF_MAX - len(self.sent)]
+            if up and self.hold_on is not None and self.hold_on in data:
+                self.hold_on = None
+                self.held = self.frozen = True
+                while self.held and not self.closed:
+                    time.sleep(0.005)
+                if self.closed:
+                    return
             try:
                 dst.sendall(data)
             except OSError:
@@ -78,6 +89,16 @@ class Link:
         """Freeze once the client has sent bytes holding pattern (they still reach the
         server: its reply is what gets lost)."""
         self.freeze_on = pattern
+
+    def hold_at(self, pattern):
+        """Freeze once the client sends bytes holding pattern, before they reach the
+        server: they wait until release(), so a test decides when the command runs."""
+        self.hold_on = pattern
+
+    def release(self):
+        """Forward the bytes hold_at() held back; the link stays frozen (their reply is
+        lost)."""
+        self.held = False
 
     def wait_frozen(self, timeout=10.0):
         deadline = time.monotonic() + timeout

@@ -95,10 +95,20 @@ class HalfOpenTest(LinkBase):
         n1 = 40
         urls1 = [org.url("/img/%d.jpg?size=2048&a=1" % i) for i in range(n1)]
         jid1 = self.submit_id("--attempts", "1", self.c.write_input(urls1, "a.txt"))
+        # The BLMOVE is held in the proxy until the tasks are there, then forwarded and its
+        # reply lost: it moves a task however slowly the master starts (forwarded at once,
+        # it would time out in Redis after 1 s with nothing moved, and no task to take
+        # back). The worker gives the link up 3 s after it sent the BLMOVE; if the master
+        # was slower than that, the BLMOVE still moves a task into fp:proc:w1 once
+        # released, and the worker's periodic look there takes it back.
         pull = wp.wait_link(lambda link: PULL in link.sent)
-        pull.freeze_after(b"BLMOVE")
+        pull.hold_at(b"BLMOVE")
         pull.wait_frozen(5)
+        t_hold = time.monotonic()
         self.master_via(mp, "--queue-depth", "50", "--feed-batch", "50")   # feeds at once
+        self.wait_for("the master to feed", lambda: self.rcall("LLEN", "fp:tasks") > 0, 30)
+        self.say("BLMOVE held %.2fs, until the tasks were there", time.monotonic() - t_hold)
+        pull.release()
         self.wait_for("the lost BLMOVE to move a task", lambda: self.rcall(
             "LLEN", "fp:proc:w1") > 0 or self.done(jid1) > 0, 5)
         t0 = time.monotonic()
