@@ -540,6 +540,10 @@ int fp_rcache_done(fp_rcache *c, CURL *easy, CURLcode rc)
     /* Not sent (Redis down): the lock expires and a worker fetches it again. */
     fp_link_call(c->link, &call, NULL, NULL);
     load(e, value, n);
+    if (e->rules && e->rules->crawl_delay > 0)
+        fp_info("robots.txt of %s asks for a Crawl-delay of %g s: not honoured (set the job's "
+                "--host-rate)",
+                e->origin, e->rules->crawl_delay);
     flush(e);
     return 1;
 }

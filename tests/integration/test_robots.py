@@ -19,7 +19,7 @@ from test_reliability import ReliabilityBase  # noqa: E402
 
 RULES = (b"User-agent: *\nDisallow: /\n\n"
          b"# ours: the * group above must not apply\n"
-         b"User-agent: FetchPool/9\nDisallow: /img/1\nAllow: /img/10\n")
+         b"User-agent: FetchPool/9\nDisallow: /img/1\nAllow: /img/10\nCrawl-delay: 5\n")
 
 
 class RobotsTest(ReliabilityBase):
@@ -74,6 +74,8 @@ class RobotsTest(ReliabilityBase):
         self.assertTrue(86000 < ttl <= 86400, ttl)
         self.assertEqual(self.rcall("EXISTS", key + ":lock"), 0)
         self.assert_queues_drained()
+        # Crawl-delay is not honoured, and the worker that fetched says so
+        self.assertIn("Crawl-delay of 5 s: not honoured", self.c.logs(200))
 
     def test_without_robots_never_asks(self):
         """A job without --robots fetches everything and never asks for robots.txt, even
@@ -116,6 +118,26 @@ class RobotsTest(ReliabilityBase):
             self.assertEqual(r["status"], "robots_disallowed", r)
             self.assertIn("could not be had", r["error"], r)
             self.assertEqual(r["attempts"], "1", r)
+
+    def test_waiting_holds_no_slot(self):
+        """One worker with one slot: while host A's robots.txt takes 2 s to answer, host
+        B's URLs (queued behind A's) are fetched: a task waiting for its rules holds no
+        transfer slot."""
+        slow = fp.Origin(self.c, delay_ms=2000)
+        self.addCleanup(slow.stop)
+        fast = self.start(workers=0)
+        self.c.start_worker("w1", "--concurrency", "1")
+        self.c.wait_workers_registered(1)
+        urls = [slow.url("/img/0.jpg?size=512")] + \
+            [fast.url("/img/%d.jpg?size=512" % i) for i in range(5)]
+        rows = self.run_urls(urls, "--robots")
+        self.assertEqual({r["status"] for r in rows.values()}, {"ok"}, rows)
+        asked = [t for t, p in slow.stats()["log"] if p == "/robots.txt"]
+        self.assertEqual(len(asked), 1)
+        got = [t for t, p in fast.stats()["log"] if p.startswith("/img/")]
+        self.assertEqual(len(got), 5)
+        # every fast image was asked for while the slow robots.txt was still being answered
+        self.assertLess(max(got), asked[0] + 2.0, (asked, got))
 
     def test_huge_or_binary_is_ignored(self):
         """Rules past the first 500 KiB are not read; a file with a NUL byte is not text
