@@ -96,9 +96,12 @@ class PoliteTest(PoliteBase):
 
     def test_rate_cap_across_workers(self):
         """3 workers, master --host-rate 20: no wall-clock second sees more than 20
-        requests plus the bucket's burst (a quarter of a second's worth, 5), and the URLs
-        take at least as long as the rate allows. 100 URLs rather than the issue's 400,
-        to keep the suite short: 5 s instead of 20."""
+        requests plus the bucket's burst (a quarter of a second's worth, 5) plus what
+        arrives late (admitted in Redis's time, a request reaches the origin after its
+        worker's loop gets to it: a quarter of a second's worth more, half a second's
+        under the sanitizers), and the URLs take at least as long as the rate allows.
+        100 URLs rather than the issue's 400, to keep the suite short: 5 s instead of
+        20. Uncapped they would all arrive within a second or two."""
         n = 60 if fp.sanitized() else 100
         org = self.c.start_origin()
         self.c.start_master("--host-conns", "0", "--host-rate", "20")
@@ -109,7 +112,8 @@ class PoliteTest(PoliteBase):
         per_s = collections.Counter(int(t) for t, p in org.stats()["log"])
         self.say("%d URLs in %.1fs; requests per second: %s", n, took,
                  [per_s[k] for k in sorted(per_s)])
-        self.assertLessEqual(max(per_s.values()), 20 + 5, per_s)
+        late = 10 if fp.sanitized() else 5
+        self.assertLessEqual(max(per_s.values()), 20 + 5 + late, per_s)
         self.assertGreaterEqual(took, (n - 5) / 20.0 * 0.9)
         self.assert_nothing_held()
 
@@ -149,7 +153,9 @@ class BackpressureTest(PoliteBase):
     def test_retry_after_pauses_the_host_for_every_worker(self):
         """A 429 with Retry-After: 2 from the host: no worker sends it a request for the
         next 2 s (requests already under way when it answered may still arrive within
-        0.2 s), then the job goes on and the URL that got the 429 succeeds on its retry."""
+        0.3 s, 0.6 s under the sanitizers: a loaded worker may send a request it took
+        before the pause a little late), then the job goes on and the URL that got the
+        429 succeeds on its retry. Without the pause requests would arrive all along."""
         org = self.c.start_origin()
         self.c.start_master("--host-conns", "4", "--host-rate", "0")
         self.start_workers(3)
@@ -160,8 +166,11 @@ class BackpressureTest(PoliteBase):
         self.assertEqual(rows[0]["attempts"], "2")
         log = org.stats()["log"]
         t429 = min(t for t, p in log if p.startswith("/flaky/"))
-        during = sorted(round(t - t429, 3) for t, p in log if t429 + 0.2 < t < t429 + 2.0)
-        self.say("job %.1fs; requests 0.2-2 s after the 429: %s", took, during)
+        grace = 0.6 if fp.sanitized() else 0.3
+        during = sorted(round(t - t429, 3) for t, p in log if t429 + grace < t < t429 + 2.0)
+        early = sorted(round(t - t429, 3) for t, p in log if t429 < t <= t429 + grace)
+        self.say("job %.1fs; requests within %.1f s of the 429: %s; %.1f-2 s after: %s", took,
+                 grace, early, grace, during)
         self.assertEqual(during, [])
         self.assertGreaterEqual(took, 2.0)
         # The 429 also halved the host's budget (it recovers over the next seconds).
