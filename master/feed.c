@@ -1,11 +1,20 @@
-/* feed.c - turns input lines into tasks while the task queue is below its low-water mark.
+/* feed.c - turns input lines into tasks while the task queue is below its low-water mark
+ * and the window has room.
  *
  * Jobs take turns (round robin), one batch of lines each, so a small job is never stuck
- * behind a large one. A batch is read with LRANGE and committed in ONE MULTI: the tasks
- * pushed, the input trimmed, fed/total advanced, invalid lines recorded as results (finish
- * script) and, after the last line, the job sealed. A crash before EXEC leaves the input
- * untouched, so the batch is simply read again; only one batch is ever in memory. */
+ * behind a large one. A batch is read with LRANGE from the job's input list (or from its
+ * input file, input.c) and committed in ONE MULTI: the tasks pushed, the input trimmed
+ * (or the file offset advanced), fed/total advanced, invalid lines recorded as results
+ * (finish script) and, after the last line, the job sealed. A crash before EXEC leaves
+ * the input untouched, so the batch is simply read again; only one batch is ever in
+ * memory. The window (--window) bounds the tasks of each job that are in Redis at once,
+ * queued, taken, parked, waiting for a retry, or as results not yet on the master's
+ * disk: so Redis holds a window of every job, never a whole job. A second master on the
+ * same Redis is safe: each batch is read under a WATCH of the job's input (the list, or
+ * for an input file the key :in holding its offset), so if the other master committed
+ * first, EXEC does nothing. */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,23 +106,22 @@ static int encode_invalid(const fpm_job *j, uint64_t idx, uint64_t lineno, const
     return n;
 }
 
-/* Classifies the n lines of an LRANGE reply into tasks and invalid-line results. */
-static void batch_build(const fpm_job *j, const redisReply *lines, batch *b)
+/* Classifies a batch of input lines into tasks and invalid-line results. */
+static void batch_build(const fpm_job *j, const fpm_lines *lines, batch *b)
 {
     static char out[FP_URL_MAX + 1], buf[FP_RECORD_MAX];
     static fp_task t;
     size_t i;
     int len;
 
-    b->tasks = calloc(lines->elements, sizeof(rec));
-    b->bad = calloc(lines->elements, sizeof(rec));
+    b->tasks = calloc(lines->n + 1, sizeof(rec));
+    b->bad = calloc(lines->n + 1, sizeof(rec));
     if (b->tasks == NULL || b->bad == NULL) {
         fp_oom("while feeding");
     }
-    for (i = 0; i < lines->elements; i++) {
-        const redisReply *e = lines->element[i];
-        const char *s = e->type == REDIS_REPLY_STRING ? e->str : "";
-        size_t slen = e->type == REDIS_REPLY_STRING ? e->len : 0;
+    for (i = 0; i < lines->n; i++) {
+        const char *s = lines->line[i];
+        size_t slen = lines->len[i];
         uint64_t idx = j->total + b->created, lineno = j->fed + i + 1, given;
         size_t skip = 0;
         fp_line_kind kind;
@@ -153,11 +161,12 @@ static void batch_build(const fpm_job *j, const redisReply *lines, batch *b)
         rec_add(b->bad, &b->nbad, buf, (size_t)len, idx);
         b->created++;
     }
-    b->consumed = lines->elements;
+    b->consumed = lines->n;
 }
 
-/* Queues the batch's MULTI; returns the number of commands queued, or FPM_LOST. */
-static int batch_append(fpm *m, const fpm_job *j, const batch *b, int seal)
+/* Queues the batch's MULTI; returns the number of commands queued, or FPM_LOST. next_off:
+ * the input file's offset after the batch (file jobs). */
+static int batch_append(fpm *m, const fpm_job *j, const batch *b, int seal, uint64_t next_off)
 {
     static fp_call call;
     char meta[FP_KEY_MAX], in[FP_KEY_MAX];
@@ -192,11 +201,22 @@ static int batch_append(fpm *m, const fpm_job *j, const batch *b, int seal)
             return FPM_LOST;
         ncmd++;
     }
-    if (fpm_redis_append(m, "LTRIM %s %" PRIu64 " -1", in, b->consumed) ||
-        fpm_redis_append(m, "HINCRBY %s fed %" PRIu64, meta, b->consumed) ||
+    if (j->from_file) {
+        if (fpm_redis_append(m, "HSET %s in_off %" PRIu64, meta, next_off))
+            return FPM_LOST;
+    } else if (fpm_redis_append(m, "LTRIM %s %" PRIu64 " -1", in, b->consumed)) {
+        return FPM_LOST;
+    }
+    if (fpm_redis_append(m, "HINCRBY %s fed %" PRIu64, meta, b->consumed) ||
         fpm_redis_append(m, "HINCRBY %s total %" PRIu64, meta, b->created))
         return FPM_LOST;
     ncmd += 3;
+    /* A file's line count is known as it is read. */
+    /* :in holds the file's offset too: the key the WATCH of a second master looks at. */
+    if (j->from_file && (fpm_redis_append(m, "HINCRBY %s lines %" PRIu64, meta, b->consumed) ||
+                         fpm_redis_append(m, "SET %s %" PRIu64, in, next_off)))
+        return FPM_LOST;
+    ncmd += 2 * j->from_file;
     for (i = 0; i < b->nbad; i++) {
         fp_finish f = {.job = j->id,
                        .idx = b->bad[i].idx,
@@ -222,13 +242,13 @@ static int batch_append(fpm *m, const fpm_job *j, const batch *b, int seal)
 
 /* Commits the batch; on success advances the job's copy from EXEC's answers. 1 if another
  * master committed first (nothing applied). */
-static int batch_commit(fpm *m, fpm_job *j, const batch *b, int seal)
+static int batch_commit(fpm *m, fpm_job *j, const batch *b, int seal, uint64_t next_off)
 {
     redisReply *r = NULL, *x;
     int ncmd, i;
     size_t at;
 
-    if ((ncmd = batch_append(m, j, b, seal)) == FPM_LOST)
+    if ((ncmd = batch_append(m, j, b, seal, next_off)) == FPM_LOST)
         return FPM_LOST;
     /* Every queued reply must be read, or the connection would be out of step. */
     for (i = 0; i < ncmd; i++) {
@@ -256,6 +276,10 @@ static int batch_commit(fpm *m, fpm_job *j, const batch *b, int seal)
     j->fed = fpm_reply_u64(x, j->fed + b->consumed);
     x = r->element[at + 2];
     j->total = fpm_reply_u64(x, j->total + b->created);
+    if (j->from_file) {
+        j->in_off = next_off;
+        j->lines = j->fed;
+    }
     j->sealed = seal;
     freeReplyObject(r);
     return 0;
@@ -293,7 +317,7 @@ static int unwatch(fpm *m)
     return 0;
 }
 
-/* WATCH the job's input, then read fed, total and sealed again. 1: nothing to feed (sealed
+/* WATCH the job's input, then read fed, total, sealed and in_off again. 1: nothing to feed (sealed
  * meanwhile, or an error, logged), 0: go on, FPM_LOST. */
 static int watch_job(fpm *m, fpm_job *j, const char *in)
 {
@@ -305,14 +329,15 @@ static int watch_job(fpm *m, fpm_job *j, const char *in)
         return FPM_LOST;
     freeReplyObject(r);
     fp_key_job(meta, j->id, FP_JOB_META);
-    if ((r = fpm_redis_cmd(m, "HMGET %s fed total sealed paused cancelled", meta)) == NULL)
+    if ((r = fpm_redis_cmd(m, "HMGET %s fed total sealed paused cancelled in_off", meta)) == NULL)
         return FPM_LOST;
     if (fpm_redis_failed(m, r, "reading a job") || r->type != REDIS_REPLY_ARRAY ||
-        r->elements != 5) {
+        r->elements != 6) {
         rc = 1;
     } else {
         j->fed = fpm_reply_u64(r->element[0], j->fed);
         j->total = fpm_reply_u64(r->element[1], j->total);
+        j->in_off = fpm_reply_u64(r->element[5], j->in_off);
         if (fpm_reply_u64(r->element[2], 0) == 1) {
             j->sealed = 1; /* the other master sealed it */
             rc = 1;
@@ -331,43 +356,114 @@ static int watch_job(fpm *m, fpm_job *j, const char *in)
     return rc;
 }
 
-/* Feeds one batch of at most limit lines of job j. Returns the tasks queued or FPM_LOST;
- * *acted is set when the job moved on (lines consumed or sealed). */
-static int feed_job(fpm *m, fpm_job *j, long limit, int *acted)
+/* Reads the next batch of job j: from its input file, or from its input list (then the
+ * line count and upload state are read first, so a job is sealed only when the client
+ * has said its last line is pushed). *reply keeps the list's reply alive. Returns 0 (a
+ * WATCH is then on, unless m->errors), 2 if there is nothing to feed (the job was sealed
+ * by another master), or FPM_LOST. */
+static int read_batch(fpm *m, fpm_job *j, long limit, fpm_lines *lines, redisReply **reply,
+                      uint64_t *next_off, int *end)
 {
-    char in[FP_KEY_MAX];
-    redisReply *r;
-    batch b;
-    int seal, rc;
+    char in[FP_KEY_MAX], meta[FP_KEY_MAX], err[PATH_MAX + 64];
+    redisReply *h, *r;
+    size_t i;
+    int rc;
 
+    memset(lines, 0, sizeof(*lines));
+    *reply = NULL;
+    fp_key_job(meta, j->id, FP_JOB_META);
     fp_key_job(in, j->id, FP_JOB_IN);
-    /* Another master on the same Redis may feed this job too: the input list changes only
-     * with fed and total, in one MULTI, so WATCHing it makes a batch read here and committed
-     * there one step; if the other master committed first, EXEC does nothing. Our copy of
-     * fed and total is read again under the WATCH. */
+    /* Another master on the same Redis may feed this job too: the input changes only
+     * with fed and total, in one MULTI, so WATCHing it makes a batch read here and
+     * committed there one step; if the other master committed first, EXEC does nothing.
+     * Our copy of fed and total is read again under the WATCH. */
     if ((rc = watch_job(m, j, in)) != 0)
-        return rc < 0 ? rc : 0;
-    r = fpm_redis_cmd(m, "LRANGE %s 0 %ld", in, limit - 1);
-    if (r == NULL)
+        return rc < 0 ? rc : 2;
+    if (j->from_file) {
+        if (j->input == NULL) {
+            *end = 1;
+            return 0;
+        }
+        if (fpm_input_read(j->input, j->in_off, (size_t)limit, lines, next_off, end, err,
+                           sizeof(err)) != 0) {
+            fp_error("job %" PRIu64 ": %s", j->id, err);
+            m->errors++;
+            return unwatch(m);
+        }
+        return 0;
+    }
+    if (fpm_redis_append(m, "HMGET %s lines upload", meta) ||
+        fpm_redis_append(m, "LRANGE %s 0 %ld", in, limit - 1))
         return FPM_LOST;
+    if ((h = fpm_redis_reply(m)) == NULL)
+        return FPM_LOST;
+    if ((r = fpm_redis_reply(m)) == NULL) {
+        freeReplyObject(h);
+        return FPM_LOST;
+    }
+    if (!fpm_redis_failed(m, h, "reading job input") && h->type == REDIS_REPLY_ARRAY &&
+        h->elements == 2) {
+        j->lines = fpm_reply_u64(h->element[0], j->lines);
+        j->uploading =
+            h->element[1]->type == REDIS_REPLY_STRING && strcmp(h->element[1]->str, "open") == 0;
+    }
+    freeReplyObject(h);
     if (fpm_redis_failed(m, r, "reading job input") || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         return unwatch(m);
     }
-    if (r->elements == 0) {
-        freeReplyObject(r);
+    lines->line = calloc(r->elements + 1, sizeof(*lines->line));
+    lines->len = calloc(r->elements + 1, sizeof(*lines->len));
+    if (lines->line == NULL || lines->len == NULL)
+        fp_oom("while feeding");
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        lines->line[i] = e->type == REDIS_REPLY_STRING ? e->str : "";
+        lines->len[i] = e->type == REDIS_REPLY_STRING ? e->len : 0;
+    }
+    lines->n = r->elements;
+    /* A short batch took the rest of the list: if that was the last line, seal now. */
+    *end = lines->n < (size_t)limit && j->fed + lines->n >= j->lines && !j->uploading;
+    *reply = r;
+    return 0;
+}
+
+/* Feeds one batch of at most limit lines of job j. Returns the tasks queued or FPM_LOST;
+ * *acted is set when the job moved on (lines consumed or sealed). */
+static int feed_job(fpm *m, fpm_job *j, long limit, int *acted)
+{
+    redisReply *r;
+    fpm_lines lines;
+    uint64_t next_off = j->in_off;
+    batch b;
+    int end = 0, rc;
+
+    if ((rc = read_batch(m, j, limit, &lines, &r, &next_off, &end)) != 0)
+        return rc == 2 ? 0 : rc;
+    if (m->errors) {
+        fpm_lines_free(&lines);
+        if (r)
+            freeReplyObject(r);
+        return 0;
+    }
+    if (lines.n == 0) {
+        fpm_lines_free(&lines);
+        if (r)
+            freeReplyObject(r);
         if ((rc = unwatch(m)) != 0)
             return rc;
+        if (!end && (j->from_file || j->uploading))
+            return 0; /* the client has not pushed more yet */
         rc = seal_job(m, j);
         *acted = j->sealed;
         return rc;
     }
     memset(&b, 0, sizeof(b));
-    batch_build(j, r, &b);
-    freeReplyObject(r);
-    /* A short batch took the rest of the list: if that was the last line, seal now. */
-    seal = b.consumed < (uint64_t)limit && j->fed + b.consumed >= j->lines;
-    rc = batch_commit(m, j, &b, seal);
+    batch_build(j, &lines, &b);
+    fpm_lines_free(&lines);
+    if (r)
+        freeReplyObject(r);
+    rc = batch_commit(m, j, &b, end, next_off);
     if (rc == 1) {
         fp_debug("job %" PRIu64 ": another master fed this batch first", j->id);
         *acted = 1;
@@ -384,10 +480,20 @@ static int feed_job(fpm *m, fpm_job *j, long limit, int *acted)
     return rc;
 }
 
+/* Room job j's window leaves: --window minus what the job has in Redis. Per job, so a
+ * job whose tasks wait long (parked for a slow host, retries) never starves the others. */
+static long window_room(fpm *m, const fpm_job *j)
+{
+    uint64_t used = j->total > 0 ? fpm_results_pending(m, j) : 0;
+
+    return used >= (uint64_t)m->cfg.window ? 0 : m->cfg.window - (long)used;
+}
+
 int fpm_feed_step(fpm *m)
 {
     redisReply *r;
     long long room;
+    long limit;
     size_t idle = 0;
     int turns = 0, did = 0, n, acted;
     fpm_job *j;
@@ -414,14 +520,18 @@ int fpm_feed_step(fpm *m)
                 return FPM_LOST;
             return did; /* the job left the table: the cursor moved */
         }
-        if (j->sealed || j->paused) {
+        if (j->sealed || j->paused || (limit = window_room(m, j)) <= 0) {
             idle++;
             continue;
         }
         acted = 0;
         /* No more than the room left: the queue stays near its mark, so a job that
          * arrives later waits behind as few tasks as possible. */
-        n = feed_job(m, j, room < m->cfg.feed_batch ? (long)room : m->cfg.feed_batch, &acted);
+        if (limit > room)
+            limit = (long)room;
+        if (limit > m->cfg.feed_batch)
+            limit = m->cfg.feed_batch;
+        n = feed_job(m, j, limit, &acted);
         if (n == FPM_LOST)
             return FPM_LOST;
         turns++;

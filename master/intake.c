@@ -35,6 +35,7 @@ void fpm_job_remove(fpm *m, uint64_t id)
 
     if (j == NULL)
         return;
+    free(j->input);
     i = (size_t)(j - m->jobs);
     memmove(j, j + 1, (m->njobs - i - 1) * sizeof(*j));
     m->njobs--;
@@ -71,9 +72,10 @@ static int job_drop(fpm *m, const char *s, size_t len)
 }
 
 /* Makes sure the meta hash has what the other processes rely on: state=running,
- * fed/total present (the finish script refuses results of a job without total), and the
- * per-host limits (the master's defaults unless the client set them). */
-static int job_mark_running(fpm *m, const char *meta)
+ * fed/total present (the finish script refuses results of a job without total), the
+ * per-host limits (the master's defaults unless the client set them) and the results
+ * part size. */
+static int job_mark_running(fpm *m, const char *meta, uint64_t part_size)
 {
     redisReply *r;
     int i, rc = 0;
@@ -82,9 +84,10 @@ static int job_mark_running(fpm *m, const char *meta)
         fpm_redis_append(m, "HSETNX %s total 0", meta) ||
         fpm_redis_append(m, "HSETNX %s fed 0", meta) ||
         fpm_redis_append(m, "HSETNX %s host_conns %ld", meta, m->cfg.host_conns) ||
-        fpm_redis_append(m, "HSETNX %s host_rate %g", meta, m->cfg.host_rate))
+        fpm_redis_append(m, "HSETNX %s host_rate %g", meta, m->cfg.host_rate) ||
+        fpm_redis_append(m, "HSETNX %s part_size %" PRIu64, meta, part_size))
         return FPM_LOST;
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         if ((r = fpm_redis_reply(m)) == NULL)
             return FPM_LOST;
         if (fpm_redis_failed(m, r, "job intake"))
@@ -117,6 +120,27 @@ static int job_recheck_done(fpm *m, uint64_t id)
     return 0;
 }
 
+/* Resolves a job's input file; one that is not usable leaves j->input NULL (the job is
+ * sealed empty) with the reason in the job's error field. */
+static int job_input(fpm *m, fpm_job *j, const char *name, size_t len)
+{
+    char err[256], meta[FP_KEY_MAX], shown[128];
+    redisReply *r;
+
+    fp_sanitize(shown, sizeof(shown), name, len);
+    if (strlen(name) != len)
+        snprintf(err, sizeof(err), "input name holds a NUL byte");
+    else if ((j->input = fpm_input_resolve(m->cfg.jobs_dir, name, err, sizeof(err))) != NULL)
+        return 0;
+    fp_warn("job %" PRIu64 ": input '%s': %s; the job gets no tasks", j->id, shown, err);
+    r = fpm_redis_cmd(m, "HSET %s error %s", fp_key_job(meta, j->id, FP_JOB_META), err);
+    if (r == NULL)
+        return FPM_LOST;
+    fpm_redis_failed(m, r, "job intake");
+    freeReplyObject(r);
+    return 0;
+}
+
 /* Loads a job whose id is in fp:jobs:active into the table. fresh: just taken from
  * fp:jobs:new (logs "started") rather than resumed. Returns 1 if added, 0 if not,
  * FPM_LOST. */
@@ -138,12 +162,13 @@ static int job_load(fpm *m, const char *s, size_t len, int fresh)
     if (fpm_job_find(m, id))
         return 0;
     fp_key_job(meta, id, FP_JOB_META);
-    r = fpm_redis_cmd(
-        m, "HMGET %s lines fed total sealed attempts flags state done paused cancelled numbered",
-        meta);
+    r = fpm_redis_cmd(m,
+                      "HMGET %s lines fed total sealed attempts flags state done paused "
+                      "cancelled numbered part_size format input in_off upload",
+                      meta);
     if (r == NULL)
         return FPM_LOST;
-    if (fpm_redis_failed(m, r, "job intake") || r->type != REDIS_REPLY_ARRAY || r->elements != 11) {
+    if (fpm_redis_failed(m, r, "job intake") || r->type != REDIS_REPLY_ARRAY || r->elements != 16) {
         freeReplyObject(r);
         return 0;
     }
@@ -173,17 +198,38 @@ static int job_load(fpm *m, const char *s, size_t len, int fresh)
     j.paused = fpm_reply_u64(e[8], 0) == 1;
     cancelled = e[9]->type != REDIS_REPLY_NIL;
     j.numbered = fpm_reply_u64(e[10], 0) == 1;
+    j.part_size = fpm_reply_u64(e[11], (uint64_t)m->cfg.part_size);
+    if (j.part_size == 0 || j.part_size > FPM_PART_SIZE_MAX)
+        j.part_size = FP_PART_SIZE_DEFAULT;
+    if (e[12]->type == REDIS_REPLY_STRING && fpm_format_parse(e[12]->str, e[12]->len, &j.format)) {
+        fp_sanitize(shown, sizeof(shown), e[12]->str, e[12]->len);
+        fp_warn("job %" PRIu64 ": unknown results format '%s'; writing tsv", id, shown);
+    }
+    j.in_off = fpm_reply_u64(e[14], 0);
+    j.uploading = e[15]->type == REDIS_REPLY_STRING && strcmp(e[15]->str, "open") == 0;
+    if (e[13]->type == REDIS_REPLY_STRING) {
+        j.from_file = 1;
+        if (job_input(m, &j, e[13]->str, e[13]->len) == FPM_LOST) {
+            freeReplyObject(r);
+            return FPM_LOST;
+        }
+    }
     freeReplyObject(r);
 
-    if ((rc = job_mark_running(m, meta)) != 0)
+    if ((rc = job_mark_running(m, meta, j.part_size)) != 0) {
+        free(j.input);
         return rc == FPM_LOST ? FPM_LOST : 0;
+    }
     if (j.sealed && done >= j.total && (rc = job_recheck_done(m, id)) != 0)
         return rc;
     job_add(m, &j);
     if (cancelled) /* cancelled before this master acted on it: now */
         return fpm_control_apply(m, id, j.paused, 1) == FPM_LOST ? FPM_LOST : 1;
-    if (fresh)
-        fp_info("job %" PRIu64 " started: %" PRIu64 " lines", id, j.lines);
+    if (fresh && j.from_file)
+        fp_info("job %" PRIu64 " started: input file %s", id, j.input ? j.input : "(none)");
+    else if (fresh)
+        fp_info("job %" PRIu64 " started: %" PRIu64 " lines%s", id, j.lines,
+                j.uploading ? " so far (uploading)" : "");
     else
         fp_info("job %" PRIu64 " resumed: %" PRIu64 "/%" PRIu64 " lines fed, %" PRIu64 " tasks%s",
                 id, j.fed, j.lines, j.total, j.sealed ? ", sealed" : "");
@@ -225,6 +271,8 @@ int fpm_intake_resume(fpm *m)
     size_t i;
     int rc;
 
+    for (i = 0; i < m->njobs; i++)
+        free(m->jobs[i].input);
     m->njobs = 0;
     m->next = 0;
     r = fpm_redis_cmd(m, "LRANGE %s 0 -1", FP_KEY_JOBS_ACTIVE);

@@ -10,6 +10,10 @@
 #include <stdint.h>
 
 #define FP_LINE_MAX 8192 /* longer lines are invalid input */
+/* Clients cut a line to this many bytes before sending it (so do the master's input
+ * files): even if the byte at the cut is a '\r', dropped as a line end, what is left is
+ * still over FP_LINE_MAX, and an over-long line is never held whole. */
+#define FP_LINE_CUT 8194
 
 typedef enum fp_line_kind { FP_LINE_SKIP, FP_LINE_URL, FP_LINE_INVALID } fp_line_kind;
 

@@ -27,11 +27,13 @@
  * host (six connections, the HTTP/1.1 convention every browser keeps, and a gallery's
  * worth of images a second), however many workers join. A site that serves images to
  * the public takes that from each visitor; own servers are opened up per job. */
-#define DEFAULT_HOST_CONNS 6
-#define DEFAULT_HOST_RATE  10
-#define ERROR_PAUSE_MS     1000    /* after a Redis error reply, before trying again */
-#define IDLE_WAIT_S        "0.05"  /* BLMOVE timeout when idle; well below the reply timeout */
-#define FEED_WAIT_S        "0.005" /* the same while jobs wait for room in the queue */
+#define DEFAULT_HOST_CONNS  6
+#define DEFAULT_HOST_RATE   10
+#define DEFAULT_WINDOW      100000
+#define DEFAULT_RESULTS_DIR "./results"
+#define ERROR_PAUSE_MS      1000    /* after a Redis error reply, before trying again */
+#define IDLE_WAIT_S         "0.05"  /* BLMOVE timeout when idle; well below the reply timeout */
+#define FEED_WAIT_S         "0.005" /* the same while jobs wait for room in the queue */
 
 volatile sig_atomic_t fpm_stop;
 
@@ -65,6 +67,15 @@ static void usage(FILE *f)
             "  --host-rate R      default cap of requests per second to one host, for the\n"
             "                     whole cluster (env FETCHPOOL_HOST_RATE, default %d; 0: none);\n"
             "                     a job may set its own (scripts/submit --host-conns/--host-rate)\n"
+            "  --window N         at most N tasks of all jobs in Redis at once: queued, taken,\n"
+            "                     waiting for a retry, or as results not yet written out\n"
+            "                     (env FETCHPOOL_WINDOW, default %d)\n"
+            "  --results-dir DIR  each job's results go to DIR/<job>/part-NNNNNN.tsv|jsonl\n"
+            "                     (env FETCHPOOL_RESULTS_DIR, default " DEFAULT_RESULTS_DIR ")\n"
+            "  --part-size N      result slots per part file (env FETCHPOOL_PART_SIZE,\n"
+            "                     default %d)\n"
+            "  --jobs-dir DIR     jobs may name an input file inside DIR, which the master\n"
+            "                     reads itself (env FETCHPOOL_JOBS_DIR; default: none)\n"
             "  --allow-eviction   run even if Redis's maxmemory-policy is not noeviction, with\n"
             "                     a warning (env FETCHPOOL_ALLOW_EVICTION=1); keys may be lost\n"
             "  --verbose          debug logging\n"
@@ -73,7 +84,7 @@ static void usage(FILE *f)
             "Exits 0 on SIGTERM or SIGINT, 2 on bad options or if Redis is unreachable\n"
             "at start; later Redis outages are waited out.\n",
             DEFAULT_QUEUE_DEPTH, DEFAULT_FEED_BATCH, DEFAULT_RETENTION, DEFAULT_HOST_CONNS,
-            DEFAULT_HOST_RATE);
+            DEFAULT_HOST_RATE, DEFAULT_WINDOW, FP_PART_SIZE_DEFAULT);
 }
 
 static int num(const char *what, const char *s, long min, long max, long *out)
@@ -105,13 +116,17 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
                                          {"retention", required_argument, NULL, 't'},
                                          {"host-conns", required_argument, NULL, 'c'},
                                          {"host-rate", required_argument, NULL, 'R'},
+                                         {"window", required_argument, NULL, 'w'},
+                                         {"part-size", required_argument, NULL, 'p'},
+                                         {"results-dir", required_argument, NULL, 'o'},
+                                         {"jobs-dir", required_argument, NULL, 'j'},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"allow-eviction", no_argument, NULL, 'e'},
                                          {"metrics", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     static char redis_buf[1024];
-    const char *env;
+    const char *env, *res = fp_opt_env("FETCHPOOL_RESULTS_DIR");
     int c;
 
     fp_opt_init("fetchpool-master");
@@ -121,6 +136,10 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
     cfg->queue_depth = DEFAULT_QUEUE_DEPTH;
     cfg->feed_batch = DEFAULT_FEED_BATCH;
     cfg->retention = DEFAULT_RETENTION;
+    cfg->window = DEFAULT_WINDOW;
+    cfg->part_size = FP_PART_SIZE_DEFAULT;
+    cfg->results_dir = res ? res : DEFAULT_RESULTS_DIR;
+    cfg->jobs_dir = fp_opt_env("FETCHPOOL_JOBS_DIR");
     cfg->allow_eviction = fp_opt_env_flag("FETCHPOOL_ALLOW_EVICTION");
     cfg->metrics = fp_opt_env("FETCHPOOL_METRICS");
     cfg->host_conns = DEFAULT_HOST_CONNS;
@@ -129,7 +148,9 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
         env_num("FETCHPOOL_FEED_BATCH", 1, 100000, &cfg->feed_batch) ||
         env_num("FETCHPOOL_RETENTION", 1, 315360000, &cfg->retention) ||
         env_num("FETCHPOOL_HOST_CONNS", 0, 100000, &cfg->host_conns) ||
-        fp_opt_env_num("FETCHPOOL_HOST_RATE", 0, 1000000, 0, &cfg->host_rate))
+        fp_opt_env_num("FETCHPOOL_HOST_RATE", 0, 1000000, 0, &cfg->host_rate) ||
+        env_num("FETCHPOOL_WINDOW", 1, 100000000, &cfg->window) ||
+        env_num("FETCHPOOL_PART_SIZE", 1, FPM_PART_SIZE_MAX, &cfg->part_size))
         return 2;
     opterr = 0; /* fp_opt_bad says it without echoing a --redis=URL */
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
@@ -155,6 +176,16 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
             if (fp_opt_num("--host-rate", optarg, 0, 1000000, 0, &cfg->host_rate))
                 return 2;
             break;
+        case 'w':
+            if (num("--window", optarg, 1, 100000000, &cfg->window))
+                return 2;
+            break;
+        case 'p':
+            if (num("--part-size", optarg, 1, FPM_PART_SIZE_MAX, &cfg->part_size))
+                return 2;
+            break;
+        case 'o': cfg->results_dir = optarg; break;
+        case 'j': cfg->jobs_dir = optarg; break;
         case 'v': cfg->verbose = 1; break;
         case 'e': cfg->allow_eviction = 1; break;
         case 'm': cfg->metrics = optarg; break;
@@ -224,8 +255,9 @@ static int idle(fpm *m)
 static void run(fpm *m)
 {
     typedef int (*step_fn)(fpm *);
-    static const step_fn steps[] = {fpm_control_step, fpm_intake_step, fpm_report_step,
-                                    fpm_promote_step, fpm_feed_step,   fpm_reap_dead_workers_step};
+    static const step_fn steps[] = {fpm_control_step,          fpm_intake_step,  fpm_results_step,
+                                    fpm_report_step,           fpm_promote_step, fpm_feed_step,
+                                    fpm_reap_dead_workers_step};
     size_t i;
     int did, rc;
 
@@ -290,13 +322,19 @@ int main(int argc, char **argv)
         return 2;
     }
     fp_info("started: Redis %s:%d db %d, queue depth %ld, feed batch %ld, retention %ld s, "
-            "per host %ld in flight and %g/s unless a job says otherwise (0: no cap)%s%s",
+            "per host %ld in flight and %g/s unless a job says otherwise (0: no cap)%s%s; "
+            "window %ld, results in %s (parts of %ld), jobs folder %s",
             m.url.host, m.url.port, m.url.db, m.cfg.queue_depth, m.cfg.feed_batch, m.cfg.retention,
-            m.cfg.host_conns, m.cfg.host_rate, mx ? ", metrics on " : "", mx ? m.cfg.metrics : "");
+            m.cfg.host_conns, m.cfg.host_rate, mx ? ", metrics on " : "", mx ? m.cfg.metrics : "",
+            m.cfg.window, m.cfg.results_dir, m.cfg.part_size,
+            m.cfg.jobs_dir ? m.cfg.jobs_dir : "(none)");
     run(&m);
     fp_info("stopping");
     fpm_metrics_stop(mx);
     fpm_redis_close(&m);
+    fpm_results_free(&m);
+    while (m.njobs > 0)
+        fpm_job_remove(&m, m.jobs[0].id);
     free(m.jobs);
     curl_global_cleanup();
     return 0;

@@ -15,14 +15,20 @@
 
 #include "fp_redis_url.h"
 #include "fp_scripts.h"
+#include "rows.h"
 
-#define FPM_LOST (-1)
+#define FPM_LOST          (-1)
+#define FPM_PART_SIZE_MAX 16777216 /* result slots per part; its bitmap is 2 MB */
 
 typedef struct fpm_config {
     const char *redis_url;
-    long queue_depth; /* refill fp:tasks while it is shorter than this */
-    long feed_batch;  /* input lines taken from one job per turn */
-    long retention;   /* seconds a finished job's keys are kept */
+    long queue_depth;        /* refill fp:tasks while it is shorter than this */
+    long feed_batch;         /* input lines taken from one job per turn */
+    long retention;          /* seconds a finished job's keys are kept */
+    long window;             /* most tasks of all jobs in Redis at once, as tasks or results */
+    long part_size;          /* result slots per results part, for jobs taken from now on */
+    const char *results_dir; /* <dir>/<job>/part-NNNNNN.<tsv|jsonl> */
+    const char *jobs_dir;    /* input files a job may name; NULL: none allowed */
     int verbose;
     int allow_eviction;  /* run although Redis may evict keys (warn instead) */
     const char *metrics; /* [ADDR:]PORT of the Prometheus endpoint, or NULL */
@@ -43,7 +49,15 @@ typedef struct fpm_job {
     int paused;          /* not fed until resumed (field paused in the job hash) */
     int numbered;        /* lines come as "<line number>\t<line>" (field numbered) */
     uint64_t checked_ms; /* a paused job's fields were last read then (control.c) */
+    int uploading;       /* the client is still pushing lines (upload=open) */
+    int from_file;       /* input is a file in the jobs folder, read by the master */
+    uint64_t in_off;     /* bytes of that file consumed */
+    uint64_t part_size;  /* result slots per results part */
+    fpm_format format;   /* of the results files */
+    char *input;         /* the file's path (from_file), owned by the table */
 } fpm_job;
+
+typedef struct fpm_out fpm_out; /* results.c: a job's results files being written */
 
 typedef struct fpm {
     fpm_config cfg;
@@ -62,6 +76,8 @@ typedef struct fpm {
     uint64_t doubt_ms;
     int64_t clock_offset_ms; /* Redis TIME minus our monotonic clock, at the last look */
     uint64_t reconnects;     /* read by the metrics thread: only atomic access */
+    fpm_out *outs;           /* results.c's table, kept across reloads of the job table */
+    size_t nouts, capouts;
 } fpm;
 
 #define FPM_STALL_MS 1000
@@ -101,6 +117,35 @@ void fpm_job_remove(fpm *m, uint64_t id);
 
 /* feed.c: turns input lines into tasks while the queue is short. */
 int fpm_feed_step(fpm *m);
+
+/* results.c: results from Redis to the results files. pending: results of the job not yet
+ * on the master's disk (counted against the window). complete: drains everything and
+ * writes every part; 1 when the files are complete, 0 if not yet (an error was logged),
+ * FPM_LOST. */
+int fpm_results_step(fpm *m);
+uint64_t fpm_results_pending(fpm *m, const fpm_job *j);
+int fpm_results_complete(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize, uint64_t total);
+void fpm_results_free(fpm *m);
+
+/* relay.c: results files to clients that cannot see the results folder (fp:relay). */
+int fpm_relay_step(fpm *m);
+
+/* input.c: lines of an input file in the jobs folder. */
+typedef struct fpm_lines {
+    size_t n;
+    const char **line;
+    size_t *len;
+    char *buf; /* holds the lines */
+} fpm_lines;
+/* Resolves a job's input name inside the jobs folder into a malloc'd absolute path; NULL
+ * (why in err) if it is absent, escapes the folder or is not a regular file. */
+char *fpm_input_resolve(const char *jobs_dir, const char *name, char *err, size_t errlen);
+/* Reads up to max lines from byte off, as scripts/submit cuts them (FP_LINE_CUT bytes, a
+ * last line without '\n' counts). *next: the offset after them; *eof set at the end.
+ * Returns 0, or -1 (err set). */
+int fpm_input_read(const char *path, uint64_t off, size_t max, fpm_lines *out, uint64_t *next,
+                   int *eof, char *err, size_t errlen);
+void fpm_lines_free(fpm_lines *l);
 
 /* report.c: completed jobs get their summary, wake-up and expiry. */
 int fpm_report_step(fpm *m);

@@ -1,5 +1,6 @@
-/* report.c - completes the jobs listed in fp:done: computes the summary from the job's
- * counters and latency histogram, and in ONE MULTI writes fp:job:<id>:summary, sets
+/* report.c - completes the jobs listed in fp:done: writes out the rest of the job's
+ * results files (results.c), computes the summary from the job's counters and latency
+ * histogram, and in ONE MULTI writes fp:job:<id>:summary, sets
  * state=done, wakes waiting clients (fp:job:<id>:wake), drops the id from fp:jobs:active
  * and fp:done, adds its counters to fp:stats (fold script), and sets every key of the job to expire
  * after the retention time.
@@ -28,6 +29,8 @@ typedef struct job_counts {
     fp_summary s;
     uint64_t created_us, finished_us;
     int sealed, has_finished, cancelled;
+    uint64_t part_size;
+    fpm_format format;
     const redisReply **fail; /* name, count, name, count ... (point into the reply) */
     size_t nfail;
 } job_counts;
@@ -66,6 +69,11 @@ static void counts_read(const redisReply *h, job_counts *c)
             c->has_finished = 1;
         } else if (field_is(f, "sealed"))
             c->sealed = fpm_reply_u64(v, 0) == 1;
+        else if (field_is(f, "part_size"))
+            c->part_size = fpm_reply_u64(v, 0);
+        else if (field_is(f, "format") && v->type == REDIS_REPLY_STRING &&
+                 fpm_format_parse(v->str, v->len, &c->format) != 0)
+            c->format = FPM_TSV;
         else if (f->type == REDIS_REPLY_STRING && strncmp(f->str, "fail:", 5) == 0 &&
                  v->type == REDIS_REPLY_STRING) {
             c->fail[c->nfail++] = f;
@@ -214,8 +222,9 @@ static int append_throttled(fpm *m, const char *key, const redisReply *h, int *n
 static int append_completion(fpm *m, uint64_t id, const job_counts *c, uint64_t finished_us,
                              const redisReply *throttle)
 {
-    static const fp_job_key keys[] = {FP_JOB_META,    FP_JOB_IN,   FP_JOB_RES,      FP_JOB_LAT,
-                                      FP_JOB_SUMMARY, FP_JOB_WAKE, FP_JOB_THROTTLE, FP_JOB_DOWN};
+    static const fp_job_key keys[] = {FP_JOB_META,    FP_JOB_IN,    FP_JOB_OUT,      FP_JOB_LAT,
+                                      FP_JOB_SUMMARY, FP_JOB_WAKE,  FP_JOB_THROTTLE, FP_JOB_DOWN,
+                                      FP_JOB_PARTS,   FP_JOB_WRITER};
     static fp_call fold;
     char meta[FP_KEY_MAX], sum[FP_KEY_MAX], wake[FP_KEY_MAX], key[FP_KEY_MAX];
     const char *state = c->cancelled ? "cancelled" : "done";
@@ -336,6 +345,12 @@ static int report_job(fpm *m, const char *s, size_t len, int cancel)
         rc = forget(m, s, len, 0); /* still being fed: it stays active */
         goto out;
     }
+    if (c.part_size == 0 || c.part_size > FPM_PART_SIZE_MAX)
+        c.part_size = FP_PART_SIZE_DEFAULT;
+    /* The summary says done only once the results files are complete. */
+    if ((rc = fpm_results_complete(m, id, c.format, c.part_size, c.s.total)) != 1)
+        goto out;
+    rc = 0;
     finished = c.finished_us;
     if (!c.has_finished && (rc = redis_now_us(m, &finished)) != 0)
         goto out;
@@ -388,6 +403,8 @@ int fpm_report_step(fpm *m)
         freeReplyObject(r);
         if (rc == FPM_LOST)
             return FPM_LOST;
+        if (rc == 0)
+            break; /* not done yet (another master writes its results, or an error) */
         n++;
     }
     return n;

@@ -21,7 +21,8 @@
 #define FP_KEY_CONTROL   "fp:ctl"
 #define FP_KEY_PARKED    "fp:parked" /* hosts with parked tasks (fp_polite.h) */
 
-#define FP_KEY_PROC_PREFIX_LEN 8 /* strlen("fp:proc:") */
+#define FP_KEY_PROC_PREFIX_LEN 8          /* strlen("fp:proc:") */
+#define FP_KEY_RELAY           "fp:relay" /* jobs whose results a client wants through Redis */
 
 #define FP_KEY_MAX 128
 
@@ -30,22 +31,36 @@
 #define FP_HEARTBEAT_MS     1000
 #define FP_HEARTBEAT_TTL_MS 5000
 
-/* Per-job keys: fp:job:<id>, fp:job:<id>:in, :res, :lat, :summary, :wake, :throttle, :down. */
+/* Per-job keys: fp:job:<id>, fp:job:<id>:in, :out, :lat, :summary, :wake, :throttle, :down,
+ * :parts, :rows, :writer. */
 typedef enum fp_job_key {
     FP_JOB_META,
     FP_JOB_IN,
-    FP_JOB_RES,
+    FP_JOB_OUT, /* results not yet written to the results files (a list) */
     FP_JOB_LAT,
     FP_JOB_SUMMARY,
     FP_JOB_WAKE,
     FP_JOB_THROTTLE, /* host -> times one of the job's tasks was parked for it */
-    FP_JOB_DOWN      /* hosts given up for the job (host_unavailable) */
+    FP_JOB_DOWN,     /* hosts given up for the job (host_unavailable) */
+    FP_JOB_PARTS,    /* bitmap: bit p set once results part p is written out */
+    FP_JOB_ROWS,     /* results files relayed to a client that cannot see them (a list) */
+    FP_JOB_WRITER    /* the master writing the job's results files (a lease) */
 } fp_job_key;
+
+/* Results are written out in parts of this many result slots (idx / part size), unless
+ * the job hash says otherwise (field part_size, set by the master at intake). */
+#define FP_PART_SIZE_DEFAULT     65536
+#define FP_PART_SIZE_DEFAULT_STR "65536" /* the same, for the Lua scripts */
 
 /* Writes the key into buf (FP_KEY_MAX bytes). Returns buf. */
 char *fp_key_job(char *buf, uint64_t job, fp_job_key which);
 /* fp:proc:<worker> and fp:worker:<worker> (heartbeat). */
 char *fp_key_proc(char *buf, const char *worker);
 char *fp_key_heartbeat(char *buf, const char *worker);
+/* fp:job:<id>:seen:<part>: bitmap of the result slots of a part not yet written out that
+ * have a result (the finish script's duplicate check; deleted once the part is out). */
+char *fp_key_seen(char *buf, uint64_t job, uint64_t part);
+/* fp:job:<id>:lost:<part>: the slots of those whose result is worker_lost. */
+char *fp_key_lost(char *buf, uint64_t job, uint64_t part);
 
 #endif

@@ -111,116 +111,6 @@ const char fp_script_take[] = FP_LUA_POLITE
  * names a file it stored. Counters move from fail:worker_lost to the real outcome (a
  * fail: field that reaches 0 is deleted); done does not change. After the job is complete
  * its results and summary are final. */
-const char fp_script_finish[] = FP_LUA_TASK
-    "local function usable(key, kind, ...)\n"
-    "  local t = redis.pcall('TYPE', key)\n"
-    "  if type(t) == 'table' and t.ok and t.ok ~= 'none' and t.ok ~= kind then return false end\n"
-    "  for _, c in ipairs({...}) do\n"
-    "    if not redis.acl_check_cmd(c, key, '0', '0') then return false end\n"
-    "  end\n"
-    "  return true\n"
-    "end\n"
-    "if not (usable(KEYS[1], 'list', 'LREM') and usable(KEYS[2], 'list', 'RPUSH')) then\n"
-    "  return redis.error_reply('FPREFUSED ' .. KEYS[1] .. ' or ' .. KEYS[2] .. ' unusable')\n"
-    "end\n"
-    "local worker = fp_worker_of(KEYS[1])\n"
-    "local jobs, order, refused, fine, now = {}, {}, 0, {}, nil\n"
-    "local counted = 0\n"
-    "for i = 0, (#KEYS - 2) / 3 - 1 do\n"
-    "  local k, a = 3 + 3 * i, 9 * i\n"
-    "  local meta, res, lat = KEYS[k], KEYS[k + 1], KEYS[k + 2]\n"
-    "  local j = jobs[meta]\n"
-    "  if j == nil then\n"
-    "    j = {ok = usable(meta, 'hash', 'HMGET', 'HINCRBY', 'HSET', 'HDEL') and\n"
-    "              usable(res, 'hash', 'HSETNX', 'HGET', 'HSET') and\n"
-    "              usable(lat, 'hash', 'HINCRBY'),\n"
-    "         lat = lat, id = ARGV[a + 9], hist = {}, conns = 0,\n"
-    "         n = {done = 0, ok = 0, failed = 0, bytes = 0, sum_us = 0}}\n"
-    "    if j.ok then\n"
-    "      local h = redis.call('HMGET', meta, 'total', 'cancelled', 'host_conns', 'done', 'ok',\n"
-    "                           'failed', 'bytes', 'sum_us', 'host_rate', 'finished_us')\n"
-    "      for f = 4, 8 do\n"
-    "        if h[f] and not string.match(h[f], '^%-?%d+$') then j.ok = false end\n"
-    "      end\n"
-    "      j.live = j.ok and h[1] ~= false and h[2] == false\n"
-    "      j.conns = tonumber(h[3]) or 0\n"
-    "      j.open = h[10] == false\n"
-    "      j.capped = j.conns > 0 or (tonumber(h[9]) or 0) > 0\n"
-    "    end\n"
-    "    jobs[meta] = j\n"
-    "    order[#order + 1] = meta\n"
-    "  end\n"
-    "  if not (j.ok and tonumber(ARGV[a + 6]) and tonumber(ARGV[a + 7])) then\n"
-    "    refused = refused + 1\n"
-    "  else\n"
-    "    if ARGV[a + 1] ~= '' then\n"
-    "      redis.call('LREM', KEYS[1], 1, ARGV[a + 1])\n"
-    "      if j.conns > 0 then fp_release(worker, ARGV[a + 1]) end\n"
-    "      if j.capped then\n"
-    "        local _, _, h = fp_parse(ARGV[a + 1])\n"
-    "        if h and ARGV[a + 4] == '1' then fine[h] = true\n"
-    "        elseif h then\n"
-    "          now = now or fp_now()\n"
-    "          fp_event(ARGV[a + 9], h, ARGV[a + 5], -1, now)\n"
-    "        end\n"
-    "      end\n"
-    "    end\n"
-    "    local placed = j.live and redis.call('HSETNX', res, ARGV[a + 2], ARGV[a + 3]) == 1\n"
-    "    if not placed and j.live and j.open and ARGV[a + 5] ~= 'worker_lost' then\n"
-    "      local old = redis.call('HGET', res, ARGV[a + 2])\n"
-    "      local lost = '^R1\\t[^\\t]*\\t[^\\t]*\\t[^\\t]*\\tworker_lost\\t'\n"
-    "      if old and string.match(old, lost) then\n"
-    "        redis.call('HSET', res, ARGV[a + 2], ARGV[a + 3])\n"
-    "        j.n.done, j.n.failed = j.n.done - 1, j.n.failed - 1\n"
-    "        j.n['fail:worker_lost'] = (j.n['fail:worker_lost'] or 0) - 1\n"
-    "        placed = true\n"
-    "      end\n"
-    "    end\n"
-    "    if placed then\n"
-    "      j.touched = true\n"
-    "      counted = counted + 1\n"
-    "      j.n.done = j.n.done + 1\n"
-    "      if ARGV[a + 4] == '1' then\n"
-    "        j.n.ok = j.n.ok + 1\n"
-    "        j.n.bytes = j.n.bytes + tonumber(ARGV[a + 6])\n"
-    "      else\n"
-    "        j.n.failed = j.n.failed + 1\n"
-    "        local f = 'fail:' .. ARGV[a + 5]\n"
-    "        j.n[f] = (j.n[f] or 0) + 1\n"
-    "      end\n"
-    "      j.n.sum_us = j.n.sum_us + tonumber(ARGV[a + 7])\n"
-    "      local b = ARGV[a + 8]\n"
-    "      if b ~= '' then j.hist[b] = (j.hist[b] or 0) + 1 end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "for _, meta in ipairs(order) do\n"
-    "  local j = jobs[meta]\n"
-    "  if j.touched then\n"
-    "    for f, v in pairs(j.n) do\n"
-    "      if v ~= 0 and redis.call('HINCRBY', meta, f, v) == 0 and\n"
-    "         string.sub(f, 1, 5) == 'fail:' then\n"
-    "        redis.call('HDEL', meta, f)\n"
-    "      end\n"
-    "    end\n"
-    "    for b, v in pairs(j.hist) do redis.call('HINCRBY', j.lat, b, v) end\n"
-    "    local h = redis.call('HMGET', meta, 'sealed', 'total', 'done')\n"
-    "    local total, done = tonumber(h[2]), tonumber(h[3])\n"
-    "    if h[1] == '1' and total and done and done >= total then\n"
-    "      local t = redis.call('TIME')\n"
-    "      redis.call('HSET', meta, 'finished_us', t[1] * 1000000 + t[2])\n"
-    "      redis.call('RPUSH', KEYS[2], j.id)\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "for h in pairs(fine) do redis.call('HDEL', 'fp:host:' .. h, 'fails') end\n"
-    "if refused > 0 then\n"
-    "  return redis.error_reply('FPREFUSED ' .. refused .. ' of ' .. (#KEYS - 2) / 3 ..\n"
-    "                           ' results: a job key of the wrong type, not allowed or bad "
-    "arguments')\n"
-    "end\n"
-    "return counted\n";
-
 const char fp_script_seal[] =
     "if redis.call('HGET', KEYS[1], 'sealed') == '1' then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'sealed', 1)\n"
@@ -290,28 +180,6 @@ const char fp_script_bury[] = FP_LUA_TASK "redis.call('LREM', KEYS[1], 1, ARGV[1
 /* Every call may fail (pcall): this is the way out for a task whose result Redis refused.
  * The result slot (or, if the result hash is unusable, leaving the processing list) says
  * whether this is the first time, so a repeated call counts nothing. */
-const char fp_script_abandon[] = FP_LUA_TASK
-    "local removed = redis.pcall('LREM', KEYS[1], 1, ARGV[1])\n"
-    "pcall(fp_release, fp_worker_of(KEYS[1]), ARGV[1])\n"
-    "redis.pcall('RPUSH', KEYS[2], ARGV[1])\n"
-    "redis.pcall('LTRIM', KEYS[2], -10000, -1)\n"
-    "local set = redis.pcall('HSETNX', KEYS[4], ARGV[2], ARGV[3])\n"
-    "if not (set == 1 or (type(set) == 'table' and set.err and removed == 1)) then return 0 end\n"
-    "if redis.pcall('HEXISTS', KEYS[3], 'total') ~= 1 then return 0 end\n"
-    "redis.pcall('HINCRBY', KEYS[3], 'done', 1)\n"
-    "redis.pcall('HINCRBY', KEYS[3], 'failed', 1)\n"
-    "redis.pcall('HINCRBY', KEYS[3], 'fail:' .. ARGV[5], 1)\n"
-    "local h = redis.pcall('HMGET', KEYS[3], 'sealed', 'total', 'done')\n"
-    "if type(h) == 'table' and not h.err and h[1] == '1' and tonumber(h[2]) and\n"
-    "   tonumber(h[3]) and tonumber(h[3]) >= tonumber(h[2]) then\n"
-    "  local t = redis.pcall('TIME')\n"
-    "  if type(t) == 'table' and t[2] then\n"
-    "    redis.pcall('HSET', KEYS[3], 'finished_us', t[1] * 1000000 + t[2])\n"
-    "  end\n"
-    "  redis.pcall('RPUSH', KEYS[5], ARGV[4])\n"
-    "end\n"
-    "return 1\n";
-
 const char fp_script_requeue[] =
     FP_LUA_TASK "if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end\n"
                 "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
@@ -397,7 +265,7 @@ void fp_call_finish_part(fp_call *c, const fp_finish *f)
 {
     reset(c);
     add_job_key(c, f->job, FP_JOB_META);
-    add_job_key(c, f->job, FP_JOB_RES);
+    add_job_key(c, f->job, FP_JOB_OUT);
     add_job_key(c, f->job, FP_JOB_LAT);
     if (f->task)
         add_task(c, f->task, f->task_len);
@@ -514,7 +382,7 @@ void fp_call_abandon(fp_call *c, const char *worker, const char *task, size_t ta
     add_str(c, fp_key_proc(room(c), worker));
     add_str(c, FP_KEY_DEAD);
     add_job_key(c, job, FP_JOB_META);
-    add_job_key(c, job, FP_JOB_RES);
+    add_job_key(c, job, FP_JOB_OUT);
     add_str(c, FP_KEY_DONE);
     add_task(c, task, task_len);
     add_u64(c, idx);

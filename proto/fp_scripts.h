@@ -30,20 +30,23 @@ extern const char fp_script_take[];
 
 /* Record the final results of one or more tasks: for each, remove the task from the
  * processing list (giving its host lease back, and telling the host's backpressure what
- * the host answered), HSETNX the result (a duplicate is ignored, so every result counts
- * once; so is a result for a job that no longer exists or was cancelled; but a worker_lost
- * result, the reaper's word for a worker it gave up on, gives way to the real result of
- * that task while the job is not complete: the worker was only frozen, and the counters
- * move with it), bump the job's counters, and when done == total on a sealed job push its
- * id to fp:done. Returns how many were counted. A task whose job keys are of the wrong
- * type or not allowed to this ACL user, or whose numbers do not parse, is refused before
- * anything is written (its result and counters change together or not at all) and left
- * in the processing list; the others are recorded, and the reply is then the error
- * "FPREFUSED <n> of <m> ...". KEYS: fp:proc:<worker> (any name if no task), fp:done, then
- * for each result fp:job:<id>, fp:job:<id>:res, fp:job:<id>:lat. ARGV, 9 for each
- * result: task record ("" if none), idx, result record, ok (1/0), status, bytes,
- * total_us, latency bucket ("" for none), job id. Workers send a loop turn's results in
- * one call. */
+ * the host answered); unless its slot already has a result (bit idx of the part's seen
+ * bitmap fp:job:<id>:seen:<p>, or bit p of fp:job:<id>:parts once the part is written
+ * out: a duplicate is ignored, so every result counts once; so is a result for a job that
+ * no longer exists or was cancelled; but a worker_lost result, the reaper's word for a
+ * worker it gave up on, marked in fp:job:<id>:lost:<p>, gives way to the real result of
+ * that task while the job is not complete and its part not written: the worker was only
+ * frozen, and the counters move with it) RPUSH the result to fp:job:<id>:out for the
+ * master to write out, bump the job's counters, and when done == total on a sealed job
+ * push its id to fp:done. p = idx / part_size (job field, FP_PART_SIZE_DEFAULT). Returns
+ * how many were counted. A task whose job keys are of the wrong type or not allowed to
+ * this ACL user, or whose numbers do not parse, is refused before anything is written
+ * (its result and counters change together or not at all) and left in the processing
+ * list; the others are recorded, and the reply is then the error "FPREFUSED <n> of <m>
+ * ...". KEYS: fp:proc:<worker> (any name if no task), fp:done, then for each result
+ * fp:job:<id>, fp:job:<id>:out, fp:job:<id>:lat. ARGV, 9 for each result: task record
+ * ("" if none), idx, result record, ok (1/0), status, bytes, total_us, latency bucket
+ * ("" for none), job id. Workers send a loop turn's results in one call. */
 extern const char fp_script_finish[];
 
 /* Mark a job as fully fed; completes it if every task already has a result.
@@ -73,10 +76,10 @@ extern const char fp_script_bury[];
 /* The last way out of a task whose result Redis refused (fp_script_finish's FPREFUSED, or
  * any other error that is not transient): move the task record from the processing list
  * to the dead-letter list, and unless done before (the result slot is taken, or with an
- * unusable result hash the task had already left the list) record the failure result and
+ * unusable seen bitmap the task had already left the list) record the failure result and
  * count it as failed with the given reason, completing the job if it was the last. Every
  * step that Redis refuses is skipped, so the call itself cannot fail.
- * KEYS: fp:proc:<worker>, fp:dead, fp:job:<id>, fp:job:<id>:res, fp:done.
+ * KEYS: fp:proc:<worker>, fp:dead, fp:job:<id>, fp:job:<id>:out, fp:done.
  * ARGV: task record, idx, result record, job id, status. */
 extern const char fp_script_abandon[];
 

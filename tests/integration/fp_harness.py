@@ -616,6 +616,7 @@ class Cluster(Scratch):
         self.bin = bin_dir or BIN
         super().__init__(tempfile.mkdtemp(prefix="fp-it-%s-" % name))
         self.out = self.mkdir("out")
+        self.results = self.mkdir("results")  # the master's --results-dir (by env)
         self.procs = []
         self.redis_srv = None
         self.nginx = None
@@ -663,6 +664,8 @@ class Cluster(Scratch):
         e.pop("FETCHPOOL_REDIS", None)
         e.pop("FETCHPOOL_OUTPUT", None)
         e.pop("FETCHPOOL_CONCURRENCY", None)
+        # The master writes results files here and submit reads them from here.
+        e["FETCHPOOL_RESULTS_DIR"] = self.results
         return e
 
     def exe(self, name):
@@ -746,6 +749,19 @@ class Cluster(Scratch):
                  stdout_pipe=True)
         self.procs.append(p)
         return p
+
+    def results_bytes(self, jid):
+        """The job's results files (the master's part files) concatenated, as bytes."""
+        d = os.path.join(self.results, str(jid))
+        names = sorted(n for n in os.listdir(d) if n.startswith("part-"))
+        return b"".join(open(os.path.join(d, n), "rb").read() for n in names)
+
+    def job_rows(self, jid):
+        """The job's rows from the master's TSV results files, in input order."""
+        path = self.path("job-%s.tsv" % jid)
+        with open(path, "wb") as f:
+            f.write(self.results_bytes(jid))
+        return read_tsv(path)
 
     def logs(self, n=30):
         """Log tails of every process, for assertion messages."""

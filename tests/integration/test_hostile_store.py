@@ -237,11 +237,7 @@ class PoisonTest(HostileCase):
         done = wait_for(lambda: r.call("HGET", "fp:job:%d" % jid, "state") == "done",
                         timeout=20)
         self.assertTrue(done, "job %d did not complete\n%s" % (jid, self.c.logs()))
-        res = r.hgetall("fp:job:%d:res" % jid)
-        got = {}
-        for rec in res.values():
-            f = rec.split("\t")
-            got[int(f[3])] = (f[4], f[17])
+        got = {int(row["line"]): (row["status"], row["error"]) for row in self.c.job_rows(jid)}
         self.assertEqual(sorted(got), [1, 2, 3, 4, 5, 6], got)
         self.assertEqual(got[1], ("invalid_input", "not valid UTF-8"))
         self.assertEqual(got[2], ("invalid_input", "NUL byte in line"))

@@ -33,17 +33,6 @@ def stored_files(out):
     return sorted(found)
 
 
-def parse_r1(rec):
-    """An R1 record (PROTOCOL.md) into a dict keyed like the TSV columns (strings)."""
-    f = rec.split("\t")
-    if len(f) != 18 or f[0] != "R1":
-        raise AssertionError("malformed result record %r" % rec[:200])
-    return {"idx": f[2], "line": f[3], "status": f[4], "http_code": f[5], "bytes": f[6],
-            "total_ms": "%.3f" % (int(f[7]) / 1000.0), "attempts": f[11],
-            "worker": f[12], "sha256": f[13], "path": f[14], "content_type": f[15],
-            "url": f[16], "error": f[17]}
-
-
 def parse_t1(rec):
     """A T1 task record into a dict: job, idx, line, attempt, max_attempts, flags, url."""
     f = rec.split("\t")
@@ -117,13 +106,10 @@ class ReliabilityBase(unittest.TestCase):
             time.sleep(0.05)
 
     def job_rows(self, jid):
-        """Every result of the job from Redis, in input order (idx 0..total-1)."""
+        """Every result of the job from the master's results files, in input order."""
         total = int(self.rcall("HGET", "fp:job:%s" % jid, "total") or 0)
-        recs = self.rcall("HGETALL", "fp:job:%s:res" % jid)
-        rows = [parse_r1(v) for v in recs[1::2]]
+        rows = self.c.job_rows(jid)
         self.assertEqual(len(rows), total, "results vs tasks of job %s" % jid)
-        rows.sort(key=lambda r: int(r["idx"]))
-        self.assertEqual([int(r["idx"]) for r in rows], list(range(total)))
         return rows
 
     def wait_submit(self, proc, timeout):

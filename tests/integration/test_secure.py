@@ -28,7 +28,7 @@ import fp_harness as fp  # noqa: E402
 # and channels only, the data-type, scripting and transaction commands, TIME (the Lua
 # scripts read the clock) and INFO (to check maxmemory-policy without CONFIG), nothing
 # of the @dangerous or @admin kind (CONFIG, KEYS, FLUSHALL, DEBUG, ACL, ...).
-FP_ACL = ("on resetkeys ~fp:* resetchannels &fp:* -@all +@connection +@keyspace +@string "
+FP_ACL = ("on resetkeys ~fp:* resetchannels &fp:* -@all +@connection +@keyspace +@string +@bitmap "
           "+@list +@hash +@set +@sortedset +@scripting +@transaction -@dangerous +time "
           "+info").split()
 

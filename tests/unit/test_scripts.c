@@ -41,7 +41,7 @@ static void finish_one(void **state)
     arg_is(&c, 3, "fp:proc:w1");
     arg_is(&c, 4, "fp:done");
     arg_is(&c, 5, "fp:job:7");
-    arg_is(&c, 6, "fp:job:7:res");
+    arg_is(&c, 6, "fp:job:7:out");
     arg_is(&c, 7, "fp:job:7:lat");
     arg_is(&c, 8, "T1\ttask");
     assert_int_equal(c.task_at, 8);

@@ -1,0 +1,345 @@
+/* results.c - moves each job's results from Redis to its results files (parts.h).
+ *
+ * Workers' results wait in the list fp:job:<id>:out in the order they were counted. Each
+ * step reads a batch from its head (LRANGE), spools it on disk (fsynced), and only then
+ * deletes it from Redis (LTRIM: workers only append at the tail). A part whose every slot
+ * is spooled is written out, and then Redis is told (bit p of fp:job:<id>:parts, the
+ * part's seen bitmap deleted), so the finish script keeps ignoring late duplicates.
+ * Before a job's summary is written every result is drained and every part written out,
+ * so a job whose summary says done has its complete results files.
+ *
+ * One master writes a job's results (a lease, fp:job:<id>:writer, so a second master on
+ * the same Redis leaves the job to it). A crash anywhere repeats at most the last step: a batch
+ * spooled but not trimmed comes again and is skipped slot by slot, a part written but not told to
+ * Redis is told when the job's folder is opened again. */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fp_keys.h"
+#include "fp_log.h"
+#include "master.h"
+#include "parts.h"
+
+#define DRAIN_BATCH 2000  /* results read per LRANGE */
+#define DRAIN_MAX   20000 /* results moved per step, so the other steps get their turn */
+#define FULL_MAX    16
+
+#define LEASE_MS   15000 /* the writer's lease on a job's results; refreshed every */
+#define REFRESH_MS 3000
+
+typedef struct fpm_out {
+    uint64_t job;
+    fpm_parts *ps;
+    uint64_t lease_ms; /* when we last held the writer lease (0: never) */
+} fpm_out;
+
+static fpm_out *out_find(fpm *m, uint64_t job)
+{
+    size_t i;
+
+    for (i = 0; i < m->nouts; i++)
+        if (m->outs[i].job == job)
+            return &m->outs[i];
+    return NULL;
+}
+
+static void out_drop(fpm *m, uint64_t job)
+{
+    fpm_out *o = out_find(m, job);
+
+    if (o == NULL)
+        return;
+    fpm_parts_free(o->ps);
+    *o = m->outs[--m->nouts];
+}
+
+void fpm_results_free(fpm *m)
+{
+    while (m->nouts > 0)
+        out_drop(m, m->outs[0].job);
+    free(m->outs);
+    m->outs = NULL;
+    m->capouts = 0;
+}
+
+/* The job's parts, opened (and loaded from disk) on first use. NULL after logging. */
+static fpm_parts *parts_for(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize)
+{
+    char err[PATH_MAX + 128];
+    fpm_out *o = out_find(m, job);
+    fpm_parts *ps;
+
+    if (o)
+        return o->ps;
+    ps = fpm_parts_open(m->cfg.results_dir, job, fmt, psize, err, sizeof(err));
+    if (ps == NULL) {
+        fp_error("job %" PRIu64 ": results: %s", job, err);
+        m->errors++;
+        return NULL;
+    }
+    if (m->nouts == m->capouts) {
+        size_t cap = m->capouts ? m->capouts * 2 : 16;
+        fpm_out *n = realloc(m->outs, cap * sizeof(*n));
+        if (n == NULL)
+            fp_oom("for the results table");
+        m->outs = n;
+        m->capouts = cap;
+    }
+    m->outs[m->nouts].job = job;
+    m->outs[m->nouts].ps = ps;
+    m->outs[m->nouts].lease_ms = 0;
+    m->nouts++;
+    return ps;
+}
+
+uint64_t fpm_results_pending(fpm *m, const fpm_job *j)
+{
+    fpm_parts *ps = parts_for(m, j->id, j->format, j->part_size);
+    uint64_t d;
+
+    if (ps == NULL)
+        return j->total; /* the disk is in trouble: count everything as pending */
+    d = fpm_parts_drained(ps);
+    return j->total > d ? j->total - d : 0;
+}
+
+/* Tells Redis that parts are written out: bit p of :parts, then its bitmaps go. */
+static int tell_written(fpm *m, uint64_t job, const uint64_t *nos, size_t n)
+{
+    char parts[FP_KEY_MAX], seen[FP_KEY_MAX];
+    redisReply *r;
+    size_t i;
+
+    fp_key_job(parts, job, FP_JOB_PARTS);
+    for (i = 0; i < n; i++)
+        if (fpm_redis_append(m, "SETBIT %s %" PRIu64 " 1", parts, nos[i]) ||
+            fpm_redis_append(m, "DEL %s", fp_key_seen(seen, job, nos[i])) ||
+            fpm_redis_append(m, "DEL %s", fp_key_lost(seen, job, nos[i])))
+            return FPM_LOST;
+    for (i = 0; i < 3 * n; i++) {
+        if ((r = fpm_redis_reply(m)) == NULL)
+            return FPM_LOST;
+        fpm_redis_failed(m, r, "marking a results part written");
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+static int write_part(fpm *m, uint64_t job, fpm_parts *ps, uint64_t no, uint64_t slots)
+{
+    char err[PATH_MAX + 128];
+    uint64_t missing = 0;
+
+    if (fpm_parts_write(ps, no, slots, &missing, err, sizeof(err)) != 0) {
+        fp_error("job %" PRIu64 ": writing results part %" PRIu64 ": %s", job, no, err);
+        m->errors++;
+        return 0;
+    }
+    if (missing)
+        fp_warn("job %" PRIu64 ": results part %" PRIu64 " written with %" PRIu64 " slots missing",
+                job, no, missing);
+    fp_debug("job %" PRIu64 ": results part %" PRIu64 " written (%s)", job, no, fpm_parts_dir(ps));
+    return tell_written(m, job, &no, 1);
+}
+
+/* Parts found written out at open: make sure Redis knows (a crash may have come between). */
+static int tell_found(fpm *m, uint64_t job, fpm_parts *ps)
+{
+    uint64_t *nos;
+    size_t n = fpm_parts_found(ps, &nos);
+    int rc = n ? tell_written(m, job, nos, n) : 0;
+
+    free(nos);
+    return rc;
+}
+
+/* Moves one batch of job's results to disk. Returns how many were read, or FPM_LOST. */
+static int drain_batch(fpm *m, uint64_t job, fpm_parts *ps, int *more)
+{
+    char out[FP_KEY_MAX], err[PATH_MAX + 128];
+    uint64_t full[FULL_MAX];
+    redisReply *r, *t;
+    fpm_rec *recs;
+    size_t i, n = 0, nfull;
+    long fresh;
+    int rc = 0;
+
+    *more = 0;
+    fp_key_job(out, job, FP_JOB_OUT);
+    if ((r = fpm_redis_cmd(m, "LRANGE %s 0 %d", out, DRAIN_BATCH - 1)) == NULL)
+        return FPM_LOST;
+    if (fpm_redis_failed(m, r, "reading results") || r->type != REDIS_REPLY_ARRAY ||
+        r->elements == 0) {
+        freeReplyObject(r);
+        return 0;
+    }
+    if ((recs = calloc(r->elements, sizeof(*recs))) == NULL)
+        fp_oom("while draining results");
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        uint64_t idx;
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        if (fpm_rec_idx(e->str, e->len, &idx) != 0) {
+            fp_warn("job %" PRIu64 ": a result without a slot; moved to %s", job, FP_KEY_DEAD);
+            if (fpm_dead_letter(m, e->str, e->len) == FPM_LOST) {
+                rc = FPM_LOST;
+                goto done;
+            }
+            continue;
+        }
+        recs[n].data = e->str;
+        recs[n].len = e->len;
+        recs[n].idx = idx;
+        n++;
+    }
+    if ((fresh = fpm_parts_append(ps, recs, n, err, sizeof(err))) < 0) {
+        fp_error("job %" PRIu64 ": spooling results: %s", job, err);
+        out_drop(m, job); /* state unknown: reload from disk next time */
+        m->errors++;
+        goto done;
+    }
+    /* Durable on disk: now Redis may forget them. */
+    if ((t = fpm_redis_cmd(m, "LTRIM %s %llu -1", out, (unsigned long long)r->elements)) == NULL) {
+        rc = FPM_LOST;
+        goto done;
+    }
+    fpm_redis_failed(m, t, "trimming results");
+    freeReplyObject(t);
+    if (fresh < (long)n)
+        fp_debug("job %" PRIu64 ": %ld results were spooled already", job, (long)n - fresh);
+    nfull = fpm_parts_full(ps, full, FULL_MAX);
+    for (i = 0; i < nfull && rc == 0; i++)
+        rc = write_part(m, job, ps, full[i], fpm_parts_part_size(ps));
+    if (rc == 0) {
+        rc = (int)r->elements;
+        *more = r->elements == DRAIN_BATCH;
+    }
+done:
+    free(recs);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* 1 if this master is (or now becomes) the one writing the job's results, 0 if another
+ * master on the same Redis holds the lease, FPM_LOST. Two masters must never both drain
+ * :out: each would hold part of the results. A master that dies leaves the lease to
+ * expire; the next one carries on from the results folder (shared, or its own disk's). */
+static int own(fpm *m, uint64_t job)
+{
+    static char me[96];
+    char key[FP_KEY_MAX];
+    fpm_out *o = out_find(m, job);
+    redisReply *r;
+    int mine;
+
+    if (o && o->lease_ms && fpm_now_ms() - o->lease_ms < REFRESH_MS)
+        return 1;
+    if (me[0] == '\0') {
+        char host[64] = "master";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(me, sizeof(me), "%s-%ld", host, (long)getpid());
+    }
+    fp_key_job(key, job, FP_JOB_WRITER);
+    if ((r = fpm_redis_cmd(m, "SET %s %s NX PX %d", key, me, LEASE_MS)) == NULL)
+        return FPM_LOST;
+    mine = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (!mine) {
+        if ((r = fpm_redis_cmd(m, "GET %s", key)) == NULL)
+            return FPM_LOST;
+        mine = r->type == REDIS_REPLY_STRING && strcmp(r->str, me) == 0;
+        freeReplyObject(r);
+        if (mine) {
+            if ((r = fpm_redis_cmd(m, "PEXPIRE %s %d", key, LEASE_MS)) == NULL)
+                return FPM_LOST;
+            freeReplyObject(r);
+        }
+    }
+    if (mine && (o = out_find(m, job)) != NULL)
+        o->lease_ms = fpm_now_ms();
+    return mine;
+}
+
+/* Drains up to max results of a job; returns how many, or FPM_LOST. */
+static int drain_job(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize, long max, int *more)
+{
+    fpm_out *o;
+    fpm_parts *ps;
+    int n, did = 0, rc;
+
+    *more = 0;
+    o = out_find(m, job);
+    if (o == NULL) {
+        if ((ps = parts_for(m, job, fmt, psize)) == NULL)
+            return 0;
+    } else {
+        ps = o->ps;
+    }
+    if ((rc = own(m, job)) != 1)
+        return rc;
+    if (o == NULL && (rc = tell_found(m, job, ps)) != 0)
+        return rc;
+    do {
+        if ((n = drain_batch(m, job, ps, more)) == FPM_LOST)
+            return FPM_LOST;
+        did += n;
+        if (out_find(m, job) == NULL)
+            break; /* dropped after an error */
+    } while (*more && did < max && !fpm_stop && m->errors == 0);
+    return did;
+}
+
+int fpm_results_step(fpm *m)
+{
+    long left = DRAIN_MAX;
+    size_t i;
+    int n, did = 0, more;
+
+    for (i = 0; i < m->njobs && left > 0 && !fpm_stop && m->errors == 0; i++) {
+        const fpm_job *j = &m->jobs[i];
+        /* A job that was never fed has no results yet: no folder for it either. */
+        if (j->total == 0 && out_find(m, j->id) == NULL)
+            continue;
+        if ((n = drain_job(m, j->id, j->format, j->part_size, left, &more)) == FPM_LOST)
+            return FPM_LOST;
+        did += n;
+        left -= n;
+    }
+    return did;
+}
+
+int fpm_results_complete(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize, uint64_t total)
+{
+    uint64_t nparts = total ? (total + psize - 1) / psize : 1, no, slots;
+    fpm_parts *ps;
+    int more = 1, n, rc;
+
+    if ((rc = own(m, job)) != 1)
+        return rc; /* another master writes this job's results and reports it */
+    while (more) {
+        if ((n = drain_job(m, job, fmt, psize, DRAIN_MAX, &more)) == FPM_LOST)
+            return FPM_LOST;
+        if (m->errors || fpm_stop)
+            return 0;
+    }
+    if ((ps = parts_for(m, job, fmt, psize)) == NULL)
+        return 0;
+    for (no = 0; no < nparts; no++) {
+        if (fpm_parts_written(ps, no))
+            continue;
+        slots = total > no * psize ? total - no * psize : 0;
+        if (slots > psize)
+            slots = psize;
+        if ((rc = write_part(m, job, ps, no, slots)) != 0)
+            return rc;
+        if (m->errors)
+            return 0;
+    }
+    out_drop(m, job);
+    return 1;
+}
