@@ -19,7 +19,8 @@ RUN apt-get update \
 # uid/gid 10001 in both images: a host folder for the images needs chown 10001:10001.
 RUN groupadd --system --gid 10001 fetchpool \
     && useradd --system --uid 10001 --gid fetchpool --home-dir /nonexistent --no-create-home \
-        --shell /usr/sbin/nologin fetchpool
+        --shell /usr/sbin/nologin fetchpool \
+    && mkdir -p /data/results && chown fetchpool:fetchpool /data/results
 COPY scripts/submit scripts/fetchpool /usr/local/bin/
 USER fetchpool
 WORKDIR /jobs
@@ -45,15 +46,17 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libcurl4 libuv1 libhiredis0.14 libssl3 libmicrohttpd12 ca-certificates tini \
     && rm -rf /var/lib/apt/lists/*
-# Same user as the client stage. /data/images is created here, owned by that user, so a
-# fresh named volume mounted there inherits the ownership and the worker can write to it.
+# Same user as the client stage. /data/images and /data/results are created here, owned
+# by that user, so a fresh named volume mounted there inherits the ownership and the
+# worker (images) or the master (results) can write to it.
 RUN groupadd --system --gid 10001 fetchpool \
     && useradd --system --uid 10001 --gid fetchpool --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin fetchpool \
-    && mkdir -p /data/images && chown fetchpool:fetchpool /data/images
+    && mkdir -p /data/images /data/results \
+    && chown fetchpool:fetchpool /data/images /data/results
 COPY --from=build /build/bin/fetchpool-master /build/bin/fetchpool-worker /usr/local/bin/
 COPY docker/fp-start /usr/local/bin/fp-start
-ENV FETCHPOOL_OUTPUT=/data/images
+ENV FETCHPOOL_OUTPUT=/data/images FETCHPOOL_RESULTS_DIR=/data/results
 USER fetchpool
 WORKDIR /data
 # tini as PID 1 forwards docker stop's SIGTERM and reaps; fp-start execs the program.

@@ -255,9 +255,9 @@ static int idle(fpm *m)
 static void run(fpm *m)
 {
     typedef int (*step_fn)(fpm *);
-    static const step_fn steps[] = {fpm_control_step,          fpm_intake_step,  fpm_results_step,
-                                    fpm_report_step,           fpm_promote_step, fpm_feed_step,
-                                    fpm_reap_dead_workers_step};
+    static const step_fn steps[] = {fpm_control_step, fpm_intake_step,           fpm_results_step,
+                                    fpm_report_step,  fpm_promote_step,          fpm_feed_step,
+                                    fpm_relay_step,   fpm_reap_dead_workers_step};
     size_t i;
     int did, rc;
 

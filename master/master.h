@@ -124,7 +124,8 @@ int fpm_feed_step(fpm *m);
  * FPM_LOST. */
 int fpm_results_step(fpm *m);
 uint64_t fpm_results_pending(fpm *m, const fpm_job *j);
-int fpm_results_complete(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize, uint64_t total);
+int fpm_results_complete(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize, uint64_t total,
+                         int cancelled);
 void fpm_results_free(fpm *m);
 
 /* relay.c: results files to clients that cannot see the results folder (fp:relay). */

@@ -490,7 +490,7 @@ static int index_spool(fpm_parts *ps, uint64_t no, int fd, slot *slots, uint64_t
 }
 
 static int write_rows(fpm_parts *ps, uint64_t no, int sfd, const slot *slots, uint64_t nslots,
-                      FILE *out, uint64_t *missing)
+                      int drop_missing, FILE *out, uint64_t *missing)
 {
     static char rec[FP_RECORD_MAX + 1], row[FPM_ROW_MAX], why[64];
     uint64_t i;
@@ -502,9 +502,11 @@ static int write_rows(fpm_parts *ps, uint64_t no, int sfd, const slot *slots, ui
         uint64_t idx = no * ps->psize + i;
         if (slots[i].off == 0 ||
             pread(sfd, rec, slots[i].len, (off_t)(slots[i].off - 1)) != (ssize_t)slots[i].len) {
+            (*missing)++;
+            if (drop_missing)
+                continue;
             snprintf(why, sizeof(why), "no result for task %" PRIu64, idx);
             len = fpm_row_missing(ps->fmt, why, row, sizeof(row));
-            (*missing)++;
         } else {
             len = fpm_row_format(ps->fmt, rec, slots[i].len, idx, row, sizeof(row));
         }
@@ -514,8 +516,8 @@ static int write_rows(fpm_parts *ps, uint64_t no, int sfd, const slot *slots, ui
     return 0;
 }
 
-int fpm_parts_write(fpm_parts *ps, uint64_t no, uint64_t nslots, uint64_t *missing, char *err,
-                    size_t errlen)
+int fpm_parts_write(fpm_parts *ps, uint64_t no, uint64_t nslots, int drop_missing,
+                    uint64_t *missing, char *err, size_t errlen)
 {
     char spool[64], tmp[64], final[64];
     slot *slots = calloc(nslots + 1, sizeof(*slots));
@@ -545,8 +547,8 @@ int fpm_parts_write(fpm_parts *ps, uint64_t no, uint64_t nslots, uint64_t *missi
     }
     tfd = -1; /* out owns it */
     setvbuf(out, NULL, _IOFBF, WRITE_BUF);
-    if (write_rows(ps, no, sfd, slots, nslots, out, missing) != 0 || fflush(out) != 0 ||
-        fsync(fileno(out)) != 0) {
+    if (write_rows(ps, no, sfd, slots, nslots, drop_missing, out, missing) != 0 ||
+        fflush(out) != 0 || fsync(fileno(out)) != 0) {
         ERR("%s/%s: %s", ps->dir, tmp, strerror(errno));
         goto out;
     }

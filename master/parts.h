@@ -48,10 +48,11 @@ size_t fpm_parts_full(const fpm_parts *ps, uint64_t *nos, size_t max);
 int fpm_parts_written(const fpm_parts *ps, uint64_t no);
 
 /* Writes part no out with its first `slots` slots (part size, or fewer for the last part
- * of a job); a slot without a result gets a "missing" row, counted in *missing. Returns
+ * of a job); a slot without a result gets a "missing" row (none if drop_missing: a
+ * cancelled job's results are those it has), counted in *missing. Returns
  * 0, or -1 (err set; nothing written, the spool kept). */
-int fpm_parts_write(fpm_parts *ps, uint64_t no, uint64_t slots, uint64_t *missing, char *err,
-                    size_t errlen);
+int fpm_parts_write(fpm_parts *ps, uint64_t no, uint64_t slots, int drop_missing, uint64_t *missing,
+                    char *err, size_t errlen);
 
 /* The parts found written out when the folder was opened (results.c makes sure Redis
  * knows them: a crash may have come between the rename and Redis). Cleared by the call. */

@@ -348,7 +348,8 @@ static int report_job(fpm *m, const char *s, size_t len, int cancel)
     if (c.part_size == 0 || c.part_size > FPM_PART_SIZE_MAX)
         c.part_size = FP_PART_SIZE_DEFAULT;
     /* The summary says done only once the results files are complete. */
-    if ((rc = fpm_results_complete(m, id, c.format, c.part_size, c.s.total)) != 1)
+    if ((rc = fpm_results_complete(m, id, c.format, c.part_size, c.s.total,
+                                   cancel || c.cancelled)) != 1)
         goto out;
     rc = 0;
     finished = c.finished_us;

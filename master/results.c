@@ -129,17 +129,18 @@ static int tell_written(fpm *m, uint64_t job, const uint64_t *nos, size_t n)
     return 0;
 }
 
-static int write_part(fpm *m, uint64_t job, fpm_parts *ps, uint64_t no, uint64_t slots)
+static int write_part(fpm *m, uint64_t job, fpm_parts *ps, uint64_t no, uint64_t slots,
+                      int drop_missing)
 {
     char err[PATH_MAX + 128];
     uint64_t missing = 0;
 
-    if (fpm_parts_write(ps, no, slots, &missing, err, sizeof(err)) != 0) {
+    if (fpm_parts_write(ps, no, slots, drop_missing, &missing, err, sizeof(err)) != 0) {
         fp_error("job %" PRIu64 ": writing results part %" PRIu64 ": %s", job, no, err);
         m->errors++;
         return 0;
     }
-    if (missing)
+    if (missing && !drop_missing)
         fp_warn("job %" PRIu64 ": results part %" PRIu64 " written with %" PRIu64 " slots missing",
                 job, no, missing);
     fp_debug("job %" PRIu64 ": results part %" PRIu64 " written (%s)", job, no, fpm_parts_dir(ps));
@@ -172,6 +173,13 @@ static int drain_batch(fpm *m, uint64_t job, fpm_parts *ps, int *more)
     fp_key_job(out, job, FP_JOB_OUT);
     if ((r = fpm_redis_cmd(m, "LRANGE %s 0 %d", out, DRAIN_BATCH - 1)) == NULL)
         return FPM_LOST;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0) {
+        /* Not a list (damaged by hand): the finish script refuses to record results
+         * there too, so there is nothing to drain; the slots end up "missing". */
+        fp_debug("job %" PRIu64 ": %s is not a list; nothing to drain", job, out);
+        freeReplyObject(r);
+        return 0;
+    }
     if (fpm_redis_failed(m, r, "reading results") || r->type != REDIS_REPLY_ARRAY ||
         r->elements == 0) {
         freeReplyObject(r);
@@ -214,7 +222,7 @@ static int drain_batch(fpm *m, uint64_t job, fpm_parts *ps, int *more)
         fp_debug("job %" PRIu64 ": %ld results were spooled already", job, (long)n - fresh);
     nfull = fpm_parts_full(ps, full, FULL_MAX);
     for (i = 0; i < nfull && rc == 0; i++)
-        rc = write_part(m, job, ps, full[i], fpm_parts_part_size(ps));
+        rc = write_part(m, job, ps, full[i], fpm_parts_part_size(ps), 0);
     if (rc == 0) {
         rc = (int)r->elements;
         *more = r->elements == DRAIN_BATCH;
@@ -313,7 +321,8 @@ int fpm_results_step(fpm *m)
     return did;
 }
 
-int fpm_results_complete(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize, uint64_t total)
+int fpm_results_complete(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize, uint64_t total,
+                         int cancelled)
 {
     uint64_t nparts = total ? (total + psize - 1) / psize : 1, no, slots;
     fpm_parts *ps;
@@ -335,7 +344,7 @@ int fpm_results_complete(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize, u
         slots = total > no * psize ? total - no * psize : 0;
         if (slots > psize)
             slots = psize;
-        if ((rc = write_part(m, job, ps, no, slots)) != 0)
+        if ((rc = write_part(m, job, ps, no, slots, cancelled)) != 0)
             return rc;
         if (m->errors)
             return 0;

@@ -754,7 +754,11 @@ class Cluster(Scratch):
         """The job's results files (the master's part files) concatenated, as bytes."""
         d = os.path.join(self.results, str(jid))
         names = sorted(n for n in os.listdir(d) if n.startswith("part-"))
-        return b"".join(open(os.path.join(d, n), "rb").read() for n in names)
+        out = []
+        for n in names:
+            with open(os.path.join(d, n), "rb") as f:
+                out.append(f.read())
+        return b"".join(out)
 
     def job_rows(self, jid):
         """The job's rows from the master's TSV results files, in input order."""

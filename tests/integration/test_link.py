@@ -168,7 +168,7 @@ class RefusedTest(LinkBase):
             urls = [org.url("/img/%d.jpg?size=1024&%s=1" % (i, name)) for i in range(n)]
             jobs[name] = (self.submit_id(self.c.write_input(urls, name + ".txt")), urls)
         self.rcall("SET", "fp:job:%s:lat" % jobs["badlat"][0], "not a hash")
-        self.rcall("RPUSH", "fp:job:%s:res" % jobs["badres"][0], "not a hash")
+        self.rcall("SET", "fp:job:%s:out" % jobs["badres"][0], "not a list")
         # The master feeds the three jobs in turns of 10, so batches mix them.
         self.c.start_master("--queue-depth", "30", "--feed-batch", "10")
         for name, (jid, urls) in jobs.items():

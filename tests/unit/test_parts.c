@@ -96,7 +96,7 @@ static void spool_write_and_recover(void **state)
     assert_int_equal(full[0], 1);
 
     /* Written in input order, no header after part 0, spool gone. */
-    assert_int_equal(fpm_parts_write(ps, 1, 4, &missing, err, sizeof(err)), 0);
+    assert_int_equal(fpm_parts_write(ps, 1, 4, 0, &missing, err, sizeof(err)), 0);
     assert_int_equal(missing, 0);
     assert_non_null(s = slurp("part-000001.tsv"));
     assert_int_equal(strncmp(s, "14\thttp://h/4.jpg\t", 18), 0);
@@ -130,7 +130,7 @@ static void spool_write_and_recover(void **state)
     assert_int_equal(fpm_parts_append(ps, b1, 1, err, sizeof(err)), 0);
 
     /* The last part of a job of 3 slots: slot 0 never came, slot 2 neither. */
-    assert_int_equal(fpm_parts_write(ps, 0, 3, &missing, err, sizeof(err)), 0);
+    assert_int_equal(fpm_parts_write(ps, 0, 3, 0, &missing, err, sizeof(err)), 0);
     assert_int_equal(missing, 2);
     assert_non_null(s = slurp("part-000000.tsv"));
     assert_int_equal(strncmp(s, "line\turl\tstatus\t", 16), 0);
