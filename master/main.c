@@ -67,7 +67,7 @@ static void usage(FILE *f)
             "  --host-rate R      default cap of requests per second to one host, for the\n"
             "                     whole cluster (env FETCHPOOL_HOST_RATE, default %d; 0: none);\n"
             "                     a job may set its own (scripts/submit --host-conns/--host-rate)\n"
-            "  --window N         at most N tasks of all jobs in Redis at once: queued, taken,\n"
+            "  --window N         at most N tasks of a job in Redis at once: queued, taken,\n"
             "                     waiting for a retry, or as results not yet written out\n"
             "                     (env FETCHPOOL_WINDOW, default %d)\n"
             "  --results-dir DIR  each job's results go to DIR/<job>/part-NNNNNN.tsv|jsonl\n"

@@ -25,7 +25,7 @@ typedef struct fpm_config {
     long queue_depth;        /* refill fp:tasks while it is shorter than this */
     long feed_batch;         /* input lines taken from one job per turn */
     long retention;          /* seconds a finished job's keys are kept */
-    long window;             /* most tasks of all jobs in Redis at once, as tasks or results */
+    long window;             /* most tasks of one job in Redis at once, as tasks or results */
     long part_size;          /* result slots per results part, for jobs taken from now on */
     const char *results_dir; /* <dir>/<job>/part-NNNNNN.<tsv|jsonl> */
     const char *jobs_dir;    /* input files a job may name; NULL: none allowed */

@@ -139,7 +139,9 @@ class SubmitResultsTest(unittest.TestCase):
         d = os.path.join(self.c.results, jid)
         os.makedirs(d)
         for p in range(0, -(-n // self.PART)):
-            with open(os.path.join(d, "part-%06d.tsv" % p), "w") as f:
+            # As the master does: a part appears complete (rename), never half written.
+            name = os.path.join(d, "part-%06d.tsv" % p)
+            with open(name + ".tmp", "w") as f:
                 if p == 0:
                     f.write("\t".join(fp.TSV_COLUMNS) + "\n")
                 for i in range(p * self.PART, min(n, (p + 1) * self.PART)):
@@ -147,6 +149,7 @@ class SubmitResultsTest(unittest.TestCase):
                         i + 1, self.url(i), "ok", 200, 4096, "1.000", "0.010", "0.020",
                         "0.030", 1, "w1", "%064x" % i, "ab/%064x.jpg" % i, "image/jpeg",
                         ""]) + "\n")
+            os.rename(name + ".tmp", name)
         self.r.call("HSET", "fp:job:%s:summary" % jid, "total", n, "ok", n, "failed", 0)
         self.r.call("HSET", meta, "state", "done", "total", n, "done", n, "sealed", 1,
                     "part_size", self.PART)

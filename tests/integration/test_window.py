@@ -43,7 +43,7 @@ class Sampler(threading.Thread):
 
     def __init__(self, cluster):
         super().__init__(daemon=True)
-        self.r = fp.Resp(cluster.redis_srv.port)
+        self.r = cluster.redis_srv.client()
         self.peak, self.samples, self.stop = 0, 0, threading.Event()
 
     def run(self):
