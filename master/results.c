@@ -24,9 +24,13 @@
 #include "master.h"
 #include "parts.h"
 
-#define DRAIN_BATCH 2000  /* results read per LRANGE */
-#define DRAIN_MAX   20000 /* results moved per step, so the other steps get their turn */
-#define FULL_MAX    16
+#define DRAIN_BATCH 10000 /* results read per LRANGE, spooled with one fsync */
+#define DRAIN_MAX   50000 /* results moved per step, so the other steps get their turn */
+/* A job's results are drained at most this often (unless the last drain was a full
+ * batch): an fsync takes milliseconds, and the loop must come back soon to keep the
+ * task queue fed. The window leaves room for DRAIN_EVERY_MS of results and more. */
+#define DRAIN_EVERY_MS 200
+#define FULL_MAX       16
 
 #define LEASE_MS   15000 /* the writer's lease on a job's results; refreshed every */
 #define REFRESH_MS 3000
@@ -34,7 +38,9 @@
 typedef struct fpm_out {
     uint64_t job;
     fpm_parts *ps;
-    uint64_t lease_ms; /* when we last held the writer lease (0: never) */
+    uint64_t lease_ms;   /* when we last held the writer lease (0: never) */
+    uint64_t drained_ms; /* when its results were last drained */
+    int behind;          /* the last drain stopped at a full batch */
 } fpm_out;
 
 static fpm_out *out_find(fpm *m, uint64_t job)
@@ -92,6 +98,8 @@ static fpm_parts *parts_for(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize
     m->outs[m->nouts].job = job;
     m->outs[m->nouts].ps = ps;
     m->outs[m->nouts].lease_ms = 0;
+    m->outs[m->nouts].drained_ms = 0;
+    m->outs[m->nouts].behind = 0;
     m->nouts++;
     return ps;
 }
@@ -310,11 +318,18 @@ int fpm_results_step(fpm *m)
 
     for (i = 0; i < m->njobs && left > 0 && !fpm_stop && m->errors == 0; i++) {
         const fpm_job *j = &m->jobs[i];
+        fpm_out *o = out_find(m, j->id);
         /* A job that was never fed has no results yet: no folder for it either. */
-        if (j->total == 0 && out_find(m, j->id) == NULL)
+        if (j->total == 0 && o == NULL)
+            continue;
+        if (o && !o->behind && fpm_now_ms() - o->drained_ms < DRAIN_EVERY_MS)
             continue;
         if ((n = drain_job(m, j->id, j->format, j->part_size, left, &more)) == FPM_LOST)
             return FPM_LOST;
+        if ((o = out_find(m, j->id)) != NULL) {
+            o->drained_ms = fpm_now_ms();
+            o->behind = more;
+        }
         did += n;
         left -= n;
     }
