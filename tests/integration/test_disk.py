@@ -140,7 +140,7 @@ class StoreCase(unittest.TestCase):
         job = r.hgetall("fp:job:%s" % sub_job(sub))
         self.assertEqual((job["done"], job["ok"], job.get("failed", "0")),
                          (str(n), str(n), "0"), job)
-        self.assertEqual(r.call("HLEN", "fp:job:%s:res" % sub_job(sub)), n)
+        self.assertEqual(len(self.c.job_rows(sub_job(sub))), n)
         self.assertEqual(r.call("LLEN", "fp:proc:w1"), 0)
         self.assertEqual(self.c.temp_leftovers(self.mnt), [])
         self.assertTrue(wait_for(lambda: "paused=" not in self.heartbeat(), timeout=5),
@@ -384,7 +384,7 @@ class ZombieTest(unittest.TestCase):
             self.assertEqual((x["status"], x["attempts"], x["worker"]), ("ok", 1, "z"), x)
             self.assertEqual(x["sha256"], sha, x)
             self.assertEqual(fp.sha256_file(os.path.join(c.out, x["path"])), sha, x)
-        self.assertEqual(r.call("HLEN", "fp:job:%s:res" % jid), n)
+        self.assertEqual(len(c.job_rows(jid)), n)
         job = r.hgetall(meta)
         self.assertEqual((job["done"], job["ok"], job["failed"]), (str(n), str(n), "0"), job)
         self.assertNotIn("fail:worker_lost", job)

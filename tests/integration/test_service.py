@@ -180,13 +180,40 @@ class MetricsTest(unittest.TestCase):
         self.assertTrue(c.master.alive())
 
 
-def results_of(client, jid):
-    """{idx: (line, status, url)} of a job's results in Redis."""
-    out = {}
-    for idx, rec in client.hgetall("fp:job:%s:res" % jid).items():
-        f = rec.split("\t")
-        out[int(idx)] = (int(f[3]), f[4], f[16])
-    return out
+def results_of(client, jid, results_dir):
+    """{line: (line, status, url)} of every result the job has: in Redis (fp:job:<id>:out,
+    counted and not yet on the master's disk), in the master's spools and in its results
+    files (PROTOCOL.md, "Results files")."""
+    for _ in range(5):   # a spool may turn into its part file while we look
+        out = {}
+
+        def rec(raw):
+            f = raw.split("\t")
+            if len(f) == 18 and f[0] == "R1":
+                out[int(f[3])] = (int(f[3]), f[4], f[16])
+        for raw in client.call("LRANGE", "fp:job:%s:out" % jid, 0, -1):
+            rec(raw)
+        d = os.path.join(results_dir, str(jid))
+        try:
+            for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+                if name.endswith(".tmp"):
+                    continue
+                with open(os.path.join(d, name), encoding="utf-8", errors="replace") as f:
+                    for raw in f:
+                        raw = raw.rstrip("\n")
+                        if name.endswith(".spool"):
+                            rec(raw)
+                        elif raw.startswith("{"):
+                            x = json.loads(raw)
+                            if x["line"] is not None:
+                                out[x["line"]] = (x["line"], x["status"], x["url"])
+                        elif raw and not raw.startswith("line\t") and raw.split("\t")[0]:
+                            c = raw.split("\t")
+                            out[int(c[0])] = (int(c[0]), c[2], c[1])
+        except FileNotFoundError:
+            continue
+        return out
+    raise AssertionError("the results of job %s kept moving" % jid)
 
 
 def tasks_of(client, jid, workers):
@@ -247,12 +274,12 @@ class ControlTest(unittest.TestCase):
         self.wait_for("job B to start", lambda: r.call("HGET", "fp:job:2", "state") == "running")
         self.wait_for("some of A done", lambda: int(r.call("HGET", "fp:job:1", "done") or 0)
                       >= 1000)
-        before = set(results_of(r, a))
+        before = set(results_of(r, a, c.results))
         cp = self.cli("cancel", str(a))
         t_cancel = time.monotonic()
         self.assertEqual(cp.returncode, 0, (cp, c.logs()))
         self.assertIn("cancelled", cp.stdout)
-        right_after = set(results_of(r, a))
+        right_after = set(results_of(r, a, c.results))
         self.assertTrue(before <= right_after)
         self.wait_for("no task of A left", lambda: not tasks_of(r, a, ["w1", "w2"]),
                       timeout=budget + 30)
@@ -270,7 +297,7 @@ class ControlTest(unittest.TestCase):
         self.assertEqual(len(rows), 1500)
         self.assertEqual({x["status"] for x in rows}, {"ok"})
         # Nothing of A recorded after the cancel; its summary and results say what it has.
-        final = results_of(r, a)
+        final = results_of(r, a, c.results)
         self.assertEqual(set(final), right_after)
         summ = r.hgetall("fp:job:%d:summary" % a)
         self.assertEqual(summ.get("cancelled"), "1", summ)
@@ -390,7 +417,7 @@ class RetryTest(unittest.TestCase):
         cp = fetchpool_cli(c, "retry", str(jid), "--reasons", "http_503", "--wait")
         self.assertEqual(cp.returncode, 1, cp)  # they fail again: still 503
         new = int(cp.stdout.split()[0])
-        res = results_of(r, new).values()
+        res = results_of(r, new, c.results).values()
         self.assertEqual(sorted((ln, url) for ln, _, url in res), want)
         self.assertEqual({st for _, st, _ in res}, {"http_503"})
         self.assertEqual(r.call("HGET", "fp:job:%d" % new, "retry_of"), str(jid))
