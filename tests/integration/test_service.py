@@ -431,7 +431,7 @@ class RetryTest(unittest.TestCase):
         cp = fetchpool_cli(c, "retry", str(jid), "--reasons", "http_503", "--results", first,
                            "--wait")
         self.assertEqual(cp.returncode, 1, cp)  # 503 again
-        res = results_of(r, int(cp.stdout.split()[0])).values()
+        res = results_of(r, int(cp.stdout.split()[0]), c.results).values()
         self.assertEqual(sorted((ln, url) for ln, _, url in res), want)
         # show: failures by reason and the failing host.
         shown = json.loads(fetchpool_cli(c, "show", str(jid), "--json").stdout)
