@@ -13,7 +13,8 @@
  * beyond the worker's slots go back to the tail; tasks whose host has no budget are
  * parked; tasks of a cancelled job (parked or retried before it was cancelled) are
  * dropped. ARGV[6], if not empty, is a task BLMOVE already moved into the processing
- * list: it is judged first, and parked (taken out of the list) if it must wait. */
+ * list: it is judged first, and parked (taken out of the list) if it must wait; if it is
+ * a recovered task beyond the worker's slots it goes back to the tail too. */
 const char fp_script_take[] = FP_LUA_POLITE
     "local function push(key, list)\n"
     "  for i = 1, #list, 1000 do\n"
@@ -62,7 +63,14 @@ const char fp_script_take[] = FP_LUA_POLITE
     "end\n"
     "local out, skip, doom = {}, {}, {}\n"
     "local want, rslots = tonumber(ARGV[1]), tonumber(ARGV[3])\n"
-    "if ARGV[6] ~= '' then\n"
+    "local function recovered(t)\n"
+    "  return bit.band(tonumber(string.match(t, '^T1\\t[^\\t]*\\t[^\\t]*\\t[^\\t]*\\t'\n"
+    "    .. '[^\\t]*\\t[^\\t]*\\t([^\\t]*)\\t') or '0') or 0, 4) ~= 0\n"
+    "end\n"
+    "if ARGV[6] ~= '' and rslots <= 0 and recovered(ARGV[6]) then\n"
+    "  redis.call('LREM', KEYS[2], 1, ARGV[6])\n"
+    "  skip[1] = ARGV[6]\n"
+    "elseif ARGV[6] ~= '' then\n"
     "  local v = judge(ARGV[6])\n"
     "  if v == 'run' then out[1] = ARGV[6]\n"
     "  elseif v == 'doom' then doom[1] = ARGV[6]\n"
@@ -76,14 +84,13 @@ const char fp_script_take[] = FP_LUA_POLITE
     "  tries = tries - #ts\n"
     "  local took = {}\n"
     "  for _, t in ipairs(ts) do\n"
-    "    local f = tonumber(string.match(t, '^T1\\t[^\\t]*\\t[^\\t]*\\t[^\\t]*\\t[^\\t]*\\t'\n"
-    "                                        .. '[^\\t]*\\t([^\\t]*)\\t') or '0') or 0\n"
-    "    if bit.band(f, 4) ~= 0 and rslots <= 0 then\n"
+    "    local r = recovered(t)\n"
+    "    if r and rslots <= 0 then\n"
     "      skip[#skip + 1] = t\n"
     "    else\n"
     "      local v = judge(t)\n"
     "      if v == 'run' then\n"
-    "        if bit.band(f, 4) ~= 0 then rslots = rslots - 1 end\n"
+    "        if r then rslots = rslots - 1 end\n"
     "        took[#took + 1] = t\n"
     "        out[#out + 1] = t\n"
     "      elseif v == 'doom' then\n"

@@ -18,7 +18,8 @@
  * instead (fp_polite.h); each task taken for a job with host_conns holds a lease that
  * expires after ARGV[5] ms unless given back first. ARGV[6], if not empty, is a task
  * already in the processing list (moved there by BLMOVE): judged first, parked if it
- * must wait. Returns {tasks to run, number of recovered tasks passed over, tasks whose host
+ * must wait, and put back at the tail like the others if it is a recovered task beyond
+ * ARGV[3]. Returns {tasks to run, number of recovered tasks passed over, tasks whose host
  * was given up for the job (in the processing list; the worker fails them as
  * host_unavailable)}; tasks of a cancelled job are dropped. Registers the worker
  * in fp:workers and starts its heartbeat first, so the reaper knows every list that may

@@ -47,7 +47,8 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
                      fp_link_cancelled_cb cancelled, void *arg);
 
 /* Asks for up to n more tasks, at most recovered_slots of them recovered ones (tasks a
- * dead worker left; few run at once, so one that kills workers takes few others along).
+ * dead worker left; one at a time, so one that kills workers never takes along a task it
+ * already killed once).
  * Replaces an earlier wish; 0 stops asking. */
 void fp_link_want(fp_link *q, int n, int recovered_slots);
 

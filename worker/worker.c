@@ -17,9 +17,9 @@
 #include "fp_stats.h"
 #include "worker_int.h"
 
-/* Recovered tasks (their worker died) held at once: few, so a task that kills workers
- * takes few innocent ones along when it strikes again. */
-#define RECOVERED_MAX 4
+/* Recovered tasks (their worker died) held at once: one, so a task that kills workers
+ * never strikes beside one it struck before (each innocent task dies with it once). */
+#define RECOVERED_MAX 1
 
 /* Slots (their struct: worker_int.h) ---------------------------------------------- */
 
