@@ -212,11 +212,12 @@ class PoisonTest(RecoveryBase):
                                              "--concurrency", "4", env_extra=env)
             time.sleep(0.02)
         took = time.monotonic() - t0
-        self.say("%d crashes (at %s s); job done after %.1fs", len(crashes),
-                 ", ".join("%.1f" % x for x in crashes[:5]) + (", ..." if len(crashes) > 5
-                                                              else ""), took)
-
         rows = self.job_rows(jid)
+        self.say("%d crashes (at %s s); job done after %.1fs; innocent tasks struck: %d",
+                 len(crashes), ", ".join("%.1f" % x for x in crashes[:5]) +
+                 (", ..." if len(crashes) > 5 else ""), took,
+                 sum(1 for r in rows[1:] if r["attempts"] != "1"))
+
         self.assertEqual(len(rows), len(urls))
         self.assertEqual((rows[0]["status"], rows[0]["attempts"]), ("worker_lost", "2"),
                          rows[0])
@@ -254,24 +255,66 @@ class PoisonTest(RecoveryBase):
         # As if worker p1 had taken them and died (the poison was taken first).
         for _ in urls:
             self.rcall("LMOVE", "fp:tasks", "fp:proc:p1", "LEFT", "RIGHT")
+        self.supervise_p1(jid, lambda: None)
+        self.check_poison_once(jid, urls)
+
+    def test_recovered_poison_is_not_moved_beside_a_recovered_task(self):
+        """The same through BLMOVE: worker p1 runs a recovered innocent task (3 s answer)
+        and waits in BLMOVE for more, when the recovered poison comes into the queue. The
+        BLMOVE moves it past the take script's count of recovered tasks: it must go back
+        (and run once the innocent one is done), not strike beside it."""
+        org = self.c.start_origin()
+        self.c.start_master()
+        urls = [org.url("/img/0.jpg?size=1024&POISON=1"),
+                org.url("/img/1.jpg?size=1024&delay=3000")]
+        jid = self.submit_id("--attempts", "2", self.c.write_input(urls))
+        self.wait_for("the tasks queued", lambda: self.rcall("LLEN", "fp:tasks") == 2, 20)
+        poison = self.rcall("LMOVE", "fp:tasks", "test:aside", "LEFT", "RIGHT")
+        self.rcall("LMOVE", "fp:tasks", "fp:proc:p1", "LEFT", "RIGHT")   # p1 died with it
+        # The poison as the reaper hands it back: attempt 2, flag bit 2 (recovered).
+        f = poison.split("\t")
+        f[4], f[6] = "2", str(int(f[6]) | 4)
+        self.rcall("DEL", "test:aside")
+
+        def recovered_poison_in():
+            if self.rcall("LLEN", "fp:proc:p1") != 1 or \
+                    "delay=3000" not in self.rcall("LINDEX", "fp:proc:p1", 0):
+                return
+            time.sleep(1.2)   # p1 blocked in BLMOVE (take found the queue empty)
+            self.rcall("LPUSH", "fp:tasks", "\t".join(f))
+            return True
+
+        self.supervise_p1(jid, recovered_poison_in)
+        self.check_poison_once(jid, urls)
+
+    def supervise_p1(self, jid, step):
+        """Worker p1 with the crash hook, restarted with its id whenever it dies, until the
+        job is done; step() runs each round until it returns True."""
         env = {CRASH_ENV: "POISON"}
         p = self.spawn_worker("p1", "--concurrency", "4", env_extra=env)
-        crashes = 0
+        self.crashes = 0
         t0 = time.monotonic()
+        stepping = True
         while self.rcall("HGET", "fp:job:%s" % jid, "state") != "done":
             self.check(time.monotonic() - t0 < 20, "job not done after 20 s: %d crashes; "
-                       "job %s" % (crashes, self.rcall("HGETALL", "fp:job:%s" % jid)))
+                       "job %s" % (self.crashes, self.rcall("HGETALL", "fp:job:%s" % jid)))
+            if stepping and step():
+                stepping = False
             if not p.alive():
-                crashes += 1
+                self.crashes += 1
                 p = self.spawn_worker("p1", "--concurrency", "4", env_extra=env)
             time.sleep(0.02)
+
+    def check_poison_once(self, jid, urls):
+        """The poison (first URL) worker_lost after one more crash, the others ok at their
+        second attempt (none died a second time beside it)."""
         rows = self.job_rows(jid)
         self.assertEqual((rows[0]["status"], rows[0]["attempts"]), ("worker_lost", "2"),
                          rows[0])
         lost = [r for r in rows[1:] if r["status"] != "ok"]
         self.assertEqual(lost, [], "innocent tasks killed twice beside the poison")
         self.assert_rows(rows[1:], urls[1:], "ok", attempts=2, first_line=2)
-        self.assertEqual(crashes, 1)
+        self.assertEqual(self.crashes, 1)
         self.assert_files(rows)
         self.assert_queues_drained()
 
