@@ -6,19 +6,14 @@
 #include "link.h"
 
 #include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "fp_keys.h"
 #include "fp_log.h"
-#include "fp_reap.h"
-#include "fp_redis_sync.h"
 #include "fp_service.h"
-#include "fp_text.h"
 #include "cancelset.h"
 #include "outbox.h"
 #include "owner.h"
@@ -425,43 +420,6 @@ static void heartbeat_cb(uv_timer_t *t)
 
 /* Start ----------------------------------------------------------------------------- */
 
-static int sync_setup(fp_link *q)
-{
-    const fp_conf *conf = q->conf;
-    char err[512];
-    redisContext *c = fp_redis_connect(&conf->redis, 3, 3, err, sizeof(err));
-    fp_reap_counts n;
-    int rc = -1, claim;
-
-    if (c == NULL) {
-        fp_error("%s", err);
-        goto done;
-    }
-    if (fp_redis_require_noeviction(c, conf->allow_eviction) != 0)
-        goto done;
-    if ((claim = fp_owner_claim(c, conf->id, q->owner)) != 0) {
-        if (claim < 0)
-            fp_error("Redis at %s:%d: %s", conf->redis.host, conf->redis.port, c->errstr);
-        goto done;
-    }
-    /* A worker that died with our id (a restarted container keeps its hostname) left
-     * tasks behind: they go back exactly as the master's reaper would hand them back, so a
-     * task that kills us every time still reaches its attempt limit. */
-    if (fp_reap_list(c, conf->id, &n) != 0) {
-        fp_error("Redis at %s:%d: %s", conf->redis.host, conf->redis.port, c->errstr);
-        goto done;
-    }
-    if (n.back + n.lost + n.dead > 0)
-        fp_info("an earlier worker %s died: %d tasks back to the queue, %d failed as "
-                "worker_lost, %d dead letters",
-                conf->id, n.back, n.lost, n.dead);
-    rc = 0;
-done:
-    if (c)
-        redisFree(c);
-    return rc;
-}
-
 fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *stats,
                      fp_link_task_cb on_task, fp_link_known_cb known,
                      fp_link_cancelled_cb cancelled, void *arg)
@@ -480,7 +438,7 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
     fp_key_proc(q->proc_key, conf->id);
     fp_key_heartbeat(q->hb_key, conf->id);
     fp_owner_token(q->owner, sizeof(q->owner));
-    if (sync_setup(q) != 0) {
+    if (fp_owner_start(conf, q->owner) != 0) {
         free(q);
         return NULL;
     }

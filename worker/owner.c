@@ -12,6 +12,8 @@
 
 #include "fp_keys.h"
 #include "fp_log.h"
+#include "fp_reap.h"
+#include "fp_redis_sync.h"
 
 #define WATCH_MS (2 * FP_HEARTBEAT_MS + 500) /* a live owner refreshes twice meanwhile */
 #define POLL_MS  100
@@ -126,4 +128,40 @@ int fp_owner_claim(redisContext *c, const char *id, const char *token)
         return -1;
     freeReplyObject(r);
     return 0;
+}
+
+int fp_owner_start(const fp_conf *conf, const char *token)
+{
+    char err[512];
+    redisContext *c = fp_redis_connect(&conf->redis, 3, 3, err, sizeof(err));
+    fp_reap_counts n;
+    int rc = -1, claim;
+
+    if (c == NULL) {
+        fp_error("%s", err);
+        goto done;
+    }
+    if (fp_redis_require_noeviction(c, conf->allow_eviction) != 0)
+        goto done;
+    if ((claim = fp_owner_claim(c, conf->id, token)) != 0) {
+        if (claim < 0)
+            fp_error("Redis at %s:%d: %s", conf->redis.host, conf->redis.port, c->errstr);
+        goto done;
+    }
+    /* A worker that died with our id (a restarted container keeps its hostname) left
+     * tasks behind: they go back exactly as the master's reaper would hand them back, so a
+     * task that kills us every time still reaches its attempt limit. */
+    if (fp_reap_list(c, conf->id, &n) != 0) {
+        fp_error("Redis at %s:%d: %s", conf->redis.host, conf->redis.port, c->errstr);
+        goto done;
+    }
+    if (n.back + n.lost + n.dead > 0)
+        fp_info("an earlier worker %s died: %d tasks back to the queue, %d failed as "
+                "worker_lost, %d dead letters",
+                conf->id, n.back, n.lost, n.dead);
+    rc = 0;
+done:
+    if (c)
+        redisFree(c);
+    return rc;
 }

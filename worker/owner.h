@@ -15,6 +15,8 @@
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 
+#include "conf.h"
+
 #define FP_OWNER_MAX 160
 
 /* This process's token (host/pidns/pid/random, no spaces). */
@@ -24,5 +26,10 @@ void fp_owner_token(char *buf, size_t len);
  * tasks can be handed back); 1: a live worker holds it (logged); -1: Redis failed
  * (c->errstr). */
 int fp_owner_claim(redisContext *c, const char *id, const char *token);
+
+/* The worker's first words with Redis, before its connections open: connects, checks the
+ * eviction policy, claims the id (above) and hands back what a dead predecessor with this
+ * id left in its processing list. 0, or -1 with the reason logged. */
+int fp_owner_start(const fp_conf *conf, const char *token);
 
 #endif
