@@ -80,7 +80,7 @@ fp_packages_log() {
     fi
 }
 
-# fp_package_present PKG: installed, or (docker) another package provides the command.
+# fp_package_present PKG: installed, or (docker, npm) another package provides the command.
 fp_package_present() {
     case "$1" in
     # docker-ce or a hand-installed daemon is as good, and would conflict with docker.io.
@@ -88,6 +88,8 @@ fp_package_present() {
     docker-compose)
         { command -v docker-compose || docker compose version; } >/dev/null 2>&1 && return 0
         ;;
+    # A Node.js from elsewhere (NodeSource's nodejs bundles npm) conflicts with Debian's npm.
+    npm) command -v npm >/dev/null && return 0 ;;
     esac
     dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
 }
