@@ -489,7 +489,8 @@ static enum MHD_Result request_cb(void *cls, struct MHD_Connection *conn, const 
     return answer(conn, code, b.p, b.len);
 }
 
-static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's messages: fmt is its own printf format. */
+__attribute__((format(printf, 2, 0))) static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
 
