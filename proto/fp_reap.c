@@ -10,7 +10,6 @@
 #include "fp_record.h"
 #include "fp_redis_sync.h"
 #include "fp_scripts.h"
-#include "fp_text.h"
 
 /* The last attempt died with its worker: the task gets its final result. */
 static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw, size_t rawlen,
@@ -18,21 +17,14 @@ static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw,
 {
     static fp_result r; /* large; callers are single-threaded */
     static fp_call call;
-    char rec[FP_RECORD_MAX];
+    char rec[FP_RECORD_MAX], why[96];
     fp_finish f = {0};
     redisReply *reply;
     int n;
 
-    memset(&r, 0, sizeof(r));
-    r.job = t->job;
-    r.idx = t->idx;
-    r.line = t->line;
-    r.attempts = t->attempt;
-    fp_reason_format(FP_R_WORKER_LOST, 0, r.status, sizeof(r.status));
-    snprintf(r.worker, sizeof(r.worker), "%s", worker);
-    fp_text_url_redact(r.url, sizeof(r.url), t->url);
-    snprintf(r.error, sizeof(r.error), "the worker died during attempt %u of %u", t->attempt,
+    snprintf(why, sizeof(why), "the worker died during attempt %u of %u", t->attempt,
              t->max_attempts);
+    fp_result_fail_task(&r, t, FP_R_WORKER_LOST, worker, why);
     if ((n = fp_result_encode(&r, rec, sizeof(rec))) < 0)
         return redisCommand(c, "LREM %s 1 %b", proc, raw, rawlen); /* cannot happen */
     f.task = raw;

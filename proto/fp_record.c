@@ -90,6 +90,20 @@ void fp_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen)
     }
 }
 
+void fp_result_fail_task(fp_result *r, const fp_task *t, fp_reason reason, const char *worker,
+                         const char *error)
+{
+    memset(r, 0, sizeof(*r));
+    r->job = t->job;
+    r->idx = t->idx;
+    r->line = t->line;
+    r->attempts = t->attempt;
+    fp_reason_format(reason, 0, r->status, sizeof(r->status));
+    snprintf(r->worker, sizeof(r->worker), "%s", worker);
+    fp_text_url_redact(r->url, sizeof(r->url), t->url);
+    fp_sanitize(r->error, sizeof(r->error), error, strlen(error));
+}
+
 /* Field checks ---------------------------------------------------------------------- */
 
 static int status_valid(const char *s, size_t len)

@@ -102,6 +102,13 @@ int fp_result_encode(const fp_result *r, char *buf, size_t buflen);
 int fp_task_decode(fp_task *t, const char *data, size_t len, char *err, size_t errlen);
 int fp_result_decode(fp_result *r, const char *data, size_t len, char *err, size_t errlen);
 
+/* A task's final result without a transfer (its worker died, Redis refused its result, its
+ * host was given up, robots.txt forbids it): the task's job, idx, line and attempt, the
+ * status for reason, the worker, the URL with its credentials redacted and error sanitised
+ * (fp_sanitize); every other field empty. */
+void fp_result_fail_task(fp_result *r, const fp_task *t, fp_reason reason, const char *worker,
+                         const char *error);
+
 /* Copies src into dst (size dstlen), replacing control characters, tabs and DEL by '?',
  * and cutting at dstlen-1 bytes without splitting a UTF-8 sequence. */
 void fp_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);

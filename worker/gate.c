@@ -6,7 +6,6 @@
 
 #include "fp_log.h"
 #include "fp_polite.h"
-#include "fp_text.h"
 #include "worker_int.h"
 
 void fp_wk_fail_untried(fp_worker *w, const char *raw, size_t len, const fp_task *t,
@@ -16,15 +15,7 @@ void fp_wk_fail_untried(fp_worker *w, const char *raw, size_t len, const fp_task
     char buf[FP_RECORD_MAX];
     int n;
 
-    memset(&r, 0, sizeof(r));
-    r.job = t->job;
-    r.idx = t->idx;
-    r.line = t->line;
-    r.attempts = t->attempt;
-    fp_reason_format(reason, 0, r.status, sizeof(r.status));
-    snprintf(r.worker, sizeof(r.worker), "%s", w->conf->id);
-    fp_text_url_redact(r.url, sizeof(r.url), t->url);
-    fp_sanitize(r.error, sizeof(r.error), why, strlen(why));
+    fp_result_fail_task(&r, t, reason, w->conf->id, why);
     if ((n = fp_result_encode(&r, buf, sizeof(buf))) < 0) {
         fp_error("cannot encode the result of %s", r.url);
         return; /* stays in the processing list; the reaper hands it out again */

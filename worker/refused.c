@@ -53,7 +53,7 @@ static void abandon(fp_outbox *o, const char *worker, const fp_cmd *cmd, const c
     static fp_task t;
     static fp_result r;
     static fp_call call;
-    char rec[FP_RECORD_MAX], why[128];
+    char rec[FP_RECORD_MAX], why[128], msg[sizeof(r.error)];
     const char *raw;
     size_t len;
     int i, n;
@@ -66,18 +66,8 @@ static void abandon(fp_outbox *o, const char *worker, const fp_cmd *cmd, const c
         raw = fp_cmd_arg(cmd, i, &len);
         if (fp_task_decode(&t, raw, len, why, sizeof(why)) != 0)
             continue; /* cannot be: it was taken as a task */
-        memset(&r, 0, sizeof(r));
-        r.job = t.job;
-        r.idx = t.idx;
-        r.line = t.line;
-        r.attempts = t.attempt;
-        fp_reason_format(FP_R_INTERNAL, 0, r.status, sizeof(r.status));
-        snprintf(r.worker, sizeof(r.worker), "%s", worker);
-        fp_text_url_redact(r.url, sizeof(r.url), t.url);
-        snprintf(r.error, sizeof(r.error), "Redis refused the result: %s", err);
-        for (n = 0; r.error[n]; n++) /* a record's fields hold no control characters */
-            if ((unsigned char)r.error[n] < 0x20 || r.error[n] == 0x7f)
-                r.error[n] = ' ';
+        snprintf(msg, sizeof(msg), "Redis refused the result: %s", err);
+        fp_result_fail_task(&r, &t, FP_R_INTERNAL, worker, msg);
         if ((n = fp_result_encode(&r, rec, sizeof(rec))) < 0)
             continue;
         fp_error("redis refused the result of line %llu of job %llu (%s): the task goes to %s "

@@ -284,6 +284,36 @@ static void redact(const char *in, const char *want, int hidden)
     assert_string_equal(out, want);
 }
 
+/* A failure without a transfer: ids from the task, credentials redacted, and an error with
+ * control characters and broken UTF-8 (a Redis error message) still makes a valid record. */
+static void result_fail_task(void **state)
+{
+    fp_task t = {.job = 3,
+                 .idx = 4,
+                 .line = 5,
+                 .attempt = 2,
+                 .max_attempts = 2,
+                 .url = "http://user:secret@example.com/a.jpg"};
+    static fp_result r, d;
+    char buf[FP_RECORD_MAX], err[128];
+    int n;
+
+    (void)state;
+    fp_result_fail_task(&r, &t, FP_R_INTERNAL, "w1", "NOPERM\tno\r\n\xff\xfe rights");
+    assert_int_equal(r.job, 3);
+    assert_int_equal(r.idx, 4);
+    assert_int_equal(r.line, 5);
+    assert_int_equal(r.attempts, 2);
+    assert_string_equal(r.status, "internal_error");
+    assert_string_equal(r.worker, "w1");
+    assert_null(strstr(r.url, "secret"));
+    assert_string_equal(r.error, "NOPERM?no???? rights");
+    n = fp_result_encode(&r, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_int_equal(fp_result_decode(&d, buf, (size_t)n, err, sizeof(err)), 0);
+    assert_string_equal(d.error, r.error);
+}
+
 static void url_redaction(void **state)
 {
     char small[12];
@@ -315,6 +345,7 @@ int main(void)
         cmocka_unit_test(sanitize),
         cmocka_unit_test(text_numbers_and_utf8),
         cmocka_unit_test(url_redaction),
+        cmocka_unit_test(result_fail_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
