@@ -47,6 +47,17 @@ TSV_COLUMNS = ["line", "url", "status", "http_code", "bytes", "total_ms", "dns_m
 
 # -- ports -----------------------------------------------------------------------------
 
+def wait_for(cond, timeout, step=0.05):
+    """cond()'s first true value within timeout seconds, else its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return cond()
+
+
 def free_port():
     """A port that was free a moment ago (servers that take --port retry on a clash)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -26,6 +26,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fp_harness as fp  # noqa: E402
+from fp_harness import wait_for  # noqa: E402
 
 NS_FLAG = "FP_DISK_NS"
 # The worker's test hook: probe the output every 250 ms instead of every 2 s.
@@ -41,16 +42,6 @@ def enter_mount_namespace():
     env = dict(os.environ, **{NS_FLAG: "1"})
     os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", "--",
                            sys.executable] + sys.argv, env)
-
-
-def wait_for(cond, timeout=30.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
 
 
 def make_images(root, n, size):

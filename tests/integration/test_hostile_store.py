@@ -16,17 +16,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fp_harness as fp  # noqa: E402
+from fp_harness import wait_for  # noqa: E402
 from test_hostile import HostileCase, start_worker  # noqa: E402
-
-
-def wait_for(cond, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
 
 
 def log_text(proc):
