@@ -15,6 +15,7 @@
 #include "fp_log.h"
 #include "fp_polite.h"
 #include "fp_stats.h"
+#include "fp_text.h"
 #include "worker_int.h"
 
 /* Recovered tasks (their worker died) held at once: one, so a task that kills workers
@@ -311,6 +312,31 @@ void fp_wk_schedule(fp_worker *w)
     fp_wk_top_up(w);
 }
 
+/* A record that does not decode is logged by its first bytes, as it came from the
+ * queue: credentials in a URL hidden, tabs shown as spaces, other control bytes as '?'. */
+static void dead_letter_log(const char *err, const char *raw, size_t len)
+{
+    char head[97], shown[128];
+    size_t i, n = len < sizeof(head) - 1 ? len : sizeof(head) - 1, from = 0;
+    const char *scheme;
+
+    memcpy(head, raw, n);
+    head[n] = '\0';
+    /* The URL is the field holding "://": redact from that field's start. */
+    if ((scheme = strstr(head, "://")) != NULL)
+        for (i = 0; head + i < scheme; i++)
+            if (head[i] == '\t' || head[i] == ' ')
+                from = i + 1;
+    memcpy(shown, head, from);
+    fp_text_url_redact(shown + from, sizeof(shown) - from, head + from);
+    for (i = 0; shown[i]; i++)
+        if (shown[i] == '\t')
+            shown[i] = ' ';
+        else if ((unsigned char)shown[i] < 0x20 || shown[i] == 0x7f)
+            shown[i] = '?';
+    fp_warn("dead letter: %s: %.80s%s", err, shown, len > 80 ? "..." : "");
+}
+
 static void task_cb(void *arg, const char *raw, size_t len, int unavailable)
 {
     fp_worker *w = arg;
@@ -319,7 +345,7 @@ static void task_cb(void *arg, const char *raw, size_t len, int unavailable)
     slot *s;
 
     if (fp_task_decode(&t, raw, len, err, sizeof(err)) != 0) {
-        fp_warn("dead letter: %s: %.80s", err, raw);
+        dead_letter_log(err, raw, len);
         fp_link_bury(w->link, raw, len);
         return;
     }

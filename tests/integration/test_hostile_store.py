@@ -149,7 +149,8 @@ class PoisonTest(HostileCase):
                b"\xff\xfe\x00\x01 non-utf8",
                b"T9\t" + b"A" * 10000,
                b"T1\t18446744073709551616\t0\t1\t1\t3\t0\thttp://127.0.0.1/overflow",
-               b""]
+               b"",
+               b"T1\tx\t0\t1\t1\t3\t0\thttps://user:s3cret@127.0.0.1/x"]
         r.call("DEL", "fp:dead")
         r.call("RPUSH", "fp:tasks", *bad)
         got = wait_for(lambda: r.call("LLEN", "fp:dead") >= len(bad), timeout=10)
@@ -158,7 +159,10 @@ class PoisonTest(HostileCase):
         self.assertEqual(len(dead), len(bad), dead)
         self.assertEqual(r.call("LLEN", "fp:tasks"), 0)
         self.assertEqual(r.call("LLEN", "fp:proc:w1"), 0)
-        self.assertIn("dead letter", log_text(self.c.workers[0]))
+        log = log_text(self.c.workers[0])
+        self.assertIn("dead letter", log)
+        self.assertNotIn("s3cret", log, "a dead letter's URL is logged redacted")
+        self.assertIn("user:***@127.0.0.1", log)
         self.assert_alive()
         self.good_job(300)
 
