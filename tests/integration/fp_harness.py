@@ -82,10 +82,18 @@ class ClosedPort:
 
 
 def wait_port(port, proc=None, timeout=10.0, what="server"):
+    """Waits for a listener on the loopback port. proc: the Proc (or Popen) that should
+    listen there; if it exits first, the error carries the end of its log."""
+    popen = getattr(proc, "popen", proc)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError("%s exited with %s before listening" % (what, proc.returncode))
+        if popen is not None and popen.poll() is not None:
+            tail = ""
+            if getattr(proc, "log_path", None):
+                with open(proc.log_path, "rb") as f:
+                    tail = f.read()[-2000:].decode("utf-8", "replace")
+            raise RuntimeError("%s exited with %s before listening\n%s" %
+                               (what, popen.returncode, tail))
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -455,7 +463,7 @@ class Nginx:
         """Listening, and ours: nginx writes its pid file only after binding, and exits
         on a port clash (so a server that won a race for the port is not mistaken)."""
         try:
-            wait_port(self.port, self.proc.popen, what="nginx")
+            wait_port(self.port, self.proc, what="nginx")
         except RuntimeError:
             return False
         deadline = time.monotonic() + 5

@@ -14,6 +14,7 @@ Run alone: /usr/bin/python3 tests/integration/test_s3.py --bin build/bin [StoreT
 """
 
 import concurrent.futures
+import fcntl
 import hashlib
 import os
 import signal
@@ -31,40 +32,55 @@ KEY, SECRET = "S3RVER", "S3RVER"   # the one account s3rver knows
 
 
 def s3rver_dir():
-    """The folder holding node_modules/.bin/s3rver, installed with npm if missing."""
+    """The folder holding node_modules/.bin/s3rver, installed with npm if missing.
+
+    it_s3 and it_s3_faults start side by side: the check and the install run under one
+    lock, and a folder counts only once its marker says an install finished (a second
+    npm writing into the folder the first one's s3rver runs from broke it once)."""
     cands = [os.environ.get("FP_S3RVER_DIR"), "/var/cache/fetchpool-s3rver",
              os.path.join(fp.REPO, "build", "s3rver")]
+    marker = ".installed-" + S3RVER_VERSION
     for d in cands:
-        if d and os.path.exists(os.path.join(d, "node_modules", ".bin", "s3rver")):
+        if d and os.path.exists(os.path.join(d, marker)):
             return d
     for d in cands:
         if not d:
             continue
         try:
             os.makedirs(d, exist_ok=True)
+            lock = open(os.path.join(d, ".install.lock"), "a")
         except OSError:
             continue
-        if not os.access(d, os.W_OK):
-            continue
-        cp = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", d,
-                             "s3rver@" + S3RVER_VERSION], capture_output=True, text=True,
-                            timeout=600)
-        if cp.returncode == 0:
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if os.path.exists(os.path.join(d, marker)):
+                return d
+            cp = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", d,
+                                 "s3rver@" + S3RVER_VERSION], capture_output=True,
+                                text=True, timeout=600)
+            if cp.returncode != 0:
+                raise RuntimeError("npm install s3rver failed:\n%s" % cp.stderr[-2000:])
+            open(os.path.join(d, marker), "w").close()
             return d
-        raise RuntimeError("npm install s3rver failed:\n%s" % cp.stderr[-2000:])
     raise RuntimeError("no writable folder to install s3rver into")
 
 
 class S3rver:
     def __init__(self, cluster, port=None, endpoint="test"):
         self.dir = cluster.mkdir("s3rver-%d" % len(cluster.procs))
-        self.port = port or fp.free_port()
         exe = os.path.join(s3rver_dir(), "node_modules", ".bin", "s3rver")
-        argv = ["node", exe, "-d", self.dir, "-a", "127.0.0.1", "-p", str(self.port), "-s",
-                "--service-endpoint", endpoint, "--configure-bucket", BUCKET]
-        self.proc = fp.Proc("s3rver-%d" % self.port, argv, cluster.dir)
-        cluster.procs.append(self.proc)
-        fp.wait_port(self.port, self.proc.popen, timeout=30, what="s3rver")
+        for tries in range(3):   # a free_port() taken by someone else meanwhile: again
+            self.port = port or fp.free_port()
+            argv = ["node", exe, "-d", self.dir, "-a", "127.0.0.1", "-p", str(self.port),
+                    "-s", "--service-endpoint", endpoint, "--configure-bucket", BUCKET]
+            self.proc = fp.Proc("s3rver-%d" % self.port, argv, cluster.dir)
+            cluster.procs.append(self.proc)
+            try:
+                fp.wait_port(self.port, self.proc, timeout=30, what="s3rver")
+                return
+            except RuntimeError:
+                if port or tries == 2 or self.proc.popen.poll() is None:
+                    raise
 
     @property
     def url(self):

@@ -328,7 +328,7 @@ class TlsRedis:
                 "--save", "", "--appendonly", "no", "--daemonize", "no",
                 "--logfile", os.path.join(self.dir, "redis.log")], cluster.dir)
             try:
-                fp.wait_port(self.tls_port, self.proc.popen, what="redis-server --tls-port")
+                fp.wait_port(self.tls_port, self.proc, what="redis-server --tls-port")
                 break
             except RuntimeError:
                 self.proc.stop(signal.SIGKILL)

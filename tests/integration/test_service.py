@@ -55,7 +55,7 @@ class Prometheus:
                 "--web.listen-address", "127.0.0.1:%d" % self.port, "--log.level", "warn"]
         self.proc = fp.Proc("prometheus", argv, cluster.dir)
         cluster.procs.append(self.proc)
-        fp.wait_port(self.port, self.proc.popen, timeout=30, what="prometheus")
+        fp.wait_port(self.port, self.proc, timeout=30, what="prometheus")
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -101,7 +101,7 @@ class MetricsTest(unittest.TestCase):
         origin = c.start_origin(delay_ms=250)
         port = fp.free_port()
         c.start_master("--metrics", str(port))
-        fp.wait_port(port, c.master.popen, what="metrics endpoint")
+        fp.wait_port(port, c.master, what="metrics endpoint")
         c.start_worker(None, "--host-conns", "0", concurrency=16)
         c.wait_workers_registered(1)
         prom = Prometheus(c, port)
@@ -170,7 +170,7 @@ class MetricsTest(unittest.TestCase):
         self.assertIn("--metrics", bad.stderr)
         port = fp.free_port()
         c.start_master("--metrics", "127.0.0.1:%d" % port)
-        fp.wait_port(port, c.master.popen, what="metrics endpoint")
+        fp.wait_port(port, c.master, what="metrics endpoint")
         self.assertIn("fetchpool_redis_up 1", http_get("http://127.0.0.1:%d/metrics" % port))
         c.redis_srv.stop()
         t0 = time.monotonic()
