@@ -132,12 +132,13 @@ const char fp_script_seal[] =
     "end\n"
     "return 1\n";
 
+/* A retry sent again (a lost reply) finds its task gone: the host was told already. */
 const char fp_script_retry[] =
-    FP_LUA_TASK "redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
-                "fp_release(fp_worker_of(KEYS[1]), ARGV[1])\n"
+    FP_LUA_TASK "local removed = redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1\n"
+                "if removed then fp_release(fp_worker_of(KEYS[1]), ARGV[1]) end\n"
                 "local v = redis.call('HMGET', KEYS[3], 'cancelled', 'host_conns', 'host_rate')\n"
                 "if v[1] then return 0 end\n"
-                "if (tonumber(v[2]) or 0) > 0 or (tonumber(v[3]) or 0) > 0 then\n"
+                "if removed and ((tonumber(v[2]) or 0) > 0 or (tonumber(v[3]) or 0) > 0) then\n"
                 "  local job, _, h = fp_parse(ARGV[1])\n"
                 "  if h then fp_event(job, h, ARGV[4], tonumber(ARGV[5]) or -1, fp_now()) end\n"
                 "end\n"

@@ -30,8 +30,8 @@
 extern const char fp_script_take[];
 
 /* Record the final results of one or more tasks: for each, remove the task from the
- * processing list (giving its host lease back, and telling the host's backpressure what
- * the host answered); unless its slot already has a result (bit idx of the part's seen
+ * processing list (if it is still there, give its host lease back and tell the host's
+ * backpressure what the host answered: a result sent again does neither); unless its slot already has a result (bit idx of the part's seen
  * bitmap fp:job:<id>:seen:<p>, or bit p of fp:job:<id>:parts once the part is written
  * out: a duplicate is ignored, so every result counts once; so is a result for a job that
  * no longer exists or was cancelled; but a worker_lost result, the reaper's word for a
@@ -58,7 +58,8 @@ extern const char fp_script_seal[];
  * (then it is only taken out of the processing list; returns 0). KEYS: fp:proc:<worker>, fp:retry,
  * fp:job:<id>. ARGV: old task record, new task record (attempt raised), delay in ms, the
  * attempt's status, the host's Retry-After in seconds (-1: none); for a job with per-host caps
- * these two slow down or pause the host (fp_polite.h). */
+ * these two slow down or pause the host (fp_polite.h), once: only if the task was still in
+ * the processing list (a retry sent again after a lost reply tells the host nothing). */
 extern const char fp_script_retry[];
 
 /* Move retries that are due to the head of the queue, and parked tasks of hosts that are

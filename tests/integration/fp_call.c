@@ -1,0 +1,105 @@
+/* fp_call.c - prints one script call as the fp_call_* builders make it, so that
+ * test_scripts.py can run a script against a real Redis with the real calling convention
+ * (written once, in proto/fp_scripts.c) and judge every key it leaves behind.
+ *
+ *   fp-call finish WORKER TASK JOB IDX RESULT OK STATUS BYTES TOTAL_US BUCKET [...]
+ *           (one group of 9 per result, in one call as the worker batches them;
+ *            TASK "" for none, BUCKET "-" for none)
+ *   fp-call take WORKER N RECOVERED_SLOTS LEASE_MS [CHECK]
+ *   fp-call abandon WORKER TASK JOB IDX RESULT STATUS
+ *   fp-call retry WORKER JOB TASK NEXT DELAY_MS STATUS RETRY_AFTER_S
+ *
+ * Writes each argument of the command (EVAL, the script, ...) followed by a NUL byte.
+ * Exit status 2 on a usage error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_scripts.h"
+
+#define GROUP 9
+
+static void put(const char *s, size_t len)
+{
+    fwrite(s, 1, len, stdout);
+    fputc('\0', stdout);
+}
+
+static void put_call(const fp_call *c, int from, int to)
+{
+    int i;
+
+    for (i = from; i < to; i++)
+        put(c->argv[i], c->len[i]);
+}
+
+static uint64_t num(const char *s)
+{
+    return strtoull(s, NULL, 10);
+}
+
+static void part_of(fp_call *c, char **g)
+{
+    fp_finish f = {.task = g[0][0] ? g[0] : NULL,
+                   .task_len = strlen(g[0]),
+                   .job = num(g[1]),
+                   .idx = num(g[2]),
+                   .result = g[3],
+                   .result_len = strlen(g[3]),
+                   .ok = atoi(g[4]),
+                   .status = g[5],
+                   .bytes = num(g[6]),
+                   .total_us = num(g[7]),
+                   .bucket = strcmp(g[8], "-") == 0 ? -1 : (int64_t)num(g[8])};
+
+    fp_call_finish_part(c, &f);
+}
+
+static int finish(int argc, char **argv)
+{
+    static fp_call head, part;
+    int n = (argc - 3) / GROUP, i;
+
+    if (argc < 3 + GROUP || (argc - 3) % GROUP != 0)
+        return 2;
+    fp_call_finish_head(&head, argv[2], n);
+    put_call(&head, 0, head.argc);
+    for (i = 0; i < n; i++) {
+        part_of(&part, argv + 3 + GROUP * i);
+        put_call(&part, 0, FP_FINISH_KEYS);
+    }
+    for (i = 0; i < n; i++) {
+        part_of(&part, argv + 3 + GROUP * i);
+        put_call(&part, FP_FINISH_KEYS, part.argc);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static fp_call c;
+    int rc = 2;
+
+    if (argc >= 2 && strcmp(argv[1], "finish") == 0) {
+        rc = finish(argc, argv);
+    } else if ((argc == 6 || argc == 7) && strcmp(argv[1], "take") == 0) {
+        fp_call_take(&c, argv[2], atoi(argv[3]), atoi(argv[4]), atol(argv[5]),
+                     argc == 7 ? argv[6] : NULL, argc == 7 ? strlen(argv[6]) : 0);
+        put_call(&c, 0, c.argc);
+        rc = 0;
+    } else if (argc == 8 && strcmp(argv[1], "abandon") == 0) {
+        fp_call_abandon(&c, argv[2], argv[3], strlen(argv[3]), num(argv[4]), num(argv[5]), argv[6],
+                        strlen(argv[6]), argv[7]);
+        put_call(&c, 0, c.argc);
+        rc = 0;
+    } else if (argc == 9 && strcmp(argv[1], "retry") == 0) {
+        fp_call_retry(&c, argv[2], num(argv[3]), argv[4], strlen(argv[4]), argv[5], strlen(argv[5]),
+                      atol(argv[6]), argv[7], atol(argv[8]));
+        put_call(&c, 0, c.argc);
+        rc = 0;
+    }
+    if (rc == 2)
+        fprintf(stderr,
+                "usage: fp-call finish|take|abandon|retry ... (see tests/integration/fp_call.c)\n");
+    return rc;
+}

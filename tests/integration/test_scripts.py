@@ -1,0 +1,108 @@
+"""The Lua scripts one call at a time against a real redis-server: what each call leaves in
+Redis when a result is sent again, when a key is damaged or a field holds nonsense
+(findings 3, 5, 8 and 10 of the code review). The calls are the real ones: tests/
+integration/fp_call.c prints them as the fp_call_* builders make them. One test runs the
+whole cluster on a damaged host key.
+Run alone: /usr/bin/python3 tests/integration/test_scripts.py --bin build/bin
+"""
+
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fp_harness as fp  # noqa: E402
+from test_reliability import ReliabilityBase  # noqa: E402
+
+HOST = "img.example"
+
+
+def task(job, idx, url=None, flags=0):
+    """A T1 task record: job idx line attempt max_attempts flags url."""
+    url = url or "http://%s/%d.jpg" % (HOST, idx)
+    return "T1\t%d\t%d\t%d\t1\t3\t%d\t%s" % (job, idx, idx + 1, flags, url)
+
+
+def result(job, idx, status):
+    """An R1 result record (the scripts only store it)."""
+    return "\t".join(["R1", str(job), str(idx), str(idx + 1), status, "0", "0", "1000", "0",
+                      "0", "0", "1", "w1", "", "", "", "http://%s/%d.jpg" % (HOST, idx), ""])
+
+
+class ScriptBase(ReliabilityBase):
+
+    def call(self, *args):
+        """Runs the call fp-call prints for args; the reply, or the error as a RespError."""
+        cp = subprocess.run([self.c.exe("fp-call")] + [str(a) for a in args],
+                            capture_output=True, check=True)
+        argv = cp.stdout.split(b"\0")[:-1]
+        return self.rcall(*argv)
+
+    def job(self, jid, total, **fields):
+        f = {"total": total, "sealed": 1, "host_conns": 4, "host_rate": 0}
+        f.update(fields)
+        self.rcall("HSET", "fp:job:%d" % jid, *[x for kv in f.items() for x in kv])
+
+    def taken(self, worker, *tasks):
+        """tasks as the take script leaves them: in the processing list, with a lease."""
+        self.rcall("RPUSH", "fp:proc:" + worker, *tasks)
+        for t in tasks:
+            f = t.split("\t")
+            self.rcall("ZADD", "fp:lease:" + HOST, 10 ** 15, "%s\t%s\t%s" % (worker, f[1], f[2]))
+
+    def finish(self, worker, *results):
+        """results: (task, job, idx, status) tuples, sent in one call."""
+        args = []
+        for t, job, idx, status in results:
+            args += [t, job, idx, result(job, idx, status), int(status == "ok"), status,
+                     100 if status == "ok" else 0, 1000, 3 if status == "ok" else "-"]
+        return self.call("finish", worker, *args)
+
+    def meta(self, jid):
+        return self.c.redis().hgetall("fp:job:%d" % jid)
+
+
+class ResendTest(ScriptBase):
+
+    def test_resent_result_counts_host_events_once(self):
+        """Finding 3: a connection failure's result sent again (a lost reply, a refused
+        batch split, a twin) must not count against its host again: ten resends of one
+        result would otherwise give the host up for the job. A second task's failure
+        still counts."""
+        self.job(1, 3)
+        t0, t1 = task(1, 0), task(1, 1)
+        self.taken("w1", t0, t1)
+        for _ in range(10):
+            self.assertIn(self.finish("w1", (t0, 1, 0, "connect_refused")), (0, 1))
+        host = "fp:host:" + HOST
+        self.assertEqual(self.rcall("HGET", host, "fails"), "1")
+        self.assertEqual(self.rcall("SISMEMBER", "fp:job:1:down", HOST), 0)
+        self.assertEqual(self.meta(1)["done"], "1")
+        self.assertEqual(self.finish("w1", (t1, 1, 1, "connect_refused")), 1)
+        self.assertEqual(self.rcall("HGET", host, "fails"), "2")
+        self.assertEqual(self.rcall("ZCARD", "fp:lease:" + HOST), 0)
+        # An answer of the host resent after a later failure does not clear the run.
+        t2 = task(1, 2)
+        self.taken("w1", t2)
+        self.assertEqual(self.finish("w1", (t2, 1, 2, "ok")), 1)
+        self.assertIsNone(self.rcall("HGET", host, "fails"))
+        self.rcall("HSET", host, "fails", 5)
+        self.assertEqual(self.finish("w1", (t2, 1, 2, "ok")), 0)
+        self.assertEqual(self.rcall("HGET", host, "fails"), "5")
+
+    def test_resent_retry_counts_host_events_once(self):
+        """The same for a retry: sent again, it schedules the task once and tells its
+        host once."""
+        self.job(1, 1)
+        t = task(1, 0)
+        nxt = t.replace("\t1\t3\t", "\t2\t3\t")
+        self.taken("w1", t)
+        for _ in range(10):
+            self.assertEqual(self.call("retry", "w1", 1, t, nxt, 1000, "timeout", -1), 1)
+        self.assertEqual(self.rcall("HGET", "fp:host:" + HOST, "fails"), "1")
+        self.assertEqual(self.rcall("ZRANGE", "fp:retry", 0, -1), [nxt])
+        self.assertEqual(self.rcall("ZCARD", "fp:lease:" + HOST), 0)
+
+
+if __name__ == "__main__":
+    fp.main()
