@@ -18,7 +18,7 @@
 #include "rows.h"
 
 #define FPM_LOST          (-1)
-#define FPM_PART_SIZE_MAX 16777216 /* result slots per part; its bitmap is 2 MB */
+#define FPM_PART_SIZE_MAX FP_PART_SIZE_MAX /* result slots per part (fp_keys.h) */
 
 typedef struct fpm_config {
     const char *redis_url;

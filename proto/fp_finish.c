@@ -7,9 +7,18 @@
 #include "fp_polite.h"
 #include "fp_scripts.h"
 
+/* A job's part_size field: the default if absent, nil unless it is a whole number from 1
+ * to FP_PART_SIZE_MAX (anything else would make SETBIT fail after earlier writes). */
+#define FP_LUA_PART_SIZE                                                                           \
+    "local function fp_part_size(v)\n"                                                             \
+    "  if v == false then return " FP_PART_SIZE_DEFAULT_STR " end\n"                               \
+    "  local n = string.match(v, '^%d+$') and tonumber(v)\n"                                       \
+    "  if n and n >= 1 and n <= " FP_PART_SIZE_MAX_STR " then return n end\n"                      \
+    "end\n"
+
 /* Duplicates: one bit per slot of the parts not yet written out (:seen:<p>, and :lost:<p>
  * for worker_lost results), a bit per written part (:parts); keys derived from KEYS[k]. */
-const char fp_script_finish[] = FP_LUA_TASK
+const char fp_script_finish[] = FP_LUA_TASK FP_LUA_PART_SIZE
     "local function usable(key, kind, ...)\n"
     "  local t = redis.pcall('TYPE', key)\n"
     "  if type(t) == 'table' and t.ok and t.ok ~= 'none' and t.ok ~= kind then return false end\n"
@@ -39,7 +48,8 @@ const char fp_script_finish[] = FP_LUA_TASK
     "      local h = redis.call('HMGET', meta, 'total', 'cancelled', 'host_conns', 'done', 'ok',\n"
     "                           'failed', 'bytes', 'sum_us', 'host_rate', 'finished_us',\n"
     "                           'part_size')\n"
-    "      if (tonumber(h[11]) or 0) >= 1 then j.psize = tonumber(h[11]) end\n"
+    "      local ps = fp_part_size(h[11])\n"
+    "      if ps then j.psize = ps else j.ok = false end\n"
     "      for f = 4, 8 do\n"
     "        if h[f] and not string.match(h[f], '^%-?%d+$') then j.ok = false end\n"
     "      end\n"
@@ -51,7 +61,7 @@ const char fp_script_finish[] = FP_LUA_TASK
     "    jobs[meta] = j\n"
     "    order[#order + 1] = meta\n"
     "  end\n"
-    "  local idx = tonumber(ARGV[a + 2])\n"
+    "  local idx = string.match(ARGV[a + 2], '^%d+$') and tonumber(ARGV[a + 2])\n"
     "  local p = idx and math.floor(idx / j.psize)\n"
     "  local seen, lost, off = p and meta .. ':seen:' .. p, p and meta .. ':lost:' .. p\n"
     "  if seen and j.ok and j.seen[seen] == nil then\n"

@@ -51,6 +51,10 @@ typedef enum fp_job_key {
  * the job hash says otherwise (field part_size, set by the master at intake). */
 #define FP_PART_SIZE_DEFAULT     65536
 #define FP_PART_SIZE_DEFAULT_STR "65536" /* the same, for the Lua scripts */
+/* At most this many (its seen bitmap is 2 MB): the master takes no more, and the scripts
+ * refuse the results of a job whose part_size is not a whole number from 1 to this. */
+#define FP_PART_SIZE_MAX     16777216
+#define FP_PART_SIZE_MAX_STR "16777216"
 
 /* Writes the key into buf (FP_KEY_MAX bytes). Returns buf. */
 char *fp_key_job(char *buf, uint64_t job, fp_job_key which);

@@ -41,7 +41,8 @@ extern const char fp_script_take[];
  * master to write out, bump the job's counters, and when done == total on a sealed job
  * push its id to fp:done. p = idx / part_size (job field, FP_PART_SIZE_DEFAULT). Returns
  * how many were counted. A task whose job keys are of the wrong type or not allowed to
- * this ACL user, or whose numbers do not parse, is refused before anything is written
+ * this ACL user, whose numbers do not parse, or whose job's part_size is not a whole
+ * number from 1 to FP_PART_SIZE_MAX, is refused before anything is written
  * (its result and counters change together or not at all) and left in the processing
  * list; the others are recorded, and the reply is then the error "FPREFUSED <n> of <m>
  * ...". KEYS: fp:proc:<worker> (any name if no task), fp:done, then for each result

@@ -104,5 +104,37 @@ class ResendTest(ScriptBase):
         self.assertEqual(self.rcall("ZCARD", "fp:lease:" + HOST), 0)
 
 
+class PartSizeTest(ScriptBase):
+
+    def test_bad_part_size_refused_before_any_write(self):
+        """Finding 10: a part_size that is not an integer from 1 to FP_PART_SIZE_MAX
+        refuses that job's results before anything is written (the task stays in the
+        processing list); a healthy job's result in the same batch is recorded whole."""
+        bad = ["1.5", "0", "-3", "1e3", " 7", "16777217", "4294967297", "x"]
+        for i, ps in enumerate(bad):
+            good, broken = 10 + 2 * i, 11 + 2 * i
+            self.job(good, 1, part_size=4)
+            self.job(broken, 3, part_size=ps)
+            tg, tb = task(good, 0), task(broken, 2)   # 1.5: SETBIT of bit 0.5 of part 1
+            self.taken("w1", tg, tb)
+            with self.assertRaises(fp.RespError) as e:
+                self.finish("w1", (tg, good, 0, "ok"), (tb, broken, 2, "ok"))
+            self.assertTrue(str(e.exception).startswith("FPREFUSED 1 of 2"), (ps, e.exception))
+            m = self.meta(good)
+            self.assertEqual((m.get("done"), m.get("ok")), ("1", "1"), ps)
+            self.assertEqual(self.rcall("LLEN", "fp:job:%d:out" % good), 1, ps)
+            self.assertEqual(self.rcall("GETBIT", "fp:job:%d:seen:0" % good, 0), 1, ps)
+            m = self.meta(broken)
+            self.assertNotIn("done", m, ps)
+            self.assertEqual(self.rcall("LRANGE", "fp:proc:w1", 0, -1), [tb], ps)
+            self.assertEqual(self.c.redis().keys("fp:job:%d:*" % broken), [], ps)
+            self.rcall("DEL", "fp:proc:w1")
+        # The largest allowed part size works.
+        self.job(99, 1, part_size=16777216)
+        t = task(99, 0)
+        self.taken("w1", t)
+        self.assertEqual(self.finish("w1", (t, 99, 0, "ok")), 1)
+
+
 if __name__ == "__main__":
     fp.main()
