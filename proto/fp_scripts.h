@@ -77,11 +77,13 @@ extern const char fp_script_release[];
 extern const char fp_script_bury[];
 
 /* The last way out of a task whose result Redis refused (fp_script_finish's FPREFUSED, or
- * any other error that is not transient): move the task record from the processing list
- * to the dead-letter list, and unless done before (the result slot is taken, or with an
- * unusable seen bitmap the task had already left the list) record the failure result and
- * count it as failed with the given reason, completing the job if it was the last. Every
- * step that Redis refuses is skipped, so the call itself cannot fail.
+ * any other error that is not transient): take the task record out of the processing
+ * list and, unless done before (the result slot is taken, or with no usable slot, a job
+ * hash or part_size that is unusable, the task had already left the list), put it on the
+ * dead-letter list, record the failure result and count it as failed with the given
+ * reason (if the job hash is usable), completing the job if it was the last. A task of a
+ * cancelled job only leaves the list. Returns 1 if it counted the result. Every step that
+ * Redis refuses is skipped, so the call itself cannot fail.
  * KEYS: fp:proc:<worker>, fp:dead, fp:job:<id>, fp:job:<id>:out, fp:done.
  * ARGV: task record, idx, result record, job id, status. */
 extern const char fp_script_abandon[];

@@ -136,5 +136,73 @@ class PartSizeTest(ScriptBase):
         self.assertEqual(self.finish("w1", (t, 99, 0, "ok")), 1)
 
 
+class AbandonTest(ScriptBase):
+
+    def abandon(self, t, job, idx):
+        return self.call("abandon", "w1", t, job, idx, result(job, idx, "internal_error"),
+                         "internal_error")
+
+    def test_abandon_twice(self):
+        """Finding 8: an abandon sent again (a lost reply) adds no second dead letter and
+        counts nothing twice; the job completes once."""
+        self.job(1, 1)
+        t = task(1, 0)
+        self.taken("w1", t)
+        self.assertEqual(self.abandon(t, 1, 0), 1)
+        self.assertEqual(self.abandon(t, 1, 0), 0)
+        self.assertEqual(self.rcall("LRANGE", "fp:dead", 0, -1), [t])
+        m = self.meta(1)
+        self.assertEqual((m["done"], m["failed"], m["fail:internal_error"]), ("1", "1", "1"))
+        self.assertEqual(self.rcall("LRANGE", "fp:done", 0, -1), ["1"])
+        self.assertEqual(self.rcall("LLEN", "fp:proc:w1"), 0)
+        self.assertEqual(self.rcall("ZCARD", "fp:lease:" + HOST), 0)
+
+    def test_abandon_after_finish(self):
+        """A refused batch is split and its results sent one by one: a result the finish
+        script counted there is not dead-lettered by a later abandon of the same task."""
+        self.job(1, 2)
+        t = task(1, 0)
+        self.taken("w1", t)
+        self.assertEqual(self.finish("w1", (t, 1, 0, "ok")), 1)
+        self.assertEqual(self.abandon(t, 1, 0), 0)
+        self.assertEqual(self.rcall("LLEN", "fp:dead"), 0)
+        self.assertEqual(self.meta(1)["done"], "1")
+
+    def test_abandon_cancelled_job(self):
+        """A cancelled job records no result (as in the finish script): the task only
+        leaves the processing list, giving its lease back."""
+        self.job(1, 1, cancelled=12345)
+        t = task(1, 0)
+        self.taken("w1", t)
+        self.assertEqual(self.abandon(t, 1, 0), 0)
+        self.assertNotIn("done", self.meta(1))
+        self.assertEqual(self.rcall("LLEN", "fp:job:1:out"), 0)
+        self.assertEqual(self.rcall("LLEN", "fp:dead"), 0)
+        self.assertEqual(self.rcall("LLEN", "fp:done"), 0)
+        self.assertEqual(self.rcall("LLEN", "fp:proc:w1"), 0)
+        self.assertEqual(self.rcall("ZCARD", "fp:lease:" + HOST), 0)
+
+    def test_abandon_unusable_job(self):
+        """The job hash is a string, or its part_size is nonsense: the task goes to fp:dead
+        once. With a nonsense part_size (no seen bitmap to tell) it counts as failed the
+        first time only, so its job still completes."""
+        self.rcall("SET", "fp:job:1", "not a hash")
+        t = task(1, 0)
+        self.taken("w1", t)
+        self.abandon(t, 1, 0)
+        self.abandon(t, 1, 0)
+        self.assertEqual(self.rcall("LRANGE", "fp:dead", 0, -1), [t])
+        self.rcall("DEL", "fp:dead")
+        self.job(2, 1, part_size="1.5")
+        t = task(2, 0)
+        self.taken("w1", t)
+        self.assertEqual(self.abandon(t, 2, 0), 1)
+        self.assertEqual(self.abandon(t, 2, 0), 0)
+        self.assertEqual(self.rcall("LRANGE", "fp:dead", 0, -1), [t])
+        self.assertEqual(self.meta(2)["done"], "1")
+        self.assertEqual(self.rcall("LRANGE", "fp:done", 0, -1), ["2"])
+        self.assertEqual(self.c.redis().keys("fp:job:2:seen:*"), [])
+
+
 if __name__ == "__main__":
     fp.main()
