@@ -343,6 +343,18 @@ size_t fpm_parts_found(fpm_parts *ps, uint64_t **nos)
     return n;
 }
 
+int fpm_parts_lost_agree(const fpm_parts *ps, uint64_t no, const unsigned char *bits, size_t len)
+{
+    const part *p = find_open((fpm_parts *)ps, no);
+    uint64_t s;
+
+    for (s = 0; p && s < ps->psize; s++)
+        if ((p->lost[s >> 3] & (1u << (s & 7))) &&
+            ((s >> 3) >= len || !(bits[s >> 3] & (0x80u >> (s & 7)))))
+            return 0;
+    return 1;
+}
+
 size_t fpm_parts_full(const fpm_parts *ps, uint64_t *nos, size_t max)
 {
     size_t i, n = 0;

@@ -44,6 +44,11 @@ long fpm_parts_append(fpm_parts *ps, const fpm_rec *recs, size_t n, char *err, s
 /* Up to max numbers of open parts whose every slot is spooled. */
 size_t fpm_parts_full(const fpm_parts *ps, uint64_t *nos, size_t max);
 
+/* 1 unless a slot of part no whose spooled result is a worker_lost one is not set in bits
+ * (len bytes; Redis's fp:job:<id>:lost:<p>, whose bit 0 is the high bit of byte 0): then
+ * the finish script has replaced that result with a real one, which is still on its way. */
+int fpm_parts_lost_agree(const fpm_parts *ps, uint64_t no, const unsigned char *bits, size_t len);
+
 /* 1 if part no is written out (its file exists). */
 int fpm_parts_written(const fpm_parts *ps, uint64_t no);
 

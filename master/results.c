@@ -2,16 +2,20 @@
  *
  * Workers' results wait in the list fp:job:<id>:out in the order they were counted. Each
  * step reads a batch from its head (LRANGE), spools it on disk (fsynced), and only then
- * deletes it from Redis (LTRIM: workers only append at the tail). A part whose every slot
- * is spooled is written out, and then Redis is told (bit p of fp:job:<id>:parts, the
- * part's seen bitmap deleted), so the finish script keeps ignoring late duplicates.
+ * deletes it from Redis (the trim script: workers only append at the tail, and it trims
+ * only while this master holds the lease and the records read are still at the head). A
+ * part whose every slot is spooled is marked in Redis first (bit p of fp:job:<id>:parts:
+ * from then on the finish script takes no result for it, not even the real result that
+ * replaces a worker_lost one), checked (a replacement counted before the mark must be
+ * spooled first), written out, and then its seen bitmaps are deleted.
  * Before a job's summary is written every result is drained and every part written out,
  * so a job whose summary says done has its complete results files.
  *
  * One master writes a job's results (a lease, fp:job:<id>:writer, so a second master on
  * the same Redis leaves the job to it). A crash anywhere repeats at most the last step: a batch
- * spooled but not trimmed comes again and is skipped slot by slot, a part written but not told to
- * Redis is told when the job's folder is opened again. */
+ * spooled but not trimmed comes again and is skipped slot by slot, a part marked but not written
+ * is written from its spool, a part written but not told to Redis is told when the job's folder
+ * is opened again. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -70,6 +74,19 @@ void fpm_results_free(fpm *m)
     free(m->outs);
     m->outs = NULL;
     m->capouts = 0;
+}
+
+/* This master's name in writer leases: <host>-<pid>. */
+static const char *writer_id(void)
+{
+    static char me[96];
+
+    if (me[0] == '\0') {
+        char host[64] = "master";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(me, sizeof(me), "%s-%ld", host, (long)getpid());
+    }
+    return me;
 }
 
 /* The job's parts, opened (and loaded from disk) on first use. NULL after logging. */
@@ -137,12 +154,63 @@ static int tell_written(fpm *m, uint64_t job, const uint64_t *nos, size_t n)
     return 0;
 }
 
+/* Marks part no as being written (bit no of :parts), so that the finish script takes no
+ * more results for it: not even a real result replacing a worker_lost one, which would
+ * count as ok in Redis while the part file says worker_lost. A replacement counted before
+ * the mark waits in :out; *ready is 0 while one may (Redis no longer has a slot as lost
+ * that the spool holds as lost) and :out is not empty, so the part waits for the next drain.
+ * Cannot be undone, and need not be: a part is written once all its slots are spooled (or
+ * the job is over), so every later result for it is a duplicate. */
+static int mark_writing(fpm *m, uint64_t job, fpm_parts *ps, uint64_t no, int *ready)
+{
+    char parts[FP_KEY_MAX], lost[FP_KEY_MAX], out[FP_KEY_MAX];
+    redisReply *r[3];
+    int i;
+
+    *ready = 0;
+    fp_key_job(parts, job, FP_JOB_PARTS);
+    fp_key_lost(lost, job, no);
+    fp_key_job(out, job, FP_JOB_OUT);
+    if (fpm_redis_append(m, "SETBIT %s %" PRIu64 " 1", parts, no) ||
+        fpm_redis_append(m, "GET %s", lost) || fpm_redis_append(m, "LLEN %s", out))
+        return FPM_LOST;
+    for (i = 0; i < 3; i++)
+        if ((r[i] = fpm_redis_reply(m)) == NULL) {
+            while (i-- > 0)
+                freeReplyObject(r[i]);
+            return FPM_LOST;
+        }
+    if (fpm_redis_failed(m, r[0], "marking a results part") || r[1]->type == REDIS_REPLY_ERROR)
+        *ready = 1; /* the finish script refuses every result for a part with such keys */
+    else if (r[1]->type == REDIS_REPLY_STRING)
+        *ready = fpm_parts_lost_agree(ps, no, (const unsigned char *)r[1]->str, r[1]->len);
+    else
+        *ready = fpm_parts_lost_agree(ps, no, NULL, 0); /* no bitmap: nothing is lost */
+    if (!*ready && r[2]->type == REDIS_REPLY_INTEGER && r[2]->integer == 0)
+        *ready = 1; /* nothing left to wait for (the lost mark went another way) */
+    if (!*ready)
+        fp_debug("job %" PRIu64 ": results part %" PRIu64 " waits for a replaced worker_lost "
+                 "result still in %s",
+                 job, no, out);
+    for (i = 0; i < 3; i++)
+        freeReplyObject(r[i]);
+    return 0;
+}
+
+/* Writes part no out. Returns 0, WAITING (mark_writing: try again after the next drain;
+ * force writes it anyway) or FPM_LOST. */
+#define WAITING 1
 static int write_part(fpm *m, uint64_t job, fpm_parts *ps, uint64_t no, uint64_t slots,
-                      int drop_missing)
+                      int drop_missing, int force)
 {
     char err[PATH_MAX + 128];
     uint64_t missing = 0;
+    int ready, rc;
 
+    if ((rc = mark_writing(m, job, ps, no, &ready)) != 0)
+        return rc;
+    if (!ready && !force)
+        return WAITING;
     if (fpm_parts_write(ps, no, slots, drop_missing, &missing, err, sizeof(err)) != 0) {
         fp_error("job %" PRIu64 ": writing results part %" PRIu64 ": %s", job, no, err);
         m->errors++;
@@ -172,6 +240,8 @@ static int drain_batch(fpm *m, uint64_t job, fpm_parts *ps, int *more)
     char out[FP_KEY_MAX], err[PATH_MAX + 128];
     uint64_t full[FULL_MAX];
     redisReply *r, *t;
+    const redisReply *last;
+    fp_call call;
     fpm_rec *recs;
     size_t i, n = 0, nfull;
     long fresh;
@@ -219,18 +289,33 @@ static int drain_batch(fpm *m, uint64_t job, fpm_parts *ps, int *more)
         m->errors++;
         goto done;
     }
-    /* Durable on disk: now Redis may forget them. */
-    if ((t = fpm_redis_cmd(m, "LTRIM %s %llu -1", out, (unsigned long long)r->elements)) == NULL) {
+    /* Durable on disk: now Redis may forget them, if they are still ours to forget. */
+    last = r->element[r->elements - 1];
+    fp_call_trim(&call, job, writer_id(), r->elements, last->str ? last->str : "",
+                 last->str ? last->len : 0, LEASE_MS);
+    if ((t = fpm_redis_call(m, &call)) == NULL) {
         rc = FPM_LOST;
         goto done;
     }
-    fpm_redis_failed(m, t, "trimming results");
+    if (!fpm_redis_failed(m, t, "trimming results") && t->type == REDIS_REPLY_INTEGER &&
+        t->integer < 0) {
+        fp_warn("job %" PRIu64 ": results not trimmed: %s; left to the master that holds the "
+                "writer lease",
+                job, t->integer == -1 ? "the lease is no longer ours" : ":out changed under us");
+        freeReplyObject(t);
+        out_drop(m, job); /* what was spooled is the other master's to write now */
+        goto done;
+    }
     freeReplyObject(t);
+    if (out_find(m, job) != NULL)
+        out_find(m, job)->lease_ms = fpm_now_ms(); /* the trim renewed it */
     if (fresh < (long)n)
         fp_debug("job %" PRIu64 ": %ld results were spooled already", job, (long)n - fresh);
     nfull = fpm_parts_full(ps, full, FULL_MAX);
-    for (i = 0; i < nfull && rc == 0; i++)
-        rc = write_part(m, job, ps, full[i], fpm_parts_part_size(ps), 0);
+    for (i = 0; i < nfull && (rc == 0 || rc == WAITING); i++)
+        rc = write_part(m, job, ps, full[i], fpm_parts_part_size(ps), 0, 0);
+    if (rc == WAITING)
+        rc = 0;
     if (rc == 0) {
         rc = (int)r->elements;
         *more = r->elements == DRAIN_BATCH;
@@ -247,7 +332,7 @@ done:
  * expire; the next one carries on from the results folder (shared, or its own disk's). */
 static int own(fpm *m, uint64_t job)
 {
-    static char me[96];
+    const char *me = writer_id();
     char key[FP_KEY_MAX];
     fpm_out *o = out_find(m, job);
     redisReply *r;
@@ -255,11 +340,6 @@ static int own(fpm *m, uint64_t job)
 
     if (o && o->lease_ms && fpm_now_ms() - o->lease_ms < REFRESH_MS)
         return 1;
-    if (me[0] == '\0') {
-        char host[64] = "master";
-        gethostname(host, sizeof(host) - 1);
-        snprintf(me, sizeof(me), "%s-%ld", host, (long)getpid());
-    }
     fp_key_job(key, job, FP_JOB_WRITER);
     if ((r = fpm_redis_cmd(m, "SET %s %s NX PX %d", key, me, LEASE_MS)) == NULL)
         return FPM_LOST;
@@ -341,28 +421,35 @@ int fpm_results_complete(fpm *m, uint64_t job, fpm_format fmt, uint64_t psize, u
 {
     uint64_t nparts = total ? (total + psize - 1) / psize : 1, no, slots;
     fpm_parts *ps;
-    int more = 1, n, rc;
+    int more, n, rc, tries, waiting = 1;
 
     if ((rc = own(m, job)) != 1)
         return rc; /* another master writes this job's results and reports it */
-    while (more) {
-        if ((n = drain_job(m, job, fmt, psize, DRAIN_MAX, &more)) == FPM_LOST)
-            return FPM_LOST;
-        if (m->errors || fpm_stop)
-            return 0;
-    }
-    if ((ps = parts_for(m, job, fmt, psize)) == NULL)
-        return 0;
-    for (no = 0; no < nparts; no++) {
-        if (fpm_parts_written(ps, no))
-            continue;
-        slots = total > no * psize ? total - no * psize : 0;
-        if (slots > psize)
-            slots = psize;
-        if ((rc = write_part(m, job, ps, no, slots, cancelled)) != 0)
-            return rc;
-        if (m->errors)
-            return 0;
+    /* Once a job is over no result can replace another, so a part that waits for one
+     * (write_part) has it after the next drain; the third round writes regardless. */
+    for (tries = 0; waiting; tries++) {
+        for (more = 1; more;) {
+            if ((n = drain_job(m, job, fmt, psize, DRAIN_MAX, &more)) == FPM_LOST)
+                return FPM_LOST;
+            if (m->errors || fpm_stop)
+                return 0;
+        }
+        if ((ps = out_find(m, job) ? out_find(m, job)->ps : NULL) == NULL)
+            return 0; /* the lease went to another master while draining */
+        for (waiting = 0, no = 0; no < nparts; no++) {
+            if (fpm_parts_written(ps, no))
+                continue;
+            slots = total > no * psize ? total - no * psize : 0;
+            if (slots > psize)
+                slots = psize;
+            rc = write_part(m, job, ps, no, slots, cancelled, tries >= 2);
+            if (rc == WAITING)
+                waiting = 1;
+            else if (rc != 0)
+                return rc;
+            if (m->errors)
+                return 0;
+        }
     }
     out_drop(m, job);
     return 1;

@@ -17,7 +17,8 @@
     "end\n"
 
 /* Duplicates: one bit per slot of the parts not yet written out (:seen:<p>, and :lost:<p>
- * for worker_lost results), a bit per written part (:parts); keys derived from KEYS[k]. */
+ * for worker_lost results), a bit per part the master writes out (:parts, set before it
+ * writes the part: then no result replaces another in it); keys derived from KEYS[k]. */
 const char fp_script_finish[] = FP_LUA_TASK FP_LUA_PART_SIZE
     "local function usable(key, kind, ...)\n"
     "  local t = redis.pcall('TYPE', key)\n"

@@ -31,12 +31,13 @@ extern const char fp_script_take[];
 
 /* Record the final results of one or more tasks: for each, remove the task from the
  * processing list (if it is still there, give its host lease back and tell the host's
- * backpressure what the host answered: a result sent again does neither); unless its slot already has a result (bit idx of the part's seen
- * bitmap fp:job:<id>:seen:<p>, or bit p of fp:job:<id>:parts once the part is written
- * out: a duplicate is ignored, so every result counts once; so is a result for a job that
+ * backpressure what the host answered: a result sent again does neither); unless its slot
+ * already has a result (bit idx of the part's seen bitmap fp:job:<id>:seen:<p>, or bit p
+ * of fp:job:<id>:parts once the master writes the part out: a duplicate is ignored, so
+ * every result counts once; so is a result for a job that
  * no longer exists or was cancelled; but a worker_lost result, the reaper's word for a
  * worker it gave up on, marked in fp:job:<id>:lost:<p>, gives way to the real result of
- * that task while the job is not complete and its part not written: the worker was only
+ * that task while the job is not complete and its part not marked: the worker was only
  * frozen, and the counters move with it) RPUSH the result to fp:job:<id>:out for the
  * master to write out, bump the job's counters, and when done == total on a sealed job
  * push its id to fp:done. p = idx / part_size (job field, FP_PART_SIZE_DEFAULT). Returns
@@ -110,6 +111,15 @@ extern const char fp_script_forget[];
  * master's reaper times it to see Redis stall). KEYS, ARGV: none. */
 extern const char fp_script_now[];
 
+/* Master, the writer of a job's results (fp_trim.c): delete the first ARGV[2] records of
+ * fp:job:<id>:out, which it has spooled, only if the writer lease is still ARGV[1] and the
+ * last of them is still at index ARGV[2]-1 (the records it read); the lease is then renewed
+ * for ARGV[4] ms. Returns the count, or -1 (the lease is another master's) or -2 (the
+ * list's head moved) with nothing deleted: the job's results are no longer this master's
+ * to drain. KEYS: fp:job:<id>:out, fp:job:<id>:writer. ARGV: writer id, count, the last
+ * record read, lease ms. */
+extern const char fp_script_trim[];
+
 /* Calls --------------------------------------------------------------------------------
  * Each script's calling convention (its KEYS and ARGV, in order) is written once, in the
  * fp_call_* builder below, and every caller (worker, master, reaper) uses it. A call is
@@ -170,6 +180,8 @@ void fp_call_requeue(fp_call *c, const char *worker, const char *task, size_t ta
 void fp_call_give_back(fp_call *c, const char *worker, const char *task, size_t task_len);
 void fp_call_forget(fp_call *c, const char *worker);
 void fp_call_now(fp_call *c);
+void fp_call_trim(fp_call *c, uint64_t job, const char *writer, uint64_t n, const char *last,
+                  size_t last_len, long lease_ms);
 
 /* Building blocks for the builders of other files (fp_service.c): start a call of script
  * with numkeys keys, then add its arguments in order. */

@@ -146,6 +146,56 @@ static void spool_write_and_recover(void **state)
     }
 }
 
+/* Which worker_lost results Redis has replaced since they were spooled (results.c waits
+ * for the replacement before it writes the part). */
+static void lost_agree(void **state)
+{
+    char err[256];
+    fpm_rec b1[2];
+    fpm_parts *ps;
+    static char lost[FP_RECORD_MAX];
+    fp_result r;
+    int n;
+    unsigned char bits[2] = {0, 0};
+
+    (void)state;
+    snprintf(root, sizeof(root), "/tmp/fp-test-parts-XXXXXX");
+    assert_non_null(mkdtemp(root));
+    assert_non_null(ps = fpm_parts_open(root, 3, FPM_TSV, 16, err, sizeof(err)));
+    assert_true(fpm_parts_lost_agree(ps, 0, NULL, 0)); /* nothing spooled */
+    memset(&r, 0, sizeof(r));
+    r.job = 3;
+    r.idx = 9;
+    r.line = 19;
+    strcpy(r.status, "worker_lost");
+    strcpy(r.worker, "w1");
+    strcpy(r.url, "http://h/9.jpg");
+    assert_true((n = fp_result_encode(&r, lost, sizeof(lost))) > 0);
+    b1[0] = rec(1);
+    b1[1].data = lost;
+    b1[1].len = (size_t)n;
+    b1[1].idx = 9;
+    assert_int_equal(fpm_parts_append(ps, b1, 2, err, sizeof(err)), 2);
+    assert_false(fpm_parts_lost_agree(ps, 0, NULL, 0));
+    assert_false(fpm_parts_lost_agree(ps, 0, bits, 2));
+    bits[1] = 0x80 >> 1; /* slot 9 is bit 1 of byte 1, high bit first */
+    assert_true(fpm_parts_lost_agree(ps, 0, bits, 2));
+    assert_false(fpm_parts_lost_agree(ps, 0, bits, 1)); /* a shorter bitmap: zeros */
+    bits[1] = 0x01;
+    assert_false(fpm_parts_lost_agree(ps, 0, bits, 2));
+    assert_true(fpm_parts_lost_agree(ps, 1, NULL, 0)); /* another part */
+    /* Its real result comes: nothing left to wait for. */
+    b1[0] = rec(9);
+    assert_int_equal(fpm_parts_append(ps, b1, 1, err, sizeof(err)), 0);
+    assert_true(fpm_parts_lost_agree(ps, 0, NULL, 0));
+    fpm_parts_free(ps);
+    {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
 static void bad_root(void **state)
 {
     char err[256];
@@ -159,6 +209,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(spool_write_and_recover),
+        cmocka_unit_test(lost_agree),
         cmocka_unit_test(bad_root),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

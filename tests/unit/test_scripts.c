@@ -135,12 +135,29 @@ static void the_others(void **state)
     arg_is(&c, 6, "1000");
 }
 
+static void trim(void **state)
+{
+    static fp_call c;
+
+    (void)state;
+    fp_call_trim(&c, 7, "m-1", 3, "R1\tlast", 7, 15000);
+    assert_int_equal(c.argc, 9);
+    arg_is(&c, 2, "2");
+    arg_is(&c, 3, "fp:job:7:out");
+    arg_is(&c, 4, "fp:job:7:writer");
+    arg_is(&c, 5, "m-1");
+    arg_is(&c, 6, "3");
+    arg_is(&c, 7, "R1\tlast");
+    arg_is(&c, 8, "15000");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(finish_one),
         cmocka_unit_test(finish_parts_and_no_task),
         cmocka_unit_test(the_others),
+        cmocka_unit_test(trim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
