@@ -1,6 +1,6 @@
 /* fp_call.c - prints one script call as the fp_call_* builders make it, so that
- * test_scripts.py can run a script against a real Redis with the real calling convention
- * (written once, in proto/fp_scripts.c) and judge every key it leaves behind.
+ * test_scripts.py (and test_writer.py) can run a script against a real Redis with the real calling
+ * convention (written once, in proto/fp_scripts.c) and judge every key it leaves behind.
  *
  *   fp-call finish WORKER TASK JOB IDX RESULT OK STATUS BYTES TOTAL_US BUCKET [...]
  *           (one group of 9 per result, in one call as the worker batches them;
@@ -8,6 +8,7 @@
  *   fp-call take WORKER N RECOVERED_SLOTS LEASE_MS [CHECK]
  *   fp-call abandon WORKER TASK JOB IDX RESULT STATUS
  *   fp-call retry WORKER JOB TASK NEXT DELAY_MS STATUS RETRY_AFTER_S
+ *   fp-call trim JOB WRITER N LAST LEASE_MS
  *
  * Writes each argument of the command (EVAL, the script, ...) followed by a NUL byte.
  * Exit status 2 on a usage error. */
@@ -97,9 +98,14 @@ int main(int argc, char **argv)
                       atol(argv[6]), argv[7], atol(argv[8]));
         put_call(&c, 0, c.argc);
         rc = 0;
+    } else if (argc == 7 && strcmp(argv[1], "trim") == 0) {
+        fp_call_trim(&c, num(argv[2]), argv[3], num(argv[4]), argv[5], strlen(argv[5]),
+                     atol(argv[6]));
+        put_call(&c, 0, c.argc);
+        rc = 0;
     }
     if (rc == 2)
-        fprintf(stderr,
-                "usage: fp-call finish|take|abandon|retry ... (see tests/integration/fp_call.c)\n");
+        fprintf(stderr, "usage: fp-call finish|take|abandon|retry|trim ... (see "
+                        "tests/integration/fp_call.c)\n");
     return rc;
 }

@@ -6,6 +6,8 @@ set up by hand, so both are deterministic:
   other one reads and trims it: a second trim deletes records nobody has read);
 - a worker_lost result that the finish script replaced with the real one after the
   master's LRANGE must not be written to the part file (Redis counts the real one).
+ScriptTest runs the trim script and the finish script after the master's mark one call at a
+time (calls built by tests/integration/fp_call.c, as in test_scripts.py).
 Run alone: /usr/bin/python3 tests/integration/test_writer.py --bin build/bin
 """
 
@@ -16,6 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fp_harness as fp  # noqa: E402
 from test_reliability import ReliabilityBase  # noqa: E402
+from test_scripts import ScriptBase, task  # noqa: E402
 
 SHA = "ab" * 32
 PSIZE = 4
@@ -86,6 +89,43 @@ class WriterTest(ReliabilityBase):
         self.assertEqual([r["status"] for r in rows], ["ok"] * PSIZE, rows)
         self.assertEqual(int(self.rcall("GETBIT", "fp:job:%s:parts" % jid, 0)), 1)
         self.check(fp.wait_for(lambda: int(self.rcall("LLEN", out)) == 0, 10), ":out left")
+
+
+class ScriptTest(ScriptBase):
+    """The two scripts one call at a time (tests/integration/fp_call.c builds the calls)."""
+
+    def test_trim_only_by_the_lease_holder_and_only_what_was_read(self):
+        out, wkey = "fp:job:5:out", "fp:job:5:writer"
+        recs = [rec(5, i) for i in range(6)]
+        self.rcall("RPUSH", out, *recs)
+        self.rcall("SET", wkey, "m-2", "PX", 60000)  # another master took the lease over
+        self.assertEqual(self.call("trim", 5, "m-1", 3, recs[2], 15000), -1)
+        self.assertEqual(self.rcall("LRANGE", out, 0, -1), recs)
+        # ... read the same 3 and trimmed them: our 3 are no longer at the head.
+        self.rcall("SET", wkey, "m-1", "PX", 1000)
+        self.rcall("LTRIM", out, 3, -1)
+        self.assertEqual(self.call("trim", 5, "m-1", 3, recs[2], 15000), -2)
+        self.assertEqual(self.rcall("LRANGE", out, 0, -1), recs[3:])
+        self.assertEqual(self.call("trim", 5, "m-1", 2, recs[4], 15000), 2)
+        self.assertEqual(self.rcall("LRANGE", out, 0, -1), recs[5:])
+        self.assertGreater(int(self.rcall("PTTL", wkey)), 10000)  # renewed
+        self.rcall("DEL", wkey)  # expired
+        self.assertEqual(self.call("trim", 5, "m-1", 1, recs[5], 15000), -1)
+        self.assertEqual(self.rcall("LLEN", out), 1)
+
+    def test_no_replacement_once_the_part_is_marked(self):
+        """The mark the master sets before it writes a part: the worker that was only
+        frozen finds its worker_lost result kept, counters and :out unchanged."""
+        self.job(6, 4, part_size=4, host_conns=0)
+        t = task(6, 3)
+        self.taken("w9", t)
+        self.assertEqual(self.finish("w9", ("", 6, 3, "worker_lost")), 1)
+        self.rcall("SETBIT", "fp:job:6:parts", 0, 1)
+        before = self.meta(6)
+        self.assertEqual(self.finish("w9", (t, 6, 3, "ok")), 0)
+        self.assertEqual(self.meta(6), before)
+        self.assertEqual(self.rcall("LLEN", "fp:job:6:out"), 1)
+        self.assertEqual(int(self.rcall("GETBIT", "fp:job:6:lost:0", 3)), 1)
 
 
 if __name__ == "__main__":
