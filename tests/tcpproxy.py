@@ -185,7 +185,12 @@ class Proxy:
         raise RuntimeError("no proxied link matched within %.0fs: %r" % (timeout, self.links))
 
     def close(self):
+        """Stop listening (a client's next connect is refused) and cut every link."""
         self._stop = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)   # wakes the accept() (close alone does not)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:

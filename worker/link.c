@@ -35,6 +35,7 @@ struct fp_link {
     fp_link_task_cb on_task;
     fp_link_known_cb known;
     fp_link_cancelled_cb on_cancelled;
+    fp_link_lost_cb on_lost;
     fp_cancelset cancelled; /* fp:cancelled as last read */
     void *arg;
     int connected_before; /* the pull connection was up before */
@@ -53,6 +54,7 @@ struct fp_link {
     uv_check_t batch_check;
     uv_timer_t heartbeat, deadline, kick, adopt;
     int stopping, forced, final_sent;
+    int lost, beat_failed; /* lost: our id is another worker's now (beat_reply_cb) */
     int open_handles;
     fp_link_closed_cb closed;
     void *closed_arg;
@@ -110,8 +112,8 @@ static void refused_cb(void *arg, fp_cmd *cmd, const char *err)
 
 static void deliver(fp_link *q, const redisReply *r, int unavailable)
 {
-    if (r->type != REDIS_REPLY_STRING || q->stopping)
-        return;
+    if (r->type != REDIS_REPLY_STRING || q->stopping || q->lost)
+        return; /* left in the list: the new owner's adoption takes it (lost) */
     if (fp_cancelset_has_task(&q->cancelled, r->str, r->len))
         fp_link_drop(q, r->str, r->len);
     else
@@ -191,7 +193,7 @@ static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     if (r == NULL)
         q->need_adopt = 1; /* the cmd connection went down: again after the reconnect */
-    if (r && r->type == REDIS_REPLY_ARRAY && !q->stopping) {
+    if (r && r->type == REDIS_REPLY_ARRAY && !q->stopping && !q->lost) {
         /* Results gathered since the LRANGE went out are not commands yet: made into one
          * now, their tasks count as being settled and are not taken back. */
         batch_close(q);
@@ -221,7 +223,7 @@ static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
  * still settling is among q->items. No fetch runs meanwhile (pulling stays set). */
 static void maybe_adopt(fp_link *q)
 {
-    if (!q->need_adopt || !q->pull.up || !q->cmd.up || q->pulling || q->stopping)
+    if (!q->need_adopt || !q->pull.up || !q->cmd.up || q->pulling || q->stopping || q->lost)
         return;
     q->need_adopt = 0;
     q->pulling = 1;
@@ -258,7 +260,7 @@ static void pull_kick(fp_link *q)
         maybe_adopt(q);
         return;
     }
-    if (!q->pull.up || q->pulling || q->stopping || q->want <= 0 || q->need_adopt)
+    if (!q->pull.up || q->pulling || q->stopping || q->want <= 0 || q->need_adopt || q->lost)
         return;
     take(q, NULL, 0);
 }
@@ -313,10 +315,16 @@ void fp_link_finish(fp_link *q, const fp_finish *f)
         batch_close(q);
 }
 
+/* Once our id is taken (q->lost) a task we hold is the new owner's: handed back when the id
+ * was taken, or in the list it adopts from. A retry, give-back, drop or dead letter would
+ * move its task; only results go (each counts once, and finish leaves a missing task be). */
 static void push_call(fp_link *q, const fp_call *c, int tag)
 {
-    fp_cmd *cmd = fp_cmd_new(&q->out, 1);
+    fp_cmd *cmd;
 
+    if (q->lost)
+        return;
+    cmd = fp_cmd_new(&q->out, 1);
     fp_cmd_set_tag(cmd, tag);
     fp_cmd_add(cmd, c, 0, c->argc);
     fp_outbox_push(&q->out, cmd);
@@ -368,6 +376,11 @@ void fp_link_drop(fp_link *q, const char *raw, size_t rawlen)
     push_call(q, &call, FP_CMD_OTHER);
 }
 
+void fp_link_on_lost(fp_link *q, fp_link_lost_cb cb)
+{
+    q->on_lost = cb;
+}
+
 int fp_link_cancelled(const fp_link *q, uint64_t job)
 {
     return fp_cancelset_has(&q->cancelled, job);
@@ -387,12 +400,38 @@ static void cancelled_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
         q->on_cancelled(q->arg);
 }
 
+/* A heartbeat that names another owner: our id was taken while we were cut off or frozen
+ * (owner.h). Step down: the worker drains without taking tasks (link.h). */
+static void beat_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    fp_link *q = priv;
+    char other[FP_OWNER_MAX];
+    int rc = fp_owner_beat_reply(reply, other, sizeof(other));
+
+    (void)ac;
+    q->beat_failed = rc < 0 && reply ? q->beat_failed + 1 : 0;
+    if (q->beat_failed == 1) /* once until it works again */
+        fp_warn("redis: setting the heartbeat failed: %s", ((redisReply *)reply)->str);
+    if (rc <= 0 || q->lost)
+        return;
+    q->lost = 1;
+    q->want = 0;
+    uv_timer_stop(&q->heartbeat);
+    uv_timer_stop(&q->adopt);
+    fp_error("another worker (owner %s) took over id %s while this one (owner %s) was cut off "
+             "from Redis or frozen; stepping down: no new tasks, %" PRIu64
+             " transfers in flight finish and send their results, %s is left to it",
+             other, q->conf->id, q->owner, q->stats->inflight, q->proc_key);
+    if (q->on_lost)
+        q->on_lost(q->arg);
+}
+
 static void send_heartbeat(fp_link *q)
 {
-    char v[320 + FP_OWNER_MAX];
+    static fp_call call;
     uint64_t now = uv_now(q->loop), n = q->stats->done + q->stats->failed;
 
-    if (!q->cmd.up)
+    if (!q->cmd.up || q->lost)
         return;
     /* Files per second, smoothed over the last few heartbeats (fetchpool status shows it). */
     if (q->rate_at && now > q->rate_at) {
@@ -401,15 +440,8 @@ static void send_heartbeat(fp_link *q)
     }
     q->rate_at = now;
     q->rate_n = n;
-    /* owner= and beat= first: a twin starting with our id sees the beats (owner.h). */
-    snprintf(v, sizeof(v),
-             "owner=%s beat=%" PRIu64 " inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64
-             " retried=%" PRIu64 " bytes=%" PRIu64 " rate=%.1f host=%s%s%s",
-             q->owner, ++q->beats, q->stats->inflight, q->stats->done, q->stats->failed,
-             q->stats->retried, q->stats->bytes, q->rate, q->conf->host,
-             q->stats->paused ? " paused=" : "", q->stats->paused ? q->stats->paused : "");
-    redisAsyncCommand(q->cmd.ac, NULL, NULL, "SET %s %s PX %d", q->hb_key, v, FP_HEARTBEAT_TTL_MS);
-    redisAsyncCommand(q->cmd.ac, NULL, NULL, "SADD %s %s", FP_KEY_WORKERS, q->conf->id);
+    fp_owner_beat_call(&call, q->conf, q->owner, ++q->beats, q->stats, q->rate);
+    redisAsyncCommandArgv(q->cmd.ac, beat_reply_cb, q, call.argc, call.argv, call.len);
     redisAsyncCommand(q->cmd.ac, cancelled_reply_cb, q, "ZRANGE %s -1024 -1", FP_KEY_CANCELLED);
 }
 
@@ -531,6 +563,8 @@ static void progress(fp_link *q)
     if (q->pulling || fp_outbox_pending(&q->out)) {
         if (!q->forced)
             return;
+    } else if (q->lost) {
+        /* The list and the heartbeat are the new owner's. */
     } else if (q->cmd.up) {
         static fp_call call;
         fp_call_release(&call, q->conf->id);

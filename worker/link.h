@@ -7,7 +7,9 @@
  * connection of its own) and "cmd" sends results, retries and heartbeats. Results wait in
  * an outbox (outbox.h) until Redis acknowledges them and are sent again after a reconnect
  * (the finish script is idempotent). After a reconnect, and every 5 s, the worker takes
- * back tasks in its processing list that it does not hold (their delivery was cut). */
+ * back tasks in its processing list that it does not hold (their delivery was cut).
+ * The heartbeat is set only while the id is ours; a worker that finds it taken steps
+ * down (fp_link_lost_cb). */
 #ifndef FP_LINK_H
 #define FP_LINK_H
 
@@ -33,6 +35,12 @@ typedef void (*fp_link_closed_cb)(void *arg);
  * a job: the worker drops what it holds of those (fp_link_cancelled, fp_link_drop). */
 typedef void (*fp_link_cancelled_cb)(void *arg);
 
+/* Called once if another worker took over our id while we were cut off from Redis or
+ * frozen (owner.h): the link has stopped taking tasks and heartbeats and sends nothing
+ * more that moves a task (retries, give-backs, drops, dead letters are left out; results
+ * still go); the worker drains without handing anything back and exits non-zero. */
+typedef void (*fp_link_lost_cb)(void *arg);
+
 /* The worker's counters (worker.c owns and updates them; the heartbeat reports them). */
 typedef struct fp_counters {
     uint64_t inflight, done, failed, retried, bytes;
@@ -45,6 +53,8 @@ typedef struct fp_counters {
 fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *stats,
                      fp_link_task_cb on_task, fp_link_known_cb known,
                      fp_link_cancelled_cb cancelled, void *arg);
+
+void fp_link_on_lost(fp_link *q, fp_link_lost_cb cb);
 
 /* Asks for up to n more tasks, at most recovered_slots of them recovered ones (tasks a
  * dead worker left; one at a time, so one that kills workers never takes along a task it
@@ -76,7 +86,8 @@ int fp_link_call(fp_link *q, const fp_call *c, redisCallbackFn *cb, void *priv);
 void fp_link_bury(fp_link *q, const char *raw, size_t rawlen);
 
 /* Stops taking tasks; once every result is acknowledged, hands back what is left in the
- * processing list, removes the heartbeat and closes. Gives up on unacknowledged results
+ * processing list, removes the heartbeat and closes (a link that stepped down leaves the
+ * list and the heartbeat to the new owner). Gives up on unacknowledged results
  * after wait_ms (they stay in the processing list for the master's reaper). */
 void fp_link_shutdown(fp_link *q, long wait_ms, fp_link_closed_cb closed, void *arg);
 

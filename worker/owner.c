@@ -2,6 +2,7 @@
 #include "owner.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include "fp_log.h"
 #include "fp_reap.h"
 #include "fp_redis_sync.h"
+#include "fp_scripts.h"
+#include "link.h"
 
 #define WATCH_MS (2 * FP_HEARTBEAT_MS + 500) /* a live owner refreshes twice meanwhile */
 #define POLL_MS  100
@@ -130,6 +133,89 @@ int fp_owner_claim(redisContext *c, const char *id, const char *token)
     return 0;
 }
 
+/* The heartbeat, set only while it is ours: a heartbeat naming another owner means a
+ * worker with our id took our place while we were cut off or frozen; it is left as it is
+ * and returned. One without owner= (the take script's "starting") or none is ours. */
+static const char beat_script[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v and string.sub(v, 1, 6) == 'owner=' and string.sub(v, 1, #ARGV[1]) ~= ARGV[1] then\n"
+    "  return v\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
+    "redis.call('SADD', KEYS[2], ARGV[4])\n"
+    "return 1\n";
+
+void fp_owner_beat_call(fp_call *c, const fp_conf *conf, const char *token, uint64_t beat,
+                        const fp_counters *s, double rate)
+{
+    static char v[320 + FP_OWNER_MAX]; /* the call points into it */
+    char *p;
+
+    /* owner= and beat= first: a twin starting with our id sees the beats. */
+    snprintf(v, sizeof(v),
+             "owner=%s beat=%" PRIu64 " inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64
+             " retried=%" PRIu64 " bytes=%" PRIu64 " rate=%.1f host=%s%s%s",
+             token, beat, s->inflight, s->done, s->failed, s->retried, s->bytes, rate, conf->host,
+             s->paused ? " paused=" : "", s->paused ? s->paused : "");
+    fp_call_begin(c, beat_script, 2);
+    p = fp_call_room(c);
+    fp_call_arg(c, p, strlen(fp_key_heartbeat(p, conf->id)));
+    fp_call_arg(c, FP_KEY_WORKERS, strlen(FP_KEY_WORKERS));
+    fp_call_arg(c, v, strlen("owner= ") + strlen(token)); /* v's first word, and ' ' */
+    fp_call_arg(c, v, strlen(v));
+    fp_call_arg_u64(c, FP_HEARTBEAT_TTL_MS);
+    fp_call_arg(c, conf->id, strlen(conf->id));
+}
+
+int fp_owner_beat_reply(const redisReply *r, char *other, size_t len)
+{
+    other[0] = '\0';
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        return -1;
+    if (r->type != REDIS_REPLY_STRING)
+        return 0;
+    owner_of(r->str, other, len);
+    if (!other[0])
+        snprintf(other, len, "?");
+    return 1;
+}
+
+/* Our first heartbeat, right after a predecessor's tasks went back: from now on a worker
+ * that had the id before finds it taken (its heartbeat script refuses). NX: a heartbeat
+ * that came back meanwhile names a live worker after all. 0, 1 (taken, logged), -1. */
+static int first_beat(redisContext *c, const char *id, const char *token)
+{
+    char key[FP_KEY_MAX], owner[FP_OWNER_MAX], v[FP_OWNER_MAX + 16];
+    redisReply *r;
+    int rc = 0;
+
+    fp_key_heartbeat(key, id);
+    snprintf(v, sizeof(v), "owner=%s beat=0", token);
+    if ((r = redisCommand(c, "SET %s %s PX %d NX", key, v, FP_HEARTBEAT_TTL_MS)) == NULL)
+        return -1;
+    if (r->type == REDIS_REPLY_STATUS) {
+        freeReplyObject(r);
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        fp_error("Redis: setting the heartbeat %s failed: %s", key, r->str);
+        freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    if ((r = redisCommand(c, "GET %s", key)) == NULL)
+        return -1;
+    if (r->type == REDIS_REPLY_STRING) { /* nil: it expired meanwhile, the next beat sets it */
+        owner_of(r->str, owner, sizeof(owner));
+        fp_error("another worker with id %s came back (owner %s: its heartbeat %s is set again) "
+                 "while this one took its place; not starting: give every worker its own --id",
+                 id, owner[0] ? owner : "unknown", key);
+        rc = 1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 int fp_owner_start(const fp_conf *conf, const char *token)
 {
     char err[512];
@@ -159,6 +245,11 @@ int fp_owner_start(const fp_conf *conf, const char *token)
         fp_info("an earlier worker %s died: %d tasks back to the queue, %d failed as "
                 "worker_lost, %d dead letters",
                 conf->id, n.back, n.lost, n.dead);
+    if ((claim = first_beat(c, conf->id, token)) != 0) {
+        if (claim < 0 && c->err)
+            fp_error("Redis at %s:%d: %s", conf->redis.host, conf->redis.port, c->errstr);
+        goto done;
+    }
     rc = 0;
 done:
     if (c)

@@ -452,7 +452,10 @@ static void close_all(fp_worker *w)
     while ((rit = fp_rcache_drop_waiting(w->robots)) != NULL)
         fp_wk_slot_put(w, (slot *)((char *)rit - offsetof(slot, robots)));
     fp_rcache_close(w->robots);
-    fp_info("drained; handing back unfinished tasks and closing");
+    if (w->exit_code == FP_EXIT_ID_TAKEN)
+        fp_info("drained; closing (the tasks left are the new owner's)");
+    else
+        fp_info("drained; handing back unfinished tasks and closing");
     fp_link_shutdown(w->link, 5000, link_closed_cb, w);
 }
 
@@ -488,6 +491,14 @@ static void grace_cb(uv_timer_t *t)
     fp_wk_schedule(w);
 }
 
+static void drain(fp_worker *w)
+{
+    w->draining = 1;
+    fp_link_want(w->link, 0, 0);
+    uv_timer_start(&w->grace, grace_cb, (uint64_t)w->conf->grace_ms, 0);
+    fp_wk_schedule(w);
+}
+
 static void signal_cb(uv_signal_t *s, int signum)
 {
     fp_worker *w = s->data;
@@ -503,10 +514,18 @@ static void signal_cb(uv_signal_t *s, int signum)
     }
     fp_info("%s: draining (%d transfers in flight, up to %.1f s)", strsignal(signum), w->inflight,
             (double)w->conf->grace_ms / 1000.0);
-    w->draining = 1;
-    fp_link_want(w->link, 0, 0);
-    uv_timer_start(&w->grace, grace_cb, (uint64_t)w->conf->grace_ms, 0);
-    fp_wk_schedule(w);
+    drain(w);
+}
+
+/* Another worker took over our id (link.h; the link logged it): drain as on SIGTERM, but
+ * leave the tasks to it and exit non-zero. */
+static void lost_cb(void *arg)
+{
+    fp_worker *w = arg;
+
+    w->exit_code = FP_EXIT_ID_TAKEN;
+    if (!w->draining && !w->link_closing)
+        drain(w);
 }
 
 int fp_worker_run(const fp_conf *conf)
@@ -554,6 +573,7 @@ int fp_worker_run(const fp_conf *conf)
         fp_store_close(&w.store);
         return 2;
     }
+    fp_link_on_lost(w.link, lost_cb);
     if (fp_wk_gate_init(&w) != 0) {
         fp_error("out of memory");
         exit(2);

@@ -11,6 +11,10 @@
 
 #include "conf.h"
 
+/* Exit status of a worker that stepped down because another one took over its id while
+ * it was cut off from Redis or frozen (link.h). */
+#define FP_EXIT_ID_TAKEN 3
+
 /* Runs until drained. Returns the process exit status. */
 int fp_worker_run(const fp_conf *conf);
 

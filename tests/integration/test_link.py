@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fp_harness as fp  # noqa: E402
-from test_reliability import ReliabilityBase  # noqa: E402
+from test_reliability import ReliabilityBase, parse_t1  # noqa: E402
 
 sys.path.insert(0, os.path.join(fp.REPO, "tests"))
 import tcpproxy  # noqa: E402
@@ -32,11 +32,11 @@ class LinkBase(ReliabilityBase):
         self.addCleanup(p.close)
         return p
 
-    def worker_via(self, proxy, wid, *args):
-        """A worker whose Redis connections go through proxy."""
+    def worker_via(self, proxy, wid, *args, name=None):
+        """A worker whose Redis connections go through proxy (name: of its log)."""
         argv = [self.c.exe("fetchpool-worker"), "--redis", "redis://127.0.0.1:%d" % proxy.port,
                 "--output", self.c.out, "--id", wid, "--allow-private"] + list(args)
-        w = fp.Proc("worker-" + wid, argv, self.c.dir, env=self.c.env())
+        w = fp.Proc(name or "worker-" + wid, argv, self.c.dir, env=self.c.env())
         self.c.workers.append(w)
         self.c.procs.append(w)
         return w
@@ -298,6 +298,69 @@ class TwinTest(LinkBase):
         # Before the kill nothing was handed back: only what the dead w1 held was retried.
         self.assertLessEqual(sum(1 for r in rows if r["attempts"] != "1"), held)
         self.wait_drained()
+
+
+class TakeoverTest(LinkBase):
+
+    def test_taken_over_while_cut_off(self):
+        """Worker A (id w1) loses its link to Redis mid-job (every connection cut, no new one
+        accepted) long enough that a new worker B with the same id takes its place (A's
+        heartbeat stands still for 2.5 s), hands A's tasks back and runs. Then A's link
+        returns. A must find its id taken on its first heartbeat, say so in one line, take
+        nothing more, leave B's processing list and heartbeat alone and exit 3; B goes on.
+        Every URL gets exactly one result, and only the tasks A held when it was cut off run
+        twice (A ran them, B again after the hand-back)."""
+        org = self.c.start_origin(delay_ms=300)
+        self.c.start_master()
+        wp = self.proxy()
+        a = self.worker_via(wp, "w1", "--concurrency", "4", "--host-conns", "4",
+                            name="worker-w1-a")
+        self.wait_registered("w1")
+        owner_a = self.rcall("GET", "fp:worker:w1").split()[0]
+        n = 100
+        urls = [org.url("/img/%d.jpg?size=1024" % i) for i in range(n)]
+        jid = self.submit_id("--attempts", "3", self.c.write_input(urls))
+        self.wait_for("A to be at work", lambda: self.done(jid) >= 10 and self.rcall(
+            "LLEN", "fp:proc:w1") > 0, 30)
+        port = wp.port
+        wp.close()   # every link cut, and no new one until the proxy listens again
+        held = {parse_t1(t)["line"] for t in self.rcall("LRANGE", "fp:proc:w1", 0, -1)}
+        t0 = time.monotonic()
+        b = self.c.start_worker("w1", "--concurrency", "4", "--host-conns", "4")
+        self.wait_for("B to take A's place", lambda: "taking its place" in
+                      self.worker_log(b), 15)
+        self.say("B took over %.1fs after the cut (A held lines %s)", time.monotonic() - t0,
+                 sorted(held))
+        self.wait_for("B to run", lambda: self.rcall("LLEN", "fp:proc:w1") > 0, 10)
+        back = tcpproxy.Proxy(self.c.redis_srv.port, port=port).start()
+        self.addCleanup(back.close)
+        t1 = time.monotonic()
+        try:
+            rc = a.wait(20)
+        except Exception:
+            self.fail("A still runs %.0fs after its link came back\n%s" % (
+                time.monotonic() - t1, a.tail()))
+        self.c.workers.remove(a)
+        log = self.worker_log(a)
+        self.say("A exited %s %.1fs after its link came back", rc, time.monotonic() - t1)
+        self.assertEqual(rc, 3, a.tail())
+        self.assertIn("took over id w1 while this one", log)
+        self.assertNotIn("not acknowledged", log)   # its last results reached Redis
+        self.assertNotIn("handing back unfinished", log)
+        self.assertTrue(b.alive(), b.tail())
+        self.wait_job(jid, 60)
+        rows = self.job_rows(jid)
+        self.assert_rows(rows, urls, "ok")
+        hb = self.rcall("GET", "fp:worker:w1")
+        self.assertTrue(hb and hb.split()[0] != owner_a, hb)   # B's heartbeat stands
+        paths = org.stats()["paths"]
+        twice = {i + 1 for i in range(n) if paths.get("/img/%d.jpg" % i, 0) > 1}
+        self.assertEqual({i + 1 for i in range(n) if paths.get("/img/%d.jpg" % i, 0) == 0},
+                         set(), "URLs never fetched")
+        self.assertLessEqual(twice, held,
+                             "run twice although A did not hold them at the cut: %s" % paths)
+        self.wait_drained()
+        self.c.check_alive()
 
 
 class TwoMastersTest(LinkBase):
