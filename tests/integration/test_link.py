@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(fp.REPO, "tests"))
 import tcpproxy  # noqa: E402
 
 PULL = b"'LPOP'"            # only the take script says this: the pulling connection
-HEARTBEAT = b"$3\r\nSET\r\n"  # the heartbeat: the command connection
+HEARTBEAT = b"'owner='"    # only the heartbeat script (owner.c) says this: the command connection
 
 
 class LinkBase(ReliabilityBase):
