@@ -142,6 +142,7 @@ const char fp_script_retry[] =
                 "  local job, _, h = fp_parse(ARGV[1])\n"
                 "  if h then fp_event(job, h, ARGV[4], tonumber(ARGV[5]) or -1, fp_now()) end\n"
                 "end\n"
+                "if not removed then return 0 end\n"
                 "local due = fp_now() + tonumber(ARGV[3])\n"
                 "redis.call('ZADD', KEYS[2], due, ARGV[2])\n"
                 "return 1\n";

@@ -61,7 +61,10 @@ extern const char fp_script_seal[];
  * fp:job:<id>. ARGV: old task record, new task record (attempt raised), delay in ms, the
  * attempt's status, the host's Retry-After in seconds (-1: none); for a job with per-host caps
  * these two slow down or pause the host (fp_polite.h), once: only if the task was still in
- * the processing list (a retry sent again after a lost reply tells the host nothing). */
+ * the processing list (a retry sent again after a lost reply tells the host nothing).
+ * A task no longer in the list is not scheduled either (returns 0): a resent retry did it
+ * already, or a reaper handed the task back meanwhile (its worker was cut off or frozen,
+ * or another worker took its id), and a second copy would run the task twice. */
 extern const char fp_script_retry[];
 
 /* Move retries that are due to the head of the queue, and parked tasks of hosts that are

@@ -97,11 +97,27 @@ class ResendTest(ScriptBase):
         t = task(1, 0)
         nxt = t.replace("\t1\t3\t", "\t2\t3\t")
         self.taken("w1", t)
-        for _ in range(10):
-            self.assertEqual(self.call("retry", "w1", 1, t, nxt, 1000, "timeout", -1), 1)
+        for i in range(10):
+            self.assertEqual(self.call("retry", "w1", 1, t, nxt, 1000, "timeout", -1),
+                             1 if i == 0 else 0)
         self.assertEqual(self.rcall("HGET", "fp:host:" + HOST, "fails"), "1")
         self.assertEqual(self.rcall("ZRANGE", "fp:retry", 0, -1), [nxt])
         self.assertEqual(self.rcall("ZCARD", "fp:lease:" + HOST), 0)
+
+    def test_retry_of_a_task_handed_back_schedules_nothing(self):
+        """Finding 6: a worker cut off from Redis (or frozen, or whose id another worker
+        took) sends a retry for a task a reaper has handed back meanwhile (attempt raised,
+        in fp:tasks): the retry must not put a second copy in fp:retry, or the task runs
+        twice (and its attempts are used up twice as fast)."""
+        self.job(1, 1)
+        t = task(1, 0)
+        nxt = t.replace("\t1\t3\t", "\t2\t3\t")
+        self.taken("w1", t)
+        self.rcall("LREM", "fp:proc:w1", 1, t)   # the reaper's requeue
+        self.rcall("LPUSH", "fp:tasks", nxt)
+        self.assertEqual(self.call("retry", "w1", 1, t, nxt, 1000, "timeout", -1), 0)
+        self.assertEqual(self.rcall("ZCARD", "fp:retry"), 0)
+        self.assertEqual(self.rcall("LRANGE", "fp:tasks", 0, -1), [nxt])
 
 
 class PartSizeTest(ScriptBase):
