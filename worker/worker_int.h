@@ -79,6 +79,8 @@ void fp_wk_slot_put(fp_worker *w, slot *s);
 void fp_wk_slot_end(fp_worker *w, slot *s);
 void fp_wk_schedule(fp_worker *w);
 void fp_wk_top_up(fp_worker *w);
+/* close.c: the link's closed callback: closes the rest, then the loop ends. */
+void fp_wk_link_closed_cb(void *arg);
 /* cancel.c: the link's callback when fp:cancelled names jobs: their tasks held here are
  * dropped (running transfers aborted, waiting ones taken off their hosts' queues). */
 void fp_wk_cancelled_cb(void *arg);
