@@ -9,7 +9,10 @@
 #include <string.h>
 
 /* LPOP with a count and one RPUSH per batch: per task the script makes no call of its
- * own unless the task's job limits its hosts (fp_polite.h). Recovered tasks (flag 4)
+ * own unless the task's job limits its hosts (fp_polite.h). A task is judged in a pcall:
+ * if a call fails (a damaged job or host key, a narrow ACL), it still goes to the
+ * processing list with its batch, for the worker to fail with the error, and never
+ * vanishes between the LPOP and the RPUSH. Recovered tasks (flag 4)
  * beyond the worker's slots go back to the tail; tasks whose host has no budget are
  * parked; tasks of a cancelled job (parked or retried before it was cancelled) are
  * dropped. ARGV[6], if not empty, is a task BLMOVE already moved into the processing
@@ -25,7 +28,8 @@ const char fp_script_take[] = FP_LUA_POLITE
     "redis.call('SET', KEYS[4], 'starting', 'PX', ARGV[4], 'NX')\n"
     "local worker, ttl, lim, now = ARGV[2], tonumber(ARGV[5]), {}, nil\n"
     "-- 'run' (its lease taken), 'park' (parked), 'drop' (cancelled job), 'doom' (its host\n"
-    "-- was given up for the job: the worker fails it as host_unavailable)\n"
+    "-- was given up for the job: the worker fails it as host_unavailable), 'broken' (a call\n"
+    "-- judging it failed: the worker fails it with the first such error, err)\n"
     "local function judge(t)\n"
     "  local job = string.match(t, '^T1\\t(%d+)\\t')\n"
     "  if not job then return 'run' end\n"
@@ -61,7 +65,13 @@ const char fp_script_take[] = FP_LUA_POLITE
     "  fp_park(s, t, due, job, L.c, L.r, why)\n"
     "  return 'park'\n"
     "end\n"
-    "local out, skip, doom = {}, {}, {}\n"
+    "local out, skip, doom, broken, err = {}, {}, {}, {}, ''\n"
+    "local function verdict(t)\n"
+    "  local ok, v = pcall(judge, t)\n"
+    "  if ok then return v end\n"
+    "  if err == '' then err = type(v) == 'table' and v.err or tostring(v) end\n"
+    "  return 'broken'\n"
+    "end\n"
     "local want, rslots = tonumber(ARGV[1]), tonumber(ARGV[3])\n"
     "local function recovered(t)\n"
     "  return bit.band(tonumber(string.match(t, '^T1\\t[^\\t]*\\t[^\\t]*\\t[^\\t]*\\t'\n"
@@ -71,11 +81,12 @@ const char fp_script_take[] = FP_LUA_POLITE
     "  redis.call('LREM', KEYS[2], 1, ARGV[6])\n"
     "  skip[1] = ARGV[6]\n"
     "elseif ARGV[6] ~= '' then\n"
-    "  local v = judge(ARGV[6])\n"
+    "  local v = verdict(ARGV[6])\n"
     "  if v == 'run' then\n"
     "    out[1] = ARGV[6]\n"
     "    if recovered(ARGV[6]) then rslots = rslots - 1 end\n"
     "  elseif v == 'doom' then doom[1] = ARGV[6]\n"
+    "  elseif v == 'broken' then broken[1] = ARGV[6]\n"
     "  else redis.call('LREM', KEYS[2], 1, ARGV[6]) end\n"
     "end\n"
     "local tries = want + 64\n"
@@ -90,7 +101,7 @@ const char fp_script_take[] = FP_LUA_POLITE
     "    if r and rslots <= 0 then\n"
     "      skip[#skip + 1] = t\n"
     "    else\n"
-    "      local v = judge(t)\n"
+    "      local v = verdict(t)\n"
     "      if v == 'run' then\n"
     "        if r then rslots = rslots - 1 end\n"
     "        took[#took + 1] = t\n"
@@ -98,6 +109,9 @@ const char fp_script_take[] = FP_LUA_POLITE
     "      elseif v == 'doom' then\n"
     "        took[#took + 1] = t\n"
     "        doom[#doom + 1] = t\n"
+    "      elseif v == 'broken' then\n"
+    "        took[#took + 1] = t\n"
+    "        broken[#broken + 1] = t\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -106,7 +120,7 @@ const char fp_script_take[] = FP_LUA_POLITE
     "end\n"
     "push(KEYS[1], skip)\n"
     "if now then fp_save(now) end\n"
-    "return {out, #skip, doom}\n";
+    "return {out, #skip, doom, broken, err}\n";
 
 /* Checks first, writes after: a key of the wrong type, a command the ACL user may not run
  * on a key, or an argument that is not a number refuses every task of its job before

@@ -21,7 +21,10 @@
  * must wait, and put back at the tail like the others if it is a recovered task beyond
  * ARGV[3]. Returns {tasks to run, number of recovered tasks passed over, tasks whose host
  * was given up for the job (in the processing list; the worker fails them as
- * host_unavailable)}; tasks of a cancelled job are dropped. Registers the worker
+ * host_unavailable), tasks a call judging them failed for (a job or host key of the
+ * wrong type, a command the ACL user may not run: in the processing list; the worker
+ * fails them as internal_error), the first such error or ""}; tasks of a cancelled job
+ * are dropped. Registers the worker
  * in fp:workers and starts its heartbeat first, so the reaper knows every list that may
  * hold tasks and never mistakes a starting worker for a dead one.
  * KEYS: fp:tasks, fp:proc:<worker>, fp:workers, fp:worker:<worker>.

@@ -36,15 +36,22 @@ void fp_wk_fail_untried(fp_worker *w, const char *raw, size_t len, const fp_task
     }
 }
 
-void fp_wk_fail_unavailable(fp_worker *w, const char *raw, size_t len, const fp_task *t)
+/* What the take script decided for a task it would not let run. */
+void fp_wk_fail_judged(fp_worker *w, const char *raw, size_t len, const fp_task *t,
+                       fp_take_verdict v, const char *why)
 {
-    char host[256], why[FP_ERROR_MAX + 1];
+    char host[256], msg[FP_ERROR_MAX + 1];
 
+    if (v == FP_TAKE_BROKEN) {
+        snprintf(msg, sizeof(msg), "Redis refused a call judging its host's budget: %s", why);
+        fp_wk_fail_untried(w, raw, len, t, FP_R_INTERNAL, msg);
+        return;
+    }
     fp_hosts_name(t->url, host, sizeof(host));
-    snprintf(why, sizeof(why),
+    snprintf(msg, sizeof(msg),
              "%.160s was given up for this job after %d connection failures in a row", host,
              FP_POLITE_GIVE_UP);
-    fp_wk_fail_untried(w, raw, len, t, FP_R_HOST_UNAVAILABLE, why);
+    fp_wk_fail_untried(w, raw, len, t, FP_R_HOST_UNAVAILABLE, msg);
 }
 
 /* The slot's task may go on to its host's queue (0), or was settled here (1). */

@@ -110,14 +110,14 @@ static void refused_cb(void *arg, fp_cmd *cmd, const char *err)
 
 /* Pulling tasks --------------------------------------------------------------------- */
 
-static void deliver(fp_link *q, const redisReply *r, int unavailable)
+static void deliver(fp_link *q, const redisReply *r, fp_take_verdict v, const char *why)
 {
     if (r->type != REDIS_REPLY_STRING || q->stopping || q->lost)
         return; /* left in the list: the new owner's adoption takes it (lost) */
     if (fp_cancelset_has_task(&q->cancelled, r->str, r->len))
         fp_link_drop(q, r->str, r->len);
     else
-        q->on_task(q->arg, r->str, r->len, unavailable);
+        q->on_task(q->arg, r->str, r->len, v, why);
 }
 
 static void kick_cb(uv_timer_t *t)
@@ -147,14 +147,23 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
         progress(q);
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[2]->type == REDIS_REPLY_ARRAY) {
-        /* The take script: {tasks, recovered tasks passed over, tasks of hosts given up}. */
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[2]->type == REDIS_REPLY_ARRAY &&
+        r->element[3]->type == REDIS_REPLY_ARRAY && r->element[4]->type == REDIS_REPLY_STRING) {
+        /* The take script: {tasks, recovered tasks passed over, tasks of hosts given up,
+         * tasks Redis refused to judge, its first error}. */
         const redisReply *tasks = r->element[0], *doomed = r->element[2];
+        const redisReply *broken = r->element[3], *why = r->element[4];
         for (i = 0; i < tasks->elements; i++)
-            deliver(q, tasks->element[i], 0);
+            deliver(q, tasks->element[i], FP_TAKE_RUN, "");
         for (i = 0; i < doomed->elements; i++)
-            deliver(q, doomed->element[i], 1);
+            deliver(q, doomed->element[i], FP_TAKE_HOST_DOWN, "");
+        if (broken->elements > 0)
+            fp_warn("redis: taking tasks: %zu could not be judged (%s): they fail as "
+                    "internal_error",
+                    broken->elements, why->str);
+        for (i = 0; i < broken->elements; i++)
+            deliver(q, broken->element[i], FP_TAKE_BROKEN, why->str);
         if (tasks->elements == 0 && r->element[1]->integer > 0 && !q->stopping) {
             /* Only recovered tasks left and we hold our share: BLMOVE would take one
              * anyway, so look again a little later. */
@@ -205,7 +214,7 @@ static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
             if (fp_cancelset_has_task(&q->cancelled, e->str, e->len))
                 fp_link_drop(q, e->str, e->len);
             else
-                q->on_task(q->arg, e->str, e->len, 0);
+                q->on_task(q->arg, e->str, e->len, FP_TAKE_RUN, "");
             n++;
         }
         if (n)

@@ -23,9 +23,15 @@
 
 typedef struct fp_link fp_link;
 
+/* What the take script says of a task it hands over: run it, or fail it at once, because
+ * its host was given up for its job (host_unavailable) or because Redis refused a call
+ * judging it (a damaged job or host key, a narrow ACL: internal_error). */
+typedef enum fp_take_verdict { FP_TAKE_RUN, FP_TAKE_HOST_DOWN, FP_TAKE_BROKEN } fp_take_verdict;
+
 /* Called with each task record taken from Redis. The callee copies what it keeps.
- * unavailable: the task's host was given up for its job; fail it as host_unavailable. */
-typedef void (*fp_link_task_cb)(void *arg, const char *raw, size_t len, int unavailable);
+ * why: Redis's error for FP_TAKE_BROKEN, else "". */
+typedef void (*fp_link_task_cb)(void *arg, const char *raw, size_t len, fp_take_verdict v,
+                                const char *why);
 /* Does the worker hold this task (running or waiting)? Used after a reconnect. */
 typedef int (*fp_link_known_cb)(void *arg, const char *raw, size_t len);
 /* Called once the queue is closed (after fp_link_shutdown). */

@@ -337,7 +337,7 @@ static void dead_letter_log(const char *err, const char *raw, size_t len)
     fp_warn("dead letter: %s: %.80s%s", err, shown, len > 80 ? "..." : "");
 }
 
-static void task_cb(void *arg, const char *raw, size_t len, int unavailable)
+static void task_cb(void *arg, const char *raw, size_t len, fp_take_verdict v, const char *why)
 {
     fp_worker *w = arg;
     static fp_task t;
@@ -349,8 +349,8 @@ static void task_cb(void *arg, const char *raw, size_t len, int unavailable)
         fp_link_bury(w->link, raw, len);
         return;
     }
-    if (unavailable) {
-        fp_wk_fail_unavailable(w, raw, len, &t);
+    if (v != FP_TAKE_RUN) {
+        fp_wk_fail_judged(w, raw, len, &t, v, why);
         return;
     }
     if (w->crash_on && strstr(t.url, w->crash_on)) {

@@ -98,7 +98,8 @@ int fp_wk_gate(fp_worker *w, slot *s);
 /* The result of a task that never had a transfer (the task as taken, raw/len). */
 void fp_wk_fail_untried(fp_worker *w, const char *raw, size_t len, const fp_task *t,
                         fp_reason reason, const char *why);
-void fp_wk_fail_unavailable(fp_worker *w, const char *raw, size_t len, const fp_task *t);
+void fp_wk_fail_judged(fp_worker *w, const char *raw, size_t len, const fp_task *t,
+                       fp_take_verdict v, const char *why);
 
 /* hold.c: the pause's work (pause.h) on the worker's slots. */
 extern const fp_pause_ops fp_hold_ops;

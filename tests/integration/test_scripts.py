@@ -220,5 +220,81 @@ class AbandonTest(ScriptBase):
         self.assertEqual(self.c.redis().keys("fp:job:2:seen:*"), [])
 
 
+class TakeTest(ScriptBase):
+
+    def take(self, n, check=None):
+        args = ["take", "w1", n, 1, 90000] + ([check] if check is not None else [])
+        return self.call(*args)
+
+    def where(self, tasks):
+        """Every task of tasks is in exactly one of fp:tasks, fp:proc:w1 or its host's
+        park list: nothing is lost."""
+        places = {k: self.rcall("LRANGE", k, 0, -1)
+                  for k in ("fp:tasks", "fp:proc:w1", "fp:park:" + HOST)}
+        for t in tasks:
+            self.assertEqual(sum(v.count(t) for v in places.values()), 1, (t, places))
+        return places
+
+    def test_damaged_host_key(self):
+        """Finding 5: a task whose host state cannot be read (fp:host:<h> a string:
+        WRONGTYPE) is not lost: it goes to the processing list and the reply names it
+        (the worker fails it as internal_error, with the error); a healthy job's tasks
+        in the same batch run as before."""
+        self.job(1, 4)                      # limited: judged against its host
+        self.job(2, 4, host_conns=0)        # not limited: never looks at the host
+        tasks = [task(1, 0), task(2, 0), task(1, 1), task(2, 1)]
+        self.rcall("RPUSH", "fp:tasks", *tasks)
+        self.rcall("SET", "fp:host:" + HOST, "not a hash")
+        r = self.take(10)
+        places = self.where(tasks)
+        self.assertEqual(places["fp:proc:w1"], tasks)
+        self.assertEqual(r[0], [tasks[1], tasks[3]])
+        self.assertEqual((r[1], r[2]), (0, []))
+        self.assertEqual(r[3], [tasks[0], tasks[2]])
+        self.assertIn("WRONGTYPE", r[4])
+        self.assertEqual(self.rcall("ZCARD", "fp:lease:" + HOST), 0)
+
+    def test_damaged_job_key_and_check(self):
+        """The same for a job hash that is not a hash, and for the task BLMOVE moved
+        (judged first): nothing leaves the processing list or is lost."""
+        self.rcall("SET", "fp:job:1", "not a hash")
+        self.job(2, 4)
+        moved, queued = task(1, 0), [task(1, 1), task(2, 0)]
+        self.rcall("RPUSH", "fp:proc:w1", moved)
+        self.rcall("RPUSH", "fp:tasks", *queued)
+        r = self.take(5, moved)
+        self.where([moved] + queued)
+        self.assertEqual(r[0], [queued[1]])
+        self.assertEqual(r[3], [moved, queued[0]])
+        self.assertIn("WRONGTYPE", r[4])
+        # A healthy take says no error.
+        self.rcall("DEL", "fp:proc:w1")
+        self.rcall("RPUSH", "fp:tasks", task(2, 1))
+        r = self.take(5)
+        self.assertEqual((r[0], r[3], r[4]), ([task(2, 1)], [], ""))
+
+
+class DamagedHostClusterTest(ReliabilityBase):
+
+    def test_job_finishes_with_a_damaged_host_key(self):
+        """Finding 5, the whole way: the host's state key is a string while a job with a
+        per-host cap runs. Every URL gets a result (internal_error, naming the error) and
+        the job finishes; no task is left anywhere."""
+        org = self.c.start_origin()
+        self.c.redis().call("SET", "fp:host:127.0.0.1", "not a hash")
+        self.c.start_master()
+        self.c.start_worker("w1", "--concurrency", "4")
+        self.c.wait_workers_registered(1)
+        urls = [org.url("/img/%d.jpg?size=512" % i) for i in range(20)]
+        jid = self.submit_id("--host-conns", "2", self.c.write_input(urls))
+        self.wait_job(jid, 30)
+        rows = self.job_rows(jid)
+        self.assert_rows(rows, urls, "internal_error")
+        self.assertIn("WRONGTYPE", rows[0]["error"])
+        self.assertEqual(org.stats()["total"], 0)
+        self.assert_queues_drained()
+        self.c.check_alive()
+
+
 if __name__ == "__main__":
     fp.main()
