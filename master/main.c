@@ -309,7 +309,8 @@ int main(int argc, char **argv)
         curl_global_cleanup();
         return 2;
     }
-    if (fp_redis_require_noeviction(m.rc, m.cfg.allow_eviction) != 0) {
+    if (fp_redis_require_noeviction(m.rc, m.cfg.allow_eviction) != 0 ||
+        fp_redis_require_version(m.rc) != 0) {
         fpm_redis_close(&m);
         curl_global_cleanup();
         return 2;

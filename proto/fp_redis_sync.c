@@ -1,8 +1,10 @@
 /* fp_redis_sync.c - the synchronous Redis connection (see fp_redis_sync.h). */
 #include "fp_redis_sync.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fp_log.h"
@@ -95,6 +97,63 @@ int fp_redis_require_noeviction(redisContext *c, int allow)
         return 0;
     }
     fp_error("%s, or pass --allow-eviction (FETCHPOOL_ALLOW_EVICTION=1) to run anyway", err);
+    return -1;
+}
+
+/* One part of a version, 0 to 255 (unstable builds say 255.255.255); *p moves past it.
+ * -1 if there is none. */
+static long version_part(const char **p)
+{
+    char *end;
+    long v;
+
+    if (!isdigit((unsigned char)**p))
+        return -1;
+    v = strtol(*p, &end, 10);
+    if (end - *p > 3 || v > 255)
+        return -1;
+    *p = end;
+    return v;
+}
+
+long fp_redis_version_parse(const char *info)
+{
+    const char *p = info, *key = "redis_version:";
+    long major, minor, patch = 0;
+
+    while ((p = strstr(p, key)) != NULL && p != info && p[-1] != '\n')
+        p += strlen(key);
+    if (p == NULL)
+        return -1;
+    p += strlen(key);
+    if ((major = version_part(&p)) < 0 || *p++ != '.' || (minor = version_part(&p)) < 0)
+        return -1;
+    if (*p == '.') {
+        p++;
+        if ((patch = version_part(&p)) < 0)
+            return -1;
+    }
+    return major << 16 | minor << 8 | patch;
+}
+
+int fp_redis_require_version(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "INFO server");
+    long v = -1;
+
+    if (r && r->type == REDIS_REPLY_STRING)
+        v = fp_redis_version_parse(r->str);
+    freeReplyObject(r);
+    if (v < 0) {
+        fp_warn("cannot read Redis's version (is INFO allowed?); fetchpool needs Redis 7.0 or "
+                "later, or every result fails as internal_error");
+        return 0;
+    }
+    if (v >= FP_REDIS_VERSION_MIN)
+        return 0;
+    fp_error("Redis is version %ld.%ld.%ld; fetchpool needs Redis 7.0 or later (its scripts "
+             "call redis.acl_check_cmd)",
+             v >> 16, v >> 8 & 0xff, v & 0xff);
     return -1;
 }
 

@@ -32,6 +32,17 @@ int fp_redis_check_eviction(redisContext *c, char *err, size_t errlen);
  * the refusal into a loud warning. */
 int fp_redis_require_noeviction(redisContext *c, int allow);
 
+/* fetchpool's scripts need Redis 7.0 or later (redis.acl_check_cmd, in the finish script).
+ * Versions as Redis's REDIS_VERSION_NUM: 0x00MMmmpp (7.0.15 is 0x07000f). */
+#define FP_REDIS_VERSION_MIN 0x070000
+/* The redis_version line of INFO server's text in that form; -1 if there is none or it
+ * is not a version. */
+long fp_redis_version_parse(const char *info);
+/* What both programs do at start: refuse (-1, logged) a Redis older than
+ * FP_REDIS_VERSION_MIN; one whose version cannot be read (INFO not allowed, as for a tight
+ * ACL user) passes with a warning. */
+int fp_redis_require_version(redisContext *c);
+
 /* An error Redis gives while it cannot take writes yet (LOADING, BUSY, OOM, READONLY, ...):
  * the same command may succeed later. Any other error would come back every time. */
 int fp_redis_error_transient(const char *s);

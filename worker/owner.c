@@ -227,7 +227,8 @@ int fp_owner_start(const fp_conf *conf, const char *token)
         fp_error("%s", err);
         goto done;
     }
-    if (fp_redis_require_noeviction(c, conf->allow_eviction) != 0)
+    if (fp_redis_require_noeviction(c, conf->allow_eviction) != 0 ||
+        fp_redis_require_version(c) != 0)
         goto done;
     if ((claim = fp_owner_claim(c, conf->id, token)) != 0) {
         if (claim < 0)

@@ -26,7 +26,7 @@ import fp_harness as fp  # noqa: E402
 
 # What an operator runs for fetchpool on a shared Redis (docs/compose.md): its own keys
 # and channels only, the data-type, scripting and transaction commands, TIME (the Lua
-# scripts read the clock) and INFO (to check maxmemory-policy without CONFIG), nothing
+# scripts read the clock) and INFO (Redis's version; maxmemory-policy without CONFIG), nothing
 # of the @dangerous or @admin kind (CONFIG, KEYS, FLUSHALL, DEBUG, ACL, ...).
 FP_ACL = ("on resetkeys ~fp:* resetchannels &fp:* -@all +@connection +@keyspace +@string +@bitmap "
           "+@list +@hash +@set +@sortedset +@scripting +@transaction -@dangerous +time "
@@ -173,9 +173,11 @@ class AclTest(SecureBase):
         users = sorted(f.split("=", 1)[1] for line in clients for f in line.split()
                        if f.startswith("user="))
         self.assertGreaterEqual(users.count("fpuser"), 5, clients)   # 1 + 2 x 2 at least
-        # maxmemory-policy was read through INFO (fpuser has no CONFIG): no warning.
+        # maxmemory-policy was read through INFO (fpuser has no CONFIG), and Redis's
+        # version: no warning.
         for p in [self.c.master] + self.c.workers:
             self.assertNotIn("maxmemory-policy", p.tail(), p.name)
+            self.assertNotIn("Redis's version", p.tail(), p.name)
             self.assertNotIn("NOPERM", p.tail(), p.name)
         stop_all(*([self.c.master] + self.c.workers))
         self.assert_no_secret()
