@@ -42,7 +42,7 @@ typedef enum fp_job_key {
     FP_JOB_WAKE,
     FP_JOB_THROTTLE, /* host -> times one of the job's tasks was parked for it */
     FP_JOB_DOWN,     /* hosts given up for the job (host_unavailable) */
-    FP_JOB_PARTS,    /* bitmap: bit p set once results part p is written out */
+    FP_JOB_PARTS,    /* bitmap: bit p set once the master starts writing results part p */
     FP_JOB_ROWS,     /* results files relayed to a client that cannot see them (a list) */
     FP_JOB_WRITER    /* the master writing the job's results files (a lease) */
 } fp_job_key;
