@@ -82,8 +82,14 @@ typedef struct acc {
 
 static void acc_put(acc *a, const char *p, size_t n)
 {
+    a->started = 1;
     if (n > FP_LINE_CUT - a->cur)
         n = FP_LINE_CUT - a->cur;
+    /* An empty line, or the rest of one past the cut: nothing to copy. buf is still NULL
+     * if a batch begins with an empty line, and memcpy(NULL, p, 0) is undefined (UBSan
+     * stops the master there). */
+    if (n == 0)
+        return;
     if (a->used + n > a->cap) {
         a->cap = (a->used + n) * 2;
         if ((a->l->buf = realloc(a->l->buf, a->cap)) == NULL)
@@ -92,7 +98,6 @@ static void acc_put(acc *a, const char *p, size_t n)
     memcpy(a->l->buf + a->used, p, n);
     a->used += n;
     a->cur += n;
-    a->started = 1;
 }
 
 static void acc_end(acc *a)
