@@ -19,16 +19,20 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fp_harness as fp  # noqa: E402
 
-SMALL = fp.sanitized()
-N = int(os.environ.get("FP_WINDOW_N", 20000 if SMALL else 200000))  # URLs of the big job
 WINDOW = 2000                        # the master's --window (tasks in Redis)
 UPLOAD = 2000                        # submit's --window (lines in Redis)
-PART = N // 10                       # the master's --part-size: ten parts
 FILES = 100                          # distinct images behind the URLs
 # What one task may cost in Redis, as a task, a retry or a result (~400 bytes measured),
 # one upload line, and what is there besides (counters, histogram, seen bitmaps, buffers).
 PER_TASK, PER_LINE, FIXED = 1024, 256, 2 << 20
 TIMING = {"total_ms", "dns_ms", "connect_ms", "ttfb_ms"}
+
+
+def big_n():
+    """URLs of the big job: 200,000, or 20,000 under the sanitizers, or FP_WINDOW_N. Asked
+    when a test runs: BIN is set from --bin only then (at import, fp.sanitized() looks at
+    build/bin, the release build, and the sanitizer stage ran the full size)."""
+    return int(os.environ.get("FP_WINDOW_N", 20000 if fp.sanitized() else 200000))
 
 
 def used_memory(r):
@@ -64,6 +68,8 @@ class Sampler(threading.Thread):
 
 class WindowTest(unittest.TestCase):
     def setUp(self):
+        self.n = big_n()
+        self.part = self.n // 10     # the master's --part-size: ten parts of the big job
         self.c = fp.Cluster(self.id().rsplit(".", 1)[-1])
         self.addCleanup(self.c.close)
         self.c.start_redis()
@@ -72,7 +78,7 @@ class WindowTest(unittest.TestCase):
         self.jobs = self.c.mkdir("jobs")
 
     def master(self):
-        return self.c.start_master("--window", str(WINDOW), "--part-size", str(PART),
+        return self.c.start_master("--window", str(WINDOW), "--part-size", str(self.part),
                                    "--queue-depth", "500", "--jobs-dir", self.jobs)
 
     def urls(self, n, flaky=None):
@@ -127,6 +133,7 @@ class WindowTest(unittest.TestCase):
         self.master()
 
     def test_big_job_in_its_window_through_retries_and_kills(self):
+        N = self.n
         flaky = self.c.start_origin()
         self.master()
         self.c.start_worker(concurrency=64)
@@ -180,7 +187,7 @@ class WindowTest(unittest.TestCase):
         self.assertGreater(sampler.samples, 20)
         self.assertLessEqual(peak, bound, "Redis used more than the window allows")
         self.assertEqual(sorted(os.listdir(os.path.join(self.c.results, jid))),
-                         ["part-%06d.tsv" % i for i in range(N // PART)],
+                         ["part-%06d.tsv" % i for i in range(N // self.part)],
                          "only the part files are left")
         self.assert_window_gone(jid)
 
