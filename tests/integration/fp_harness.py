@@ -755,8 +755,15 @@ class Cluster(Scratch):
             raise RuntimeError("scripts/submit not found at %s" % SUBMIT)
         argv = [sys.executable, SUBMIT, "--redis", self.redis_srv.url] + list(args)
         t0 = time.monotonic()
-        cp = subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                            timeout=timeout, env=self.env(), preexec_fn=_die_with_parent)
+        try:
+            cp = subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                                timeout=timeout, env=self.env(), preexec_fn=_die_with_parent)
+        except subprocess.TimeoutExpired as e:
+            # Say why: a daemon that died (its exit status and log tail) or one that stalled.
+            err = e.stderr or b""
+            err = err.decode(errors="replace") if isinstance(err, bytes) else err
+            raise AssertionError("submit %s: not finished after %g s\nstderr:\n%s\n%s" % (
+                " ".join(args), timeout, err[-2000:], self.logs())) from None
         return SubmitResult(cp, time.monotonic() - t0)
 
     def submit_async(self, *args):
@@ -790,7 +797,8 @@ class Cluster(Scratch):
         """Log tails of every process, for assertion messages."""
         parts = []
         for p in self.procs:
-            parts.append("--- %s (%s) ---\n%s" % (p.name, p.popen.returncode, p.tail(n)))
+            # poll(): a daemon that died unwaited-for shows its exit status, not None.
+            parts.append("--- %s (%s) ---\n%s" % (p.name, p.popen.poll(), p.tail(n)))
         return "\n".join(parts)
 
     def temp_leftovers(self, out=None):
