@@ -172,7 +172,7 @@ class WindowTest(unittest.TestCase):
         p.kill(signal.SIGKILL)
         p.wait(10)
         self.assertGreater(os.path.getsize(res), 0, "the client had begun its results file")
-        s = self.c.submit("--attach", jid, "--results", res, timeout=600)
+        s = self.c.submit("--attach", jid, "--results", res, timeout=300)
         peak = sampler.done()
         self.assertEqual(s.rc, 0, "%r\n%s" % (s, self.c.logs()))
         self.assertEqual(s.summary.get("total"), str(N), s)
@@ -191,17 +191,16 @@ class WindowTest(unittest.TestCase):
                          "only the part files are left")
         self.assert_window_gone(jid)
 
-    # Once, under ASan only, its first submit (the master-side input file) never finished
-    # (300 s) after the big job's master kills in the same cluster; not understood yet
-    # (issue 16's closing note). It runs in the release stage.
     def test_master_side_input_equals_upload_and_relay(self):
-        if fp.sanitized():   # BIN is known only once the test runs
-            self.skipTest("hung once under ASan: an open bug, see issue 16")
         self.master()
         self.c.start_worker(concurrency=32)
         n = 3000
         urls = self.urls(n)
-        lines = []
+        # The first batch begins with an empty line. The master once read such a batch with
+        # memcpy from a NULL buffer: UBSan stopped it, and the first submit waited 300 s
+        # for a job nobody fed (the invalid lines below start some batches empty too, as
+        # the queue's room happens to cut them).
+        lines = [""]
         for i, u in enumerate(urls):
             lines.append(u)
             if i % 500 == 3:
@@ -216,7 +215,7 @@ class WindowTest(unittest.TestCase):
         got = []
         for args in (["--input", "list.txt"], [up], ["--results-dir", self.c.path("nowhere"), up]):
             res = self.c.path("r%d.jsonl" % len(got))
-            s = self.c.submit("--results", res, "--format", "jsonl", *args, timeout=300)
+            s = self.c.submit("--results", res, "--format", "jsonl", *args, timeout=150)
             self.assertEqual(s.rc, 1, "invalid lines count as failed: %r" % s)
             rows = fp.read_jsonl(res)
             self.assertEqual(len(rows), n + 1 + 4 * len(range(3, n, 500)), args)
