@@ -607,6 +607,8 @@ class SubmitResult:
 # -- the cluster -----------------------------------------------------------------------
 
 _live = []
+# How a sanitizer report begins in a daemon's log.
+SANITIZER_MARKS = (": runtime error: ", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer")
 
 
 _exiting = False
@@ -835,6 +837,21 @@ class Cluster(Scratch):
                 started = " INFO " in log
                 if started and (rc != 0 or "handles still open" in log or " FATAL " in log):
                     unclean.append("%s exited %s:\n%s" % (p.name, rc, log[-2000:]))
+        # A sanitizer report fails the test, also one of a daemon that died before now: in
+        # the ASan + UBSan build UBSan writes to stderr (its log here), not to the log_path
+        # folder scripts/test looks at.
+        for p in self.procs:
+            if p in ours:
+                continue
+            try:
+                with open(p.log_path, "rb") as f:
+                    log = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            at = min((log.find(m) for m in SANITIZER_MARKS if m in log), default=-1)
+            if at >= 0:
+                at = log.rfind("\n", 0, at) + 1   # from the start of its line
+                unclean.append("%s: sanitizer report:\n%s" % (p.name, log[at:at + 2000]))
         for srv in (self.origin, self.nginx, self.redis_srv):
             if srv is not None:
                 try:
