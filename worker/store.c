@@ -172,6 +172,8 @@ int fp_body_append(fp_store *s, fp_body *b, const void *data, size_t len)
 {
     int rc;
 
+    if (len == 0) /* nothing to copy; b->mem may still be NULL (memcpy from NULL is UB) */
+        return 0;
     if (EVP_DigestUpdate(b->sha, data, len) != 1)
         return -EIO;
     b->bytes += len;
