@@ -146,20 +146,21 @@ const char fp_script_seal[] =
     "end\n"
     "return 1\n";
 
-/* A retry sent again (a lost reply) finds its task gone: the host was told already. */
-const char fp_script_retry[] =
-    FP_LUA_TASK "local removed = redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1\n"
-                "if removed then fp_release(fp_worker_of(KEYS[1]), ARGV[1]) end\n"
-                "local v = redis.call('HMGET', KEYS[3], 'cancelled', 'host_conns', 'host_rate')\n"
-                "if v[1] then return 0 end\n"
-                "if removed and ((tonumber(v[2]) or 0) > 0 or (tonumber(v[3]) or 0) > 0) then\n"
-                "  local job, _, h = fp_parse(ARGV[1])\n"
-                "  if h then fp_event(job, h, ARGV[4], tonumber(ARGV[5]) or -1, fp_now()) end\n"
-                "end\n"
-                "if not removed then return 0 end\n"
-                "local due = fp_now() + tonumber(ARGV[3])\n"
-                "redis.call('ZADD', KEYS[2], due, ARGV[2])\n"
-                "return 1\n";
+/* A retry sent again (a lost reply) finds its task gone: the host was told already. The
+ * host's keys are only advice: one that fails (damaged) must not lose the task. */
+const char fp_script_retry[] = FP_LUA_TASK
+    "local removed = redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1\n"
+    "if removed then pcall(fp_release, fp_worker_of(KEYS[1]), ARGV[1]) end\n"
+    "local v = redis.call('HMGET', KEYS[3], 'cancelled', 'host_conns', 'host_rate')\n"
+    "if v[1] then return 0 end\n"
+    "if removed and ((tonumber(v[2]) or 0) > 0 or (tonumber(v[3]) or 0) > 0) then\n"
+    "  local job, _, h = fp_parse(ARGV[1])\n"
+    "  if h then pcall(fp_event, job, h, ARGV[4], tonumber(ARGV[5]) or -1, fp_now()) end\n"
+    "end\n"
+    "if not removed then return 0 end\n"
+    "local due = fp_now() + tonumber(ARGV[3])\n"
+    "redis.call('ZADD', KEYS[2], due, ARGV[2])\n"
+    "return 1\n";
 
 /* Parked hosts that are due get as many tasks back at the head of the queue as their
  * budget lets start now (the take script judges them again). */

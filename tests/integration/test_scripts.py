@@ -120,6 +120,38 @@ class ResendTest(ScriptBase):
         self.assertEqual(self.rcall("LRANGE", "fp:tasks", 0, -1), [nxt])
 
 
+class DamagedHostFinishTest(ScriptBase):
+
+    def test_damaged_host_key_loses_no_result(self):
+        """A host's politeness keys are only advice: one that is damaged (fp:host:<h> a
+        string, so the connection failure's HINCRBY fails) must not fail the finish call
+        halfway, after the batch's earlier results left the processing list and took their
+        slots (they were lost: sent again, each was a duplicate)."""
+        self.job(1, 2)
+        other = "http://other.example/1.jpg"
+        t0, t1 = task(1, 0, url=other), task(1, 1)
+        self.taken("w1", t0, t1)
+        self.rcall("SET", "fp:host:" + HOST, "not a hash")
+        self.assertEqual(self.finish("w1", (t0, 1, 0, "ok"), (t1, 1, 1, "connect_refused")), 2)
+        m = self.meta(1)
+        self.assertEqual((m["done"], m["ok"], m["failed"]), ("2", "1", "1"))
+        self.assertEqual(self.rcall("LLEN", "fp:job:1:out"), 2)
+        self.assertEqual(self.rcall("LRANGE", "fp:done", 0, -1), ["1"])
+        self.assertEqual(self.rcall("LLEN", "fp:proc:w1"), 0)
+
+    def test_damaged_host_key_retry_still_scheduled(self):
+        """The same for a retry: it is scheduled, not lost between the processing list
+        and fp:retry."""
+        self.job(1, 1)
+        t = task(1, 0)
+        nxt = t.replace("\t1\t3\t", "\t2\t3\t")
+        self.taken("w1", t)
+        self.rcall("SET", "fp:host:" + HOST, "not a hash")
+        self.assertEqual(self.call("retry", "w1", 1, t, nxt, 1000, "timeout", -1), 1)
+        self.assertEqual(self.rcall("ZRANGE", "fp:retry", 0, -1), [nxt])
+        self.assertEqual(self.rcall("LLEN", "fp:proc:w1"), 0)
+
+
 class PartSizeTest(ScriptBase):
 
     def test_bad_part_size_refused_before_any_write(self):
