@@ -1,6 +1,8 @@
 /* gate.c - what a task passes before it waits for a transfer slot: its host given up for
- * the job (host_unavailable) and, for a job that asked, the host's robots.txt (rcache.h).
- * A task failed here gets its result without a transfer. */
+ * the job (host_unavailable), a take script that could not judge it (internal_error) and,
+ * for a job that asked, the host's robots.txt (rcache.h). A task failed here gets its
+ * result without a transfer. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,6 +45,9 @@ void fp_wk_fail_judged(fp_worker *w, const char *raw, size_t len, const fp_task 
     char host[256], msg[FP_ERROR_MAX + 1];
 
     if (v == FP_TAKE_BROKEN) {
+        fp_warn("Redis refused a call judging line %" PRIu64 " of job %" PRIu64
+                " (%s): it fails as internal_error",
+                t->line, t->job, why);
         snprintf(msg, sizeof(msg), "Redis refused a call judging its host's budget: %s", why);
         fp_wk_fail_untried(w, raw, len, t, FP_R_INTERNAL, msg);
         return;

@@ -150,20 +150,14 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
         r->element[0]->type == REDIS_REPLY_ARRAY && r->element[2]->type == REDIS_REPLY_ARRAY &&
         r->element[3]->type == REDIS_REPLY_ARRAY && r->element[4]->type == REDIS_REPLY_STRING) {
-        /* The take script: {tasks, recovered tasks passed over, tasks of hosts given up,
-         * tasks Redis refused to judge, its first error}. */
-        const redisReply *tasks = r->element[0], *doomed = r->element[2];
-        const redisReply *broken = r->element[3], *why = r->element[4];
+        /* The take script (fp_scripts.h): {run, passed over, host given up, unjudged, why}. */
+        const redisReply *tasks = r->element[0], *doomed = r->element[2], *broken = r->element[3];
         for (i = 0; i < tasks->elements; i++)
             deliver(q, tasks->element[i], FP_TAKE_RUN, "");
         for (i = 0; i < doomed->elements; i++)
             deliver(q, doomed->element[i], FP_TAKE_HOST_DOWN, "");
-        if (broken->elements > 0)
-            fp_warn("redis: taking tasks: %zu could not be judged (%s): they fail as "
-                    "internal_error",
-                    broken->elements, why->str);
         for (i = 0; i < broken->elements; i++)
-            deliver(q, broken->element[i], FP_TAKE_BROKEN, why->str);
+            deliver(q, broken->element[i], FP_TAKE_BROKEN, r->element[4]->str);
         if (tasks->elements == 0 && r->element[1]->integer > 0 && !q->stopping) {
             /* Only recovered tasks left and we hold our share: BLMOVE would take one
              * anyway, so look again a little later. */
@@ -211,10 +205,7 @@ static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
             if (e->type != REDIS_REPLY_STRING || q->known(q->arg, e->str, e->len) ||
                 fp_outbox_settling(&q->out, e->str, e->len))
                 continue;
-            if (fp_cancelset_has_task(&q->cancelled, e->str, e->len))
-                fp_link_drop(q, e->str, e->len);
-            else
-                q->on_task(q->arg, e->str, e->len, FP_TAKE_RUN, "");
+            deliver(q, e, FP_TAKE_RUN, ""); /* neither stopping nor lost here */
             n++;
         }
         if (n)
