@@ -44,9 +44,7 @@ struct fp_link {
     fp_outbox out; /* sent on cmd */
     char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
     char owner[FP_OWNER_MAX]; /* named in the heartbeat (owner.h) */
-    uint64_t beats;
-    uint64_t rate_at, rate_n; /* files/s: last heartbeat's time and count */
-    double rate;
+    fp_owner_beats beats;     /* and whether the id is known to be ours (owner.h) */
     int want, recovered_slots, pulling;
     /* Results of this loop turn, sent as one finish call from the check handle. */
     fp_cmd *batch_keys, *batch_args;
@@ -80,6 +78,7 @@ static void conn_up_cb(fp_rconn *c, void *arg)
         uv_timer_stop(&q->kick);
         q->connected_before = 1;
     } else {
+        fp_owner_beat_resync(&q->beats);
         send_heartbeat(q); /* before the master's reaper misses us */
         fp_outbox_flush(&q->out);
     }
@@ -114,6 +113,10 @@ static void deliver(fp_link *q, const redisReply *r, fp_take_verdict v, const ch
 {
     if (r->type != REDIS_REPLY_STRING || q->stopping || q->lost)
         return; /* left in the list: the new owner's adoption takes it (lost) */
+    if (!fp_owner_fresh(&q->beats, uv_now(q->loop))) {
+        q->need_adopt = 1; /* ours? adopted once a beat says so (owner.h) */
+        return;
+    }
     if (fp_cancelset_has_task(&q->cancelled, r->str, r->len))
         fp_link_drop(q, r->str, r->len);
     else
@@ -196,7 +199,9 @@ static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     if (r == NULL)
         q->need_adopt = 1; /* the cmd connection went down: again after the reconnect */
-    if (r && r->type == REDIS_REPLY_ARRAY && !q->stopping && !q->lost) {
+    if (r && r->type == REDIS_REPLY_ARRAY && !fp_owner_fresh(&q->beats, uv_now(q->loop)))
+        q->need_adopt = 1; /* the list may be another worker's: once a beat says not */
+    else if (r && r->type == REDIS_REPLY_ARRAY && !q->stopping && !q->lost) {
         /* Results gathered since the LRANGE went out are not commands yet: made into one
          * now, their tasks count as being settled and are not taken back. */
         batch_close(q);
@@ -223,7 +228,8 @@ static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
  * still settling is among q->items. No fetch runs meanwhile (pulling stays set). */
 static void maybe_adopt(fp_link *q)
 {
-    if (!q->need_adopt || !q->pull.up || !q->cmd.up || q->pulling || q->stopping || q->lost)
+    if (!q->need_adopt || !q->pull.up || !q->cmd.up || q->pulling || q->stopping || q->lost ||
+        !fp_owner_fresh(&q->beats, uv_now(q->loop)))
         return;
     q->need_adopt = 0;
     q->pulling = 1;
@@ -260,7 +266,8 @@ static void pull_kick(fp_link *q)
         maybe_adopt(q);
         return;
     }
-    if (!q->pull.up || q->pulling || q->stopping || q->want <= 0 || q->need_adopt || q->lost)
+    if (!q->pull.up || q->pulling || q->stopping || q->want <= 0 || q->need_adopt || q->lost ||
+        !fp_owner_fresh(&q->beats, uv_now(q->loop)))
         return;
     take(q, NULL, 0);
 }
@@ -376,11 +383,6 @@ void fp_link_drop(fp_link *q, const char *raw, size_t rawlen)
     push_call(q, &call, FP_CMD_OTHER);
 }
 
-void fp_link_on_lost(fp_link *q, fp_link_lost_cb cb)
-{
-    q->on_lost = cb;
-}
-
 int fp_link_cancelled(const fp_link *q, uint64_t job)
 {
     return fp_cancelset_has(&q->cancelled, job);
@@ -406,42 +408,39 @@ static void beat_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
     fp_link *q = priv;
     char other[FP_OWNER_MAX];
-    int rc = fp_owner_beat_reply(reply, other, sizeof(other));
+    int rc = fp_owner_beat_reply(&q->beats, reply, other, sizeof(other));
 
     (void)ac;
     q->beat_failed = rc < 0 && reply ? q->beat_failed + 1 : 0;
     if (q->beat_failed == 1) /* once until it works again */
         fp_warn("redis: setting the heartbeat failed: %s", ((redisReply *)reply)->str);
-    if (rc <= 0 || q->lost)
-        return;
-    q->lost = 1;
-    q->want = 0;
-    uv_timer_stop(&q->heartbeat);
-    uv_timer_stop(&q->adopt);
-    fp_error("another worker (owner %s) took over id %s while this one (owner %s) was cut off "
-             "from Redis or frozen; stepping down: no new tasks, %" PRIu64
-             " transfers in flight finish and send their results, %s is left to it",
-             other, q->conf->id, q->owner, q->stats->inflight, q->proc_key);
-    if (q->on_lost)
-        q->on_lost(q->arg);
+    if (rc > 0 && !q->lost) {
+        q->lost = 1;
+        q->want = 0;
+        uv_timer_stop(&q->heartbeat);
+        uv_timer_stop(&q->adopt);
+        fp_error("another worker (owner %s) took over id %s while this one (owner %s) was cut "
+                 "off from Redis or frozen; stepping down: no new tasks, %" PRIu64
+                 " transfers in flight finish and send their results, %s is left to it",
+                 other, q->conf->id, q->owner, q->stats->inflight, q->proc_key);
+        if (q->on_lost)
+            q->on_lost(q->arg);
+    }
+    pull_kick(q); /* taking, adopting and a drain's hand-back wait for a fresh beat */
+    progress(q);
 }
 
 static void send_heartbeat(fp_link *q)
 {
     static fp_call call;
-    uint64_t now = uv_now(q->loop), n = q->stats->done + q->stats->failed;
+    uint64_t now = uv_now(q->loop);
 
     if (!q->cmd.up || q->lost)
         return;
-    /* Files per second, smoothed over the last few heartbeats (fetchpool status shows it). */
-    if (q->rate_at && now > q->rate_at) {
-        double r = (double)(n - q->rate_n) * 1000.0 / (double)(now - q->rate_at);
-        q->rate = q->rate_n ? 0.5 * q->rate + 0.5 * r : r;
-    }
-    q->rate_at = now;
-    q->rate_n = n;
-    fp_owner_beat_call(&call, q->conf, q->owner, ++q->beats, q->stats, q->rate);
-    redisAsyncCommandArgv(q->cmd.ac, beat_reply_cb, q, call.argc, call.argv, call.len);
+    fp_owner_beat_call(&call, &q->beats, q->conf, q->owner, q->stats, now);
+    if (redisAsyncCommandArgv(q->cmd.ac, beat_reply_cb, q, call.argc, call.argv, call.len) ==
+        REDIS_OK)
+        fp_owner_beat_sent(&q->beats, now);
     redisAsyncCommand(q->cmd.ac, cancelled_reply_cb, q, "ZRANGE %s -1024 -1", FP_KEY_CANCELLED);
 }
 
@@ -454,7 +453,7 @@ static void heartbeat_cb(uv_timer_t *t)
 
 fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *stats,
                      fp_link_task_cb on_task, fp_link_known_cb known,
-                     fp_link_cancelled_cb cancelled, void *arg)
+                     fp_link_cancelled_cb cancelled, fp_link_lost_cb lost, void *arg)
 {
     fp_link *q = calloc(1, sizeof(*q));
 
@@ -466,6 +465,7 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
     q->on_task = on_task;
     q->known = known;
     q->on_cancelled = cancelled;
+    q->on_lost = lost;
     q->arg = arg;
     fp_key_proc(q->proc_key, conf->id);
     fp_key_heartbeat(q->hb_key, conf->id);
@@ -565,7 +565,7 @@ static void progress(fp_link *q)
             return;
     } else if (q->lost) {
         /* The list and the heartbeat are the new owner's. */
-    } else if (q->cmd.up) {
+    } else if (q->cmd.up && fp_owner_fresh(&q->beats, uv_now(q->loop))) {
         static fp_call call;
         fp_call_release(&call, q->conf->id);
         redisAsyncCommandArgv(q->cmd.ac, release_reply_cb, q, call.argc, call.argv, call.len);

@@ -58,9 +58,7 @@ typedef struct fp_counters {
  * async connections. NULL with a message logged on failure. */
 fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *stats,
                      fp_link_task_cb on_task, fp_link_known_cb known,
-                     fp_link_cancelled_cb cancelled, void *arg);
-
-void fp_link_on_lost(fp_link *q, fp_link_lost_cb cb);
+                     fp_link_cancelled_cb cancelled, fp_link_lost_cb lost, void *arg);
 
 /* Asks for up to n more tasks, at most recovered_slots of them recovered ones (tasks a
  * dead worker left; one at a time, so one that kills workers never takes along a task it
@@ -91,9 +89,9 @@ int fp_link_call(fp_link *q, const fp_call *c, redisCallbackFn *cb, void *priv);
 /* Moves an undecodable record from the processing list to the dead-letter list. */
 void fp_link_bury(fp_link *q, const char *raw, size_t rawlen);
 
-/* Stops taking tasks; once every result is acknowledged, hands back what is left in the
- * processing list, removes the heartbeat and closes (a link that stepped down leaves the
- * list and the heartbeat to the new owner). Gives up on unacknowledged results
+/* Stops taking tasks; once every result is acknowledged and a heartbeat confirmed the id
+ * is ours, hands back what is left in the processing list, removes the heartbeat and
+ * closes (a link that stepped down leaves the list and the heartbeat to the new owner). Gives up on unacknowledged results
  * after wait_ms (they stay in the processing list for the master's reaper). */
 void fp_link_shutdown(fp_link *q, long wait_ms, fp_link_closed_cb closed, void *arg);
 

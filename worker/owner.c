@@ -145,18 +145,26 @@ static const char beat_script[] =
     "redis.call('SADD', KEYS[2], ARGV[4])\n"
     "return 1\n";
 
-void fp_owner_beat_call(fp_call *c, const fp_conf *conf, const char *token, uint64_t beat,
-                        const fp_counters *s, double rate)
+void fp_owner_beat_call(fp_call *c, fp_owner_beats *b, const fp_conf *conf, const char *token,
+                        const fp_counters *s, uint64_t now)
 {
     static char v[320 + FP_OWNER_MAX]; /* the call points into it */
+    uint64_t n = s->done + s->failed;
     char *p;
 
+    /* Files per second, smoothed over the last few heartbeats (fetchpool status shows it). */
+    if (b->rate_at && now > b->rate_at) {
+        double r = (double)(n - b->rate_n) * 1000.0 / (double)(now - b->rate_at);
+        b->rate = b->rate_n ? 0.5 * b->rate + 0.5 * r : r;
+    }
+    b->rate_at = now;
+    b->rate_n = n;
     /* owner= and beat= first: a twin starting with our id sees the beats. */
     snprintf(v, sizeof(v),
              "owner=%s beat=%" PRIu64 " inflight=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64
              " retried=%" PRIu64 " bytes=%" PRIu64 " rate=%.1f host=%s%s%s",
-             token, beat, s->inflight, s->done, s->failed, s->retried, s->bytes, rate, conf->host,
-             s->paused ? " paused=" : "", s->paused ? s->paused : "");
+             token, b->n + 1, s->inflight, s->done, s->failed, s->retried, s->bytes, b->rate,
+             conf->host, s->paused ? " paused=" : "", s->paused ? s->paused : "");
     fp_call_begin(c, beat_script, 2);
     p = fp_call_room(c);
     fp_call_arg(c, p, strlen(fp_key_heartbeat(p, conf->id)));
@@ -167,17 +175,40 @@ void fp_owner_beat_call(fp_call *c, const fp_conf *conf, const char *token, uint
     fp_call_arg(c, conf->id, strlen(conf->id));
 }
 
-int fp_owner_beat_reply(const redisReply *r, char *other, size_t len)
+#define RING(b, i) ((b)->sent_at[(i) % (sizeof((b)->sent_at) / sizeof((b)->sent_at[0]))])
+
+void fp_owner_beat_sent(fp_owner_beats *b, uint64_t now)
 {
+    RING(b, b->n) = now;
+    b->n++;
+}
+
+void fp_owner_beat_resync(fp_owner_beats *b)
+{
+    b->replied = b->n;
+}
+
+int fp_owner_beat_reply(fp_owner_beats *b, const redisReply *r, char *other, size_t len)
+{
+    uint64_t sent = b->replied < b->n ? RING(b, b->replied++) : 0;
+
     other[0] = '\0';
     if (r == NULL || r->type == REDIS_REPLY_ERROR)
         return -1;
-    if (r->type != REDIS_REPLY_STRING)
+    if (r->type != REDIS_REPLY_STRING) {
+        if (sent > b->ok_at)
+            b->ok_at = sent;
         return 0;
+    }
     owner_of(r->str, other, len);
     if (!other[0])
         snprintf(other, len, "?");
     return 1;
+}
+
+int fp_owner_fresh(const fp_owner_beats *b, uint64_t now)
+{
+    return b->ok_at && now < b->ok_at + FP_OWNER_FRESH_MS;
 }
 
 /* Our first heartbeat, right after a predecessor's tasks went back: from now on a worker

@@ -40,13 +40,32 @@ int fp_owner_claim(redisContext *c, const char *id, const char *token);
  * id left in its processing list. 0, or -1 with the reason logged. */
 int fp_owner_start(const fp_conf *conf, const char *token);
 
-/* One heartbeat: sets fp:worker:<id> to "owner=<token> beat=<beat>" and the counters for
- * FP_HEARTBEAT_TTL_MS and adds the id to fp:workers, unless the heartbeat names another
- * owner. The call points into a static buffer: send it before the next one. */
-void fp_owner_beat_call(fp_call *c, const fp_conf *conf, const char *token, uint64_t beat,
-                        const fp_counters *s, double rate);
-/* Its reply: 0 set (ours), 1 another owner holds the id (named in other, "?" if the
- * heartbeat names none), -1 no reply or an error. */
-int fp_owner_beat_reply(const redisReply *r, char *other, size_t len);
+/* The heartbeats of a running worker, and whether the id is known to be still ours: the
+ * send time of the newest beat Redis confirmed. A successor needs our heartbeat to stand
+ * still for 2.5 s (or expire) before it takes the id, so while a beat sent less than
+ * FP_OWNER_FRESH_MS ago is confirmed nobody can have taken it; past that (cut off,
+ * frozen, Redis stalled) the worker starts no task it takes and adopts none until a beat
+ * confirms the id again (link.c). Replies come in order, so a ring of send times serves. */
+#define FP_OWNER_FRESH_MS (2 * FP_HEARTBEAT_MS)
+typedef struct fp_owner_beats {
+    uint64_t n, replied, ok_at, sent_at[16];
+    uint64_t rate_at, rate_n; /* files/s: last beat's time and count */
+    double rate;
+} fp_owner_beats;
+
+/* The next heartbeat, sent at now: sets fp:worker:<id> to "owner=<token> beat=<n>" and the
+ * counters for FP_HEARTBEAT_TTL_MS and adds the id to fp:workers, unless the heartbeat
+ * names another owner. The call points into a static buffer: send it before the next
+ * one, and call fp_owner_beat_sent once it is sent. */
+void fp_owner_beat_call(fp_call *c, fp_owner_beats *b, const fp_conf *conf, const char *token,
+                        const fp_counters *s, uint64_t now);
+void fp_owner_beat_sent(fp_owner_beats *b, uint64_t now);
+/* A connection came up: every beat sent on the one before has had its (NULL) reply. */
+void fp_owner_beat_resync(fp_owner_beats *b);
+/* Its reply (NULL too: they keep the order): 0 set (ours), 1 another owner holds the id
+ * (named in other, "?" if the heartbeat names none), -1 no reply or an error. */
+int fp_owner_beat_reply(fp_owner_beats *b, const redisReply *r, char *other, size_t len);
+/* A beat sent less than FP_OWNER_FRESH_MS before now was confirmed. */
+int fp_owner_fresh(const fp_owner_beats *b, uint64_t now);
 
 #endif

@@ -519,7 +519,8 @@ int fp_worker_run(const fp_conf *conf)
         fp_store_close(&w.store);
         return 2;
     }
-    w.link = fp_link_new(w.loop, conf, &w.counters, task_cb, known_cb, fp_wk_cancelled_cb, &w);
+    w.link =
+        fp_link_new(w.loop, conf, &w.counters, task_cb, known_cb, fp_wk_cancelled_cb, lost_cb, &w);
     if (w.link == NULL) {
         if (w.s3)
             fp_s3_close(w.s3, NULL, NULL);
@@ -528,7 +529,6 @@ int fp_worker_run(const fp_conf *conf)
         fp_store_close(&w.store);
         return 2;
     }
-    fp_link_on_lost(w.link, lost_cb);
     if (fp_wk_gate_init(&w) != 0) {
         fp_error("out of memory");
         exit(2);
