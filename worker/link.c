@@ -1,8 +1,8 @@
 /* link.c - fetchpool's protocol on the worker's side of Redis (see link.h): taking
  * tasks, adopting tasks whose delivery was cut, batching results, retries, dead letters,
- * heartbeats and the order of shutdown. The connections are rconn.c's, the commands that
- * must be acknowledged wait in outbox.c, and every call's arguments come from
- * fp_scripts.c. */
+ * and the order of shutdown (the heartbeat is beat.c's). The connections are rconn.c's,
+ * the commands that must be acknowledged wait in outbox.c, and every call's arguments come
+ * from fp_scripts.c. */
 #include "link.h"
 
 #include <hiredis/async.h>
@@ -14,10 +14,7 @@
 #include "fp_keys.h"
 #include "fp_log.h"
 #include "fp_service.h"
-#include "cancelset.h"
-#include "outbox.h"
-#include "owner.h"
-#include "rconn.h"
+#include "link_int.h"
 #include "refused.h"
 
 #define BLOCK_S  "1" /* BLMOVE wait when the queue is empty */
@@ -28,40 +25,7 @@
 #define ADOPT_EVERY_MS   5000
 #define FINISH_BATCH_MAX 256 /* results in one finish script call at most */
 
-struct fp_link {
-    uv_loop_t *loop;
-    const fp_conf *conf;
-    const fp_counters *stats; /* the worker's, reported by the heartbeat */
-    fp_link_task_cb on_task;
-    fp_link_known_cb known;
-    fp_link_cancelled_cb on_cancelled;
-    fp_link_lost_cb on_lost;
-    fp_cancelset cancelled; /* fp:cancelled as last read */
-    void *arg;
-    int connected_before; /* the pull connection was up before */
-    int need_adopt;       /* look for orphans in our processing list once both connections are up */
-    fp_rconn pull, cmd;
-    fp_outbox out; /* sent on cmd */
-    char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
-    char owner[FP_OWNER_MAX]; /* named in the heartbeat (owner.h) */
-    fp_owner_beats beats;     /* and whether the id is known to be ours (owner.h) */
-    int want, recovered_slots, pulling;
-    /* Results of this loop turn, sent as one finish call from the check handle. */
-    fp_cmd *batch_keys, *batch_args;
-    int batch_n;
-    uv_check_t batch_check;
-    uv_timer_t heartbeat, deadline, kick, adopt;
-    int stopping, forced, final_sent;
-    int lost, beat_failed; /* lost: our id is another worker's now (beat_reply_cb) */
-    int open_handles;
-    fp_link_closed_cb closed;
-    void *closed_arg;
-};
-
 static void maybe_adopt(fp_link *q);
-static void send_heartbeat(fp_link *q);
-static void pull_kick(fp_link *q);
-static void progress(fp_link *q);
 static void batch_close(fp_link *q);
 static void take(fp_link *q, const char *check, size_t check_len);
 
@@ -79,11 +43,11 @@ static void conn_up_cb(fp_rconn *c, void *arg)
         q->connected_before = 1;
     } else {
         fp_owner_beat_resync(&q->beats);
-        send_heartbeat(q); /* before the master's reaper misses us */
+        fp_link_beat(q); /* before the master's reaper misses us */
         fp_outbox_flush(&q->out);
     }
     maybe_adopt(q);
-    pull_kick(q);
+    fp_link_kick(q);
 }
 
 static void conn_down_cb(fp_rconn *c, void *arg)
@@ -92,12 +56,12 @@ static void conn_down_cb(fp_rconn *c, void *arg)
 
     (void)c;
     if (q->final_sent)
-        progress(q);
+        fp_link_progress(q);
 }
 
 static void replied_cb(void *arg)
 {
-    progress(arg);
+    fp_link_progress(arg);
 }
 
 static void refused_cb(void *arg, fp_cmd *cmd, const char *err)
@@ -125,7 +89,7 @@ static void deliver(fp_link *q, const redisReply *r, fp_take_verdict v, const ch
 
 static void kick_cb(uv_timer_t *t)
 {
-    pull_kick(t->data);
+    fp_link_kick(t->data);
 }
 
 /* q->pulling stays set while a reply is delivered, so the top-ups it causes do not send
@@ -139,15 +103,15 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     if (r == NULL) {
         q->pulling = 0;
-        progress(q);
-        return; /* connection gone; pull_kick runs again after the reconnect */
+        fp_link_progress(q);
+        return; /* connection gone; fp_link_kick runs again after the reconnect */
     }
     if (r->type == REDIS_REPLY_ERROR) {
         fp_warn("redis: taking tasks failed: %s", r->str);
         q->pulling = 0;
         if (!q->stopping && q->pull.up) /* try again shortly */
             uv_timer_start(&q->kick, kick_cb, 500, 0);
-        progress(q);
+        fp_link_progress(q);
         return;
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
@@ -183,9 +147,9 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     }
     q->pulling = 0;
     if (q->stopping)
-        progress(q);
+        fp_link_progress(q);
     else
-        pull_kick(q);
+        fp_link_kick(q);
 }
 
 /* After a lost connection, a batch may have moved into our processing list with its reply
@@ -218,9 +182,9 @@ static void adopt_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     }
     q->pulling = 0;
     if (q->stopping)
-        progress(q);
+        fp_link_progress(q);
     else
-        pull_kick(q);
+        fp_link_kick(q);
 }
 
 /* The LRANGE goes on the cmd connection right behind the results already sent, so its
@@ -260,7 +224,7 @@ static void take(fp_link *q, const char *check, size_t check_len)
     redisAsyncCommandArgv(q->pull.ac, pull_reply_cb, q, call.argc, call.argv, call.len);
 }
 
-static void pull_kick(fp_link *q)
+void fp_link_kick(fp_link *q)
 {
     if (q->need_adopt) {
         maybe_adopt(q);
@@ -276,7 +240,7 @@ void fp_link_want(fp_link *q, int n, int recovered_slots)
 {
     q->want = n;
     q->recovered_slots = recovered_slots;
-    pull_kick(q);
+    fp_link_kick(q);
 }
 
 /* Results, retries, dead letters ---------------------------------------------------- */
@@ -373,80 +337,12 @@ int fp_link_call(fp_link *q, const fp_call *c, redisCallbackFn *cb, void *priv)
                : -1;
 }
 
-/* Heartbeat ------------------------------------------------------------------------- */
-
 void fp_link_drop(fp_link *q, const char *raw, size_t rawlen)
 {
     static fp_call call;
 
     fp_call_drop(&call, q->conf->id, raw, rawlen);
     push_call(q, &call, FP_CMD_OTHER);
-}
-
-int fp_link_cancelled(const fp_link *q, uint64_t job)
-{
-    return fp_cancelset_has(&q->cancelled, job);
-}
-
-/* fp:cancelled, read with the heartbeat: a cancelled job's transfers stop within about a
- * second. The set is small (ids of the last hour; the newest 1024 are read). */
-static void cancelled_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
-{
-    fp_link *q = priv;
-
-    (void)ac;
-    if (reply == NULL || q->stopping)
-        return;
-    fp_cancelset_update(&q->cancelled, reply);
-    if (q->cancelled.n > 0 && q->on_cancelled)
-        q->on_cancelled(q->arg);
-}
-
-/* A heartbeat that names another owner: our id was taken while we were cut off or frozen
- * (owner.h). Step down: the worker drains without taking tasks (link.h). */
-static void beat_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
-{
-    fp_link *q = priv;
-    char other[FP_OWNER_MAX];
-    int rc = fp_owner_beat_reply(&q->beats, reply, other, sizeof(other));
-
-    (void)ac;
-    q->beat_failed = rc < 0 && reply ? q->beat_failed + 1 : 0;
-    if (q->beat_failed == 1) /* once until it works again */
-        fp_warn("redis: setting the heartbeat failed: %s", ((redisReply *)reply)->str);
-    if (rc > 0 && !q->lost) {
-        q->lost = 1;
-        q->want = 0;
-        uv_timer_stop(&q->heartbeat);
-        uv_timer_stop(&q->adopt);
-        fp_error("another worker (owner %s) took over id %s while this one (owner %s) was cut "
-                 "off from Redis or frozen; stepping down: no new tasks, %" PRIu64
-                 " transfers in flight finish and send their results, %s is left to it",
-                 other, q->conf->id, q->owner, q->stats->inflight, q->proc_key);
-        if (q->on_lost)
-            q->on_lost(q->arg);
-    }
-    pull_kick(q); /* taking, adopting and a drain's hand-back wait for a fresh beat */
-    progress(q);
-}
-
-static void send_heartbeat(fp_link *q)
-{
-    static fp_call call;
-    uint64_t now = uv_now(q->loop);
-
-    if (!q->cmd.up || q->lost)
-        return;
-    fp_owner_beat_call(&call, &q->beats, q->conf, q->owner, q->stats, now);
-    if (redisAsyncCommandArgv(q->cmd.ac, beat_reply_cb, q, call.argc, call.argv, call.len) ==
-        REDIS_OK)
-        fp_owner_beat_sent(&q->beats, now);
-    redisAsyncCommand(q->cmd.ac, cancelled_reply_cb, q, "ZRANGE %s -1024 -1", FP_KEY_CANCELLED);
-}
-
-static void heartbeat_cb(uv_timer_t *t)
-{
-    send_heartbeat(t->data);
 }
 
 /* Start ----------------------------------------------------------------------------- */
@@ -493,7 +389,7 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
     fp_rconn_set_deadline(&q->pull, BLOCK_MS);
     fp_rconn_open(&q->cmd);
     fp_rconn_open(&q->pull);
-    uv_timer_start(&q->heartbeat, heartbeat_cb, 0, FP_HEARTBEAT_MS);
+    uv_timer_start(&q->heartbeat, fp_link_heartbeat_cb, 0, FP_HEARTBEAT_MS);
     uv_timer_start(&q->adopt, adopt_cb, ADOPT_EVERY_MS, ADOPT_EVERY_MS);
     return q;
 }
@@ -505,7 +401,7 @@ static void handle_closed_cb(uv_handle_t *h)
     fp_link *q = h->data;
 
     q->open_handles--;
-    progress(q);
+    fp_link_progress(q);
 }
 
 static void conn_closed_cb(fp_rconn *c, void *arg)
@@ -514,7 +410,7 @@ static void conn_closed_cb(fp_rconn *c, void *arg)
 
     (void)c;
     q->open_handles--;
-    progress(q);
+    fp_link_progress(q);
 }
 
 static void release_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
@@ -541,7 +437,7 @@ static void close_everything(fp_link *q)
     fp_rconn_close(&q->cmd, conn_closed_cb);
 }
 
-static void progress(fp_link *q)
+void fp_link_progress(fp_link *q)
 {
     if (!q->stopping)
         return;
@@ -586,7 +482,7 @@ static void deadline_cb(uv_timer_t *t)
     fp_link *q = t->data;
 
     q->forced = 1;
-    progress(q);
+    fp_link_progress(q);
 }
 
 void fp_link_shutdown(fp_link *q, long wait_ms, fp_link_closed_cb closed, void *arg)
@@ -596,5 +492,5 @@ void fp_link_shutdown(fp_link *q, long wait_ms, fp_link_closed_cb closed, void *
     q->closed = closed;
     q->closed_arg = arg;
     uv_timer_start(&q->deadline, deadline_cb, (uint64_t)(wait_ms > 0 ? wait_ms : 1), 0);
-    progress(q);
+    fp_link_progress(q);
 }

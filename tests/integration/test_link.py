@@ -333,6 +333,10 @@ class TakeoverTest(LinkBase):
                       self.worker_log(b), 15)
         self.say("B took over %.1fs after A went away (A held lines %s)",
                  time.monotonic() - t0, sorted(held))
+        # B's own heartbeat (set right after the hand-back, before its tasks come): had A
+        # come back before it, the id would have stayed A's and B would have refused.
+        self.wait_for("B's heartbeat", lambda: (self.rcall("GET", "fp:worker:w1") or
+                                                owner_a).split()[0] != owner_a, 10)
         self.wait_for("B to run", lambda: self.rcall("LLEN", "fp:proc:w1") > 0, 10)
         back(a, wp)
         t1 = time.monotonic()
