@@ -91,8 +91,9 @@ void fp_link_bury(fp_link *q, const char *raw, size_t rawlen);
 
 /* Stops taking tasks; once every result is acknowledged and a heartbeat confirmed the id
  * is ours, hands back what is left in the processing list, removes the heartbeat and
- * closes (a link that stepped down leaves the list and the heartbeat to the new owner). Gives up on unacknowledged results
- * after wait_ms (they stay in the processing list for the master's reaper). */
+ * closes (a link that stepped down leaves the list and the heartbeat to the new owner).
+ * Gives up on unacknowledged results after wait_ms (they stay in the processing list for
+ * the master's reaper). */
 void fp_link_shutdown(fp_link *q, long wait_ms, fp_link_closed_cb closed, void *arg);
 
 #endif
