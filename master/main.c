@@ -81,8 +81,9 @@ static void usage(FILE *f)
             "  --verbose          debug logging\n"
             "  --help             this text\n"
             "\n"
-            "Exits 0 on SIGTERM or SIGINT, 2 on bad options or if Redis is unreachable\n"
-            "at start; later Redis outages are waited out.\n",
+            "Exits 0 on SIGTERM or SIGINT, 2 on bad options or if Redis is unusable at\n"
+            "start (unreachable, older than 7.0, evicting keys, a refused login); later\n"
+            "Redis outages are waited out.\n",
             DEFAULT_QUEUE_DEPTH, DEFAULT_FEED_BATCH, DEFAULT_RETENTION, DEFAULT_HOST_CONNS,
             DEFAULT_HOST_RATE, DEFAULT_WINDOW, FP_PART_SIZE_DEFAULT);
 }

@@ -75,7 +75,12 @@ static const char usage[] =
     "      --resolve HOST:PORT:ADDR  use ADDR for HOST:PORT instead of DNS (as curl --resolve;\n"
     "                            repeatable). The SSRF guard still judges ADDR.\n"
     "  -v, --verbose             log every task\n"
-    "  -h, --help                this text\n";
+    "  -h, --help                this text\n"
+    "\n"
+    "Exits 0 after SIGTERM or SIGINT (drained), 2 on bad options, an unusable output folder\n"
+    "or Redis at start (unreachable, older than 7.0, evicting keys, a refused login) or a\n"
+    "live worker with the same id, 3 when another worker took over its id while it was cut\n"
+    "off from Redis or frozen. Later Redis outages are waited out.\n";
 
 enum {
     OPT_HOST_CONNS = 256,
