@@ -9,19 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "fp_log.h"
 #include "fp_record.h"
 #include "fp_scripts.h"
-#include "guard.h"
+#include "rfetch.h"
 #include "robots.h"
+#include "rtable.h"
 
 #define POLL_MS      200
-#define BUCKETS      1024
 #define ORIGIN_MAX   300
-#define FETCH_MAX_MS 30000L
+#define FETCH_MAX_MS 30000L /* rfetch.c's bound on a fetch */
+#define SWEEP_S      60
 
 /* KEYS: fp:robots:<origin>, its lock. ARGV: worker id, lock expiry (ms).
  * Returns {1, value}, {2} (the caller holds the lock now: fetch) or {3} (wait). */
@@ -39,30 +39,18 @@ static const char put_script[] = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV
 
 enum { E_NEW, E_ASKING, E_WAIT, E_FETCH, E_READY };
 
-struct fetch;
-
 typedef struct entry {
-    struct entry *hnext, *anext; /* hash chain, list of all */
+    fp_rtable_node node; /* first: an entry is its node */
     fp_rcache *c;
-    int state;
+    int state, flushing;
     time_t expires;
     fp_robots *rules; /* compacted (no text of the body kept), or NULL */
-    char note[200];   /* why everything is disallowed, for the results */
+    size_t rules_bytes;
+    char note[200]; /* why everything is disallowed, for the results */
     fp_rcache_item *wait_head, *wait_tail;
-    struct fetch *f;
+    fp_rfetch *f;
     char origin[]; /* scheme://host[:port] */
 } entry;
-
-typedef struct fetch {
-    struct fetch *next;
-    entry *e;
-    CURL *easy;
-    char *body;
-    size_t len;
-    int truncated;
-    const char *blocked;
-    char errbuf[CURL_ERROR_SIZE];
-} fetch;
 
 struct fp_rcache {
     uv_loop_t *loop;
@@ -71,9 +59,9 @@ struct fp_rcache {
     fp_link *link;
     fp_rcache_cb cb;
     void *arg;
-    entry *bucket[BUCKETS];
-    entry *all;
-    fetch *fetches;
+    fp_rtable table;
+    time_t next_sweep;
+    fp_rfetch *fetches;
     int waiting, nwait_entries, closed;
     uv_timer_t tick;
     char token[64];
@@ -96,6 +84,31 @@ void fp_rcache_token(const char *ua, char *out, size_t outlen)
 
 static void tick_cb(uv_timer_t *t);
 
+/* An entry is in use while a Redis call or a fetch holds it, or tasks wait on it. */
+static int entry_idle(const fp_rtable_node *n, void *arg)
+{
+    const entry *e = (const entry *)n;
+
+    (void)arg;
+    if ((e->state != E_READY && e->state != E_NEW) || e->wait_head || e->flushing)
+        return FP_RTABLE_BUSY;
+    return e->state == E_READY && time(NULL) >= e->expires ? FP_RTABLE_EXPIRED : FP_RTABLE_IDLE;
+}
+
+static void entry_drop(fp_rtable_node *n, void *arg)
+{
+    entry *e = (entry *)n;
+
+    (void)arg;
+    free(e->rules);
+    free(e);
+}
+
+static size_t entry_bytes(const entry *e)
+{
+    return sizeof(*e) + strlen(e->origin) + 1 + e->rules_bytes;
+}
+
 fp_rcache *fp_rcache_new(uv_loop_t *loop, const fp_conf *conf, fp_curl_uv *curl, fp_link *link,
                          fp_rcache_cb cb, void *arg)
 {
@@ -103,6 +116,11 @@ fp_rcache *fp_rcache_new(uv_loop_t *loop, const fp_conf *conf, fp_curl_uv *curl,
 
     if (c == NULL)
         return NULL;
+    if (fp_rtable_init(&c->table, RCACHE_MAX_ENTRIES, RCACHE_MAX_BYTES, entry_idle, entry_drop,
+                       c) != 0) {
+        free(c);
+        return NULL;
+    }
     c->loop = loop;
     c->conf = conf;
     c->curl = curl;
@@ -113,14 +131,6 @@ fp_rcache *fp_rcache_new(uv_loop_t *loop, const fp_conf *conf, fp_curl_uv *curl,
     uv_timer_init(loop, &c->tick);
     c->tick.data = c; /* the multi-uv trap: without it the tick would do nothing */
     return c;
-}
-
-static uint32_t hash(const char *s)
-{
-    uint32_t v = 2166136261u; /* FNV-1a */
-    while (*s)
-        v = (v ^ (unsigned char)*s++) * 16777619u;
-    return v;
 }
 
 /* The origin and the path (query included) of url, through libcurl's parser. 0 or -1. */
@@ -156,21 +166,17 @@ out:
 
 static entry *lookup(fp_rcache *c, const char *origin)
 {
-    uint32_t b = hash(origin) % BUCKETS;
-    entry *e;
+    entry *e = (entry *)fp_rtable_get(&c->table, origin);
     size_t n = strlen(origin);
 
-    for (e = c->bucket[b]; e; e = e->hnext)
-        if (strcmp(e->origin, origin) == 0)
-            return e;
+    if (e)
+        return e;
     if ((e = calloc(1, sizeof(*e) + n + 1)) == NULL)
         return NULL;
     memcpy(e->origin, origin, n + 1);
     e->c = c;
-    e->hnext = c->bucket[b];
-    c->bucket[b] = e;
-    e->anext = c->all;
-    c->all = e;
+    e->node.key = e->origin;
+    fp_rtable_add(&c->table, &e->node, entry_bytes(e));
     return e;
 }
 
@@ -190,7 +196,7 @@ static int verdict(fp_rcache *c, const entry *e, const char *path)
 }
 
 /* A copy of r that keeps only its patterns, in one allocation. NULL if out of memory. */
-static fp_robots *compact(const fp_robots *r)
+static fp_robots *compact(const fp_robots *r, size_t *bytes)
 {
     size_t head = offsetof(fp_robots, rule) + r->nrules * sizeof(fp_robots_rule), tl = 0, i;
     fp_robots *o;
@@ -198,8 +204,10 @@ static fp_robots *compact(const fp_robots *r)
 
     for (i = 0; i < r->nrules; i++)
         tl += r->rule[i].len;
+    *bytes = 0;
     if ((o = malloc(head + tl + 1)) == NULL)
         return NULL;
+    *bytes = head + tl + 1;
     memcpy(o, r, head);
     t = (char *)o + head;
     for (tl = 0, i = 0; i < r->nrules; i++) {
@@ -238,7 +246,7 @@ static void load(entry *e, const char *v, size_t len)
         fp_robots_for_status(&tmp, 404);
     else
         fp_robots_for_status(&tmp, code);
-    e->rules = compact(&tmp);
+    e->rules = compact(&tmp, &e->rules_bytes);
     e->expires = (time_t)expires;
     e->state = E_READY;
     t = e->expires;
@@ -256,9 +264,11 @@ static void load(entry *e, const char *v, size_t len)
         snprintf(e->note, sizeof(e->note), "out of memory keeping %.100s/robots.txt", e->origin);
         e->expires = time(NULL) + 1;
     }
+    fp_rtable_resize(&e->c->table, &e->node, entry_bytes(e));
 }
 
-/* Hands every waiting item of e its verdict. */
+/* Hands every waiting item of e its verdict. A callback may start tasks of other origins,
+ * whose entries may evict idle ones: e counts as in use until it is done. */
 static void flush(entry *e)
 {
     fp_rcache *c = e->c;
@@ -266,6 +276,7 @@ static void flush(entry *e)
     char path[FP_URL_MAX + 1], origin[ORIGIN_MAX];
     int ok;
 
+    e->flushing = 1;
     while ((it = e->wait_head) != NULL && !c->closed) {
         e->wait_head = it->next;
         c->waiting--;
@@ -278,6 +289,7 @@ static void flush(entry *e)
     }
     if (e->wait_head == NULL)
         e->wait_tail = NULL;
+    e->flushing = 0;
 }
 
 static void set_wait(entry *e)
@@ -345,7 +357,7 @@ static void tick_cb(uv_timer_t *t)
 
     uv_timer_stop(&c->tick);
     c->nwait_entries = 0;
-    for (e = c->all; e; e = e->anext)
+    for (e = (entry *)c->table.oldest; e; e = (entry *)e->node.newer)
         if (e->state == E_WAIT)
             ask(e);
 }
@@ -356,6 +368,10 @@ int fp_rcache_check(fp_rcache *c, fp_rcache_item *it, const char *url, const cha
     entry *e;
 
     *why = c->why;
+    if (time(NULL) >= c->next_sweep) {
+        fp_rtable_sweep(&c->table);
+        c->next_sweep = time(NULL) + SWEEP_S;
+    }
     if (split(url, origin, path, sizeof(path)) != 0)
         return 1; /* the transfer will say what is wrong with the URL */
     if ((e = lookup(c, origin)) == NULL) {
@@ -381,153 +397,50 @@ int fp_rcache_check(fp_rcache *c, fp_rcache_item *it, const char *url, const cha
 
 /* Fetching ---------------------------------------------------------------------------- */
 
-static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
+static void fetch_free(fp_rfetch *f)
 {
-    fetch *f = userp;
-    size_t n = size * nmemb, take = n;
-    char *p;
+    entry *e = f->owner;
+    fp_rfetch **pp;
 
-    if (f->len + take > FP_ROBOTS_MAX) {
-        take = FP_ROBOTS_MAX - f->len;
-        f->truncated = 1;
-    }
-    if (take && (p = realloc(f->body, f->len + take)) != NULL) {
-        f->body = p;
-        memcpy(f->body + f->len, data, take);
-        f->len += take;
-    } else if (take) {
-        return 0;
-    }
-    return f->truncated ? 0 : n; /* the rest is not read (RFC 9309 2.5: 500 KiB are enough) */
-}
-
-static curl_socket_t opensocket_cb(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
-{
-    fetch *f = userp;
-    const fp_conf *conf = f->e->c->conf;
-    const char *blocked;
-    int fd;
-
-    if (purpose == CURLSOCKTYPE_IPCXN && !conf->allow_private &&
-        (blocked = fp_guard_classify(&a->addr)) != NULL &&
-        !fp_guard_cidr_match(conf->allow, conf->nallow, &a->addr)) {
-        f->blocked = blocked;
-        return CURL_SOCKET_BAD;
-    }
-    fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    return fd < 0 ? CURL_SOCKET_BAD : fd;
-}
-
-static void fetch_free(fetch *f)
-{
-    fp_rcache *c = f->e->c;
-    fetch **pp;
-
-    for (pp = &c->fetches; *pp; pp = &(*pp)->next)
+    for (pp = &e->c->fetches; *pp; pp = &(*pp)->next)
         if (*pp == f) {
             *pp = f->next;
             break;
         }
-    f->e->f = NULL;
-    curl_easy_cleanup(f->easy);
-    free(f->body);
-    free(f);
+    e->f = NULL;
+    fp_rfetch_free(f);
 }
 
 static int fetch_start(entry *e)
 {
     fp_rcache *c = e->c;
-    const fp_conf *conf = c->conf;
-    char url[ORIGIN_MAX + 16];
-    fetch *f = calloc(1, sizeof(*f));
-    CURL *h;
+    fp_rfetch *f = fp_rfetch_start(c->curl, c->conf, e->origin, e);
 
-    if (f == NULL || (h = curl_easy_init()) == NULL) {
-        free(f);
+    if (f == NULL)
         return -1;
-    }
-    f->e = e;
-    f->easy = h;
-    snprintf(url, sizeof(url), "%s/robots.txt", e->origin);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, f);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, f->errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L); /* RFC 9309 2.3.1.2 */
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, conf->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-                     conf->timeout_ms < FETCH_MAX_MS ? conf->timeout_ms : FETCH_MAX_MS);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, conf->user_agent);
-    curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-    if (conf->ca_bundle[0])
-        curl_easy_setopt(h, CURLOPT_CAINFO, conf->ca_bundle);
-    if (conf->resolve)
-        curl_easy_setopt(h, CURLOPT_RESOLVE, conf->resolve);
-    fp_curl_uv_attach(c->curl, h);
-    if (fp_curl_uv_add(c->curl, h) != 0) {
-        curl_easy_cleanup(h);
-        free(f);
-        return -1;
-    }
     f->next = c->fetches;
     c->fetches = f;
     e->f = f;
     e->state = E_FETCH;
-    fp_debug("fetching %s", url);
     return 0;
 }
 
 int fp_rcache_done(fp_rcache *c, CURL *easy, CURLcode rc)
 {
     static fp_call call;
-    static char value[FP_ROBOTS_MAX + 512];
-    char key[ORIGIN_MAX + 16], lock[ORIGIN_MAX + 24], note[160] = "", ttl[24];
-    fetch *f;
+    static char value[FP_RFETCH_VALUE_MAX];
+    char key[ORIGIN_MAX + 16], lock[ORIGIN_MAX + 24], ttl[24];
+    fp_rfetch *f;
     entry *e;
-    long code = 0, ttl_s = RCACHE_TTL_S;
-    size_t n, blen = 0;
+    long ttl_s = RCACHE_TTL_S;
+    size_t n;
 
     for (f = c->fetches; f && f->easy != easy; f = f->next)
         ;
     if (f == NULL)
         return 0;
-    e = f->e;
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-    fp_curl_uv_remove(c->curl, easy);
-    if (rc == CURLE_TOO_MANY_REDIRECTS) {
-        code = 310;
-    } else if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && f->truncated)) {
-        code = 0;
-        if (f->blocked)
-            snprintf(note, sizeof(note), "address refused by the guard: %.100s", f->blocked);
-        else
-            snprintf(note, sizeof(note), "%.150s",
-                     f->errbuf[0] ? f->errbuf : curl_easy_strerror(rc));
-        for (n = 0; note[n]; n++)
-            if ((unsigned char)note[n] < 0x20)
-                note[n] = ' ';
-    }
-    if (code == 0 || code >= 500 || (code > 0 && code < 200))
-        ttl_s = RCACHE_FAIL_TTL_S;
-    if (code >= 200 && code < 300 && memchr(f->body ? f->body : "", '\0', f->len) == NULL)
-        blen = f->len; /* not text (a NUL byte): no rules, nothing kept */
-    n = (size_t)snprintf(value, 512, "%ld %lld %s\n", code, (long long)time(NULL) + ttl_s, note);
-    if (blen)
-        memcpy(value + n, f->body, blen);
-    n += blen;
-    if (ttl_s == RCACHE_FAIL_TTL_S)
-        fp_warn("robots.txt of %s: %s%s%ld: its URLs are disallowed for %ld s (RFC 9309 2.3.1.4)",
-                e->origin, note, note[0] ? "; HTTP " : "HTTP ", code, ttl_s);
-    else if (f->truncated)
-        fp_info("robots.txt of %s: longer than %d bytes; only those are read", e->origin,
-                FP_ROBOTS_MAX);
+    e = f->owner;
+    n = fp_rfetch_value(f, c->curl, rc, e->origin, value, &ttl_s, RCACHE_FAIL_TTL_S);
     fetch_free(f);
     keys(e, key, lock);
     snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
@@ -558,7 +471,7 @@ fp_rcache_item *fp_rcache_drop_waiting(fp_rcache *c)
     entry *e;
     fp_rcache_item *it;
 
-    for (e = c->all; e; e = e->anext)
+    for (e = (entry *)c->table.oldest; e; e = (entry *)e->node.newer)
         if ((it = e->wait_head) != NULL) {
             if ((e->wait_head = it->next) == NULL)
                 e->wait_tail = NULL;
@@ -587,14 +500,8 @@ void fp_rcache_close(fp_rcache *c)
 
 void fp_rcache_free(fp_rcache *c)
 {
-    entry *e, *next;
-
     if (c == NULL)
         return;
-    for (e = c->all; e; e = next) {
-        next = e->anext;
-        free(e->rules);
-        free(e);
-    }
+    fp_rtable_clear(&c->table);
     free(c);
 }

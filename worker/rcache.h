@@ -15,7 +15,10 @@
  * honoured (it would have to reach the take script's rate: the job's --host-rate does).
  *
  * A waiting task is an fp_rcache_item embedded in the caller's record; it holds no
- * transfer slot. The cache owns its entries, easy handles and timer. */
+ * transfer slot. The cache owns its entries, easy handles and timer. Entries are bounded
+ * (RCACHE_MAX_ENTRIES, RCACHE_MAX_BYTES; least recently used go first) and expired ones
+ * are dropped every minute; one with a fetch or Redis call in flight or tasks waiting on
+ * it is never dropped. */
 #ifndef FP_RCACHE_H
 #define FP_RCACHE_H
 
@@ -29,6 +32,12 @@
 
 #define RCACHE_TTL_S      86400
 #define RCACHE_FAIL_TTL_S 600
+/* The entries kept here (rtable.h): an origin evicted is asked of Redis again (one call,
+ * not a fetch), so the bound only has to hold the origins a worker's tasks are spread
+ * over at a time; it keeps a broad crawl's worker (a million origins) at a few MiB. The
+ * bytes bound is for big rule sets (a 500 KiB robots.txt keeps up to 1,024 rules). */
+#define RCACHE_MAX_ENTRIES 8192
+#define RCACHE_MAX_BYTES   (16u << 20)
 
 typedef struct fp_rcache fp_rcache;
 
