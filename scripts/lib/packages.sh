@@ -28,8 +28,10 @@
 #   bench    demo + scripts/bench: nginx with the echo module, curl, wget2, aiohttp, time,
 #            and for its scenarios in tests/world.py: dnsmasq, ip, unshare, openssl, h2
 #   docker   a docker daemon and debootstrap (seeds debian:bookworm-slim without a registry)
-#   compose  docker + docker-compose, python3 for scripts/test-compose's checks, and
-#            openssl for its test CA (Redis published over TLS)
+#   compose  docker + docker-compose, python3 for scripts/test-compose's checks,
+#            openssl for its test CA (Redis published over TLS), and for its S3 run
+#            node and npm (s3rver, installed on the host and mounted into its container)
+#            and boto3 (reads the objects back)
 #
 # Messages go through the caller's log() if it has one. FP_APT_LOG=FILE sends apt's
 # output to FILE instead of stdout.
@@ -60,7 +62,7 @@ fp_packages() {
         ;;
     compose)
         fp_packages docker
-        echo docker-compose python3 openssl
+        echo docker-compose python3 openssl nodejs npm python3-boto3
         ;;
     *)
         echo "packages.sh: no package group '$1'" >&2
