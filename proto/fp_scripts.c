@@ -163,27 +163,43 @@ const char fp_script_retry[] = FP_LUA_TASK
     "return 1\n";
 
 /* Parked hosts that are due get as many tasks back at the head of the queue as their
- * budget lets start now (the take script judges them again). */
+ * budget lets start now (the take script judges them again). Each host is judged in a
+ * pcall: one whose keys are damaged must not stall every parked host. Its tasks go back
+ * to the queue unjudged, where the take script fails them with Redis's error; a park
+ * list that is not a list holds no task, and its host leaves fp:parked. */
 const char fp_script_promote[] = FP_LUA_POLITE
     "local now = fp_now()\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])\n"
     "for i = #due, 1, -1 do redis.call('LPUSH', KEYS[2], due[i]) end\n"
     "if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end\n"
     "local moved = #due\n"
-    "local hosts = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)\n"
-    "for _, h in ipairs(hosts) do\n"
+    "local function back(pk, n)\n"
+    "  local ts = redis.call('LPOP', pk, n)\n"
+    "  if not ts then return 0 end\n"
+    "  for i = #ts, 1, -1 do redis.call('LPUSH', KEYS[2], ts[i]) end\n"
+    "  return #ts\n"
+    "end\n"
+    "local function promote(h)\n"
     "  local s = fp_host(h, now)\n"
     "  local len = redis.call('LLEN', s.pk)\n"
     "  local v = redis.call('HMGET', s.k, 'conns', 'rate')\n"
     "  local n, nxt = fp_room(s, tonumber(v[1]) or 0, tonumber(v[2]) or 0, now)\n"
     "  n = math.min(n, len, 256)\n"
-    "  if n > 0 then\n"
-    "    local ts = redis.call('LPOP', s.pk, n)\n"
-    "    for i = #ts, 1, -1 do redis.call('LPUSH', KEYS[2], ts[i]) end\n"
-    "    moved = moved + #ts\n"
-    "  end\n"
+    "  if n > 0 then moved = moved + back(s.pk, n) end\n"
     "  if n >= len then redis.call('ZREM', KEYS[3], h)\n"
     "  else redis.call('ZADD', KEYS[3], math.max(nxt, now + 20), h) end\n"
+    "end\n"
+    "local hosts = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)\n"
+    "for _, h in ipairs(hosts) do\n"
+    "  if not pcall(promote, h) then\n"
+    "    local pk = 'fp:park:' .. h\n"
+    "    local ok, n = pcall(back, pk, 256)\n"
+    "    if ok then moved = moved + n end\n"
+    "    local left = redis.pcall('LLEN', pk)\n"
+    "    if type(left) == 'number' and left > 0 then\n"
+    "      redis.call('ZADD', KEYS[3], now + 1000, h)\n"
+    "    else redis.call('ZREM', KEYS[3], h) end\n"
+    "  end\n"
     "end\n"
     "return moved\n";
 

@@ -98,6 +98,10 @@ int main(int argc, char **argv)
                       atol(argv[6]), argv[7], atol(argv[8]));
         put_call(&c, 0, c.argc);
         rc = 0;
+    } else if (argc == 3 && strcmp(argv[1], "promote") == 0) {
+        fp_call_promote(&c, atoi(argv[2]));
+        put_call(&c, 0, c.argc);
+        rc = 0;
     } else if (argc == 7 && strcmp(argv[1], "trim") == 0) {
         fp_call_trim(&c, num(argv[2]), argv[3], num(argv[4]), argv[5], strlen(argv[5]),
                      atol(argv[6]));
@@ -105,7 +109,7 @@ int main(int argc, char **argv)
         rc = 0;
     }
     if (rc == 2)
-        fprintf(stderr, "usage: fp-call finish|take|abandon|retry|trim ... (see "
+        fprintf(stderr, "usage: fp-call finish|take|abandon|retry|trim|promote ... (see "
                         "tests/integration/fp_call.c)\n");
     return rc;
 }

@@ -306,6 +306,40 @@ class TakeTest(ScriptBase):
         self.assertEqual((r[0], r[3], r[4]), ([task(2, 1)], [], ""))
 
 
+class PromoteTest(ScriptBase):
+
+    def test_damaged_host_key_stalls_no_other_host(self):
+        """A parked host whose state cannot be read (fp:host:<h> a string: WRONGTYPE)
+        must not stall every other parked host, as it did when one error failed the whole
+        promote call: the healthy host's tasks go back to the queue, and so do the
+        damaged host's, unjudged (the take script then fails them as internal_error,
+        with the error), so no task stays parked for ever."""
+        other = "other.example"
+        bad = [task(1, 0), task(1, 1)]
+        good = [task(2, 0, "http://%s/0.jpg" % other), task(2, 1, "http://%s/1.jpg" % other)]
+        self.rcall("RPUSH", "fp:park:" + HOST, *bad)
+        self.rcall("RPUSH", "fp:park:" + other, *good)
+        self.rcall("ZADD", "fp:parked", 0, HOST, 0, other)
+        self.rcall("HSET", "fp:host:" + other, "conns", 4, "rate", 0)
+        self.rcall("SET", "fp:host:" + HOST, "not a hash")
+        self.assertEqual(self.call("promote", 1000), 4)
+        self.assertEqual(sorted(self.rcall("LRANGE", "fp:tasks", 0, -1)), sorted(bad + good))
+        self.assertEqual(self.rcall("ZCARD", "fp:parked"), 0)
+        self.assertEqual(self.rcall("EXISTS", "fp:park:" + HOST, "fp:park:" + other), 0)
+
+    def test_damaged_park_list(self):
+        """A park list that is not a list holds no task: its host leaves fp:parked, and
+        the other hosts are promoted."""
+        other = "other.example"
+        good = [task(2, 0, "http://%s/0.jpg" % other)]
+        self.rcall("SET", "fp:park:" + HOST, "not a list")
+        self.rcall("RPUSH", "fp:park:" + other, *good)
+        self.rcall("ZADD", "fp:parked", 0, HOST, 0, other)
+        self.assertEqual(self.call("promote", 1000), 1)
+        self.assertEqual(self.rcall("LRANGE", "fp:tasks", 0, -1), good)
+        self.assertEqual(self.rcall("ZCARD", "fp:parked"), 0)
+
+
 class DamagedHostClusterTest(ReliabilityBase):
 
     def test_job_finishes_with_a_damaged_host_key(self):
