@@ -31,7 +31,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
-        libcurl4-openssl-dev libuv1-dev libhiredis-dev libssl-dev libmicrohttpd-dev \
+        libcurl4-openssl-dev libuv1-dev libhiredis-dev libssl-dev libmicrohttpd-dev libpsl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Everything the build needs; .dockerignore keeps out .git, build trees and tests.
@@ -44,7 +44,8 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DFP_TESTS=OFF \
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libcurl4 libuv1 libhiredis0.14 libssl3 libmicrohttpd12 ca-certificates tini \
+        libcurl4 libuv1 libhiredis0.14 libssl3 libmicrohttpd12 libpsl5 publicsuffix \
+        ca-certificates tini \
     && rm -rf /var/lib/apt/lists/*
 # Same user as the client stage. /data/images and /data/results are created here, owned
 # by that user, so a fresh named volume mounted there inherits the ownership and the

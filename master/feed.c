@@ -12,7 +12,8 @@
  * disk: so Redis holds a window of every job, never a whole job. A second master on the
  * same Redis is safe: each batch is read under a WATCH of the job's input (the list, or
  * for an input file the key :in holding its offset), so if the other master committed
- * first, EXEC does nothing. */
+ * first, EXEC does nothing. For a job whose host budget is per registered domain, each
+ * task's flags carry its host's label count (hostgroup.h). */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -106,8 +107,9 @@ static int encode_invalid(const fpm_job *j, uint64_t idx, uint64_t lineno, const
     return n;
 }
 
-/* Classifies a batch of input lines into tasks and invalid-line results. */
-static void batch_build(const fpm_job *j, const fpm_lines *lines, batch *b)
+/* Classifies a batch of input lines into tasks and invalid-line results. g: the public
+ * suffix list, for a job whose hosts share a budget per registered domain, else NULL. */
+static void batch_build(const fpm_job *j, fpm_hostgroup *g, const fpm_lines *lines, batch *b)
 {
     static char out[FP_URL_MAX + 1], buf[FP_RECORD_MAX];
     static fp_task t;
@@ -143,6 +145,8 @@ static void batch_build(const fpm_job *j, const fpm_lines *lines, batch *b)
             t.attempt = 1;
             t.max_attempts = j->attempts;
             t.flags = j->flags & FP_TASK_JOB_FLAGS;
+            if (g)
+                t.flags |= fpm_hostgroup_labels(g, out) << FP_TASK_GROUP_SHIFT;
             t.url = out;
             len = fp_task_encode(&t, buf, sizeof(buf));
             if (len >= 0) {
@@ -458,8 +462,12 @@ static int feed_job(fpm *m, fpm_job *j, long limit, int *acted)
         *acted = j->sealed;
         return rc;
     }
+    if (j->group == FPM_GROUP_DOMAIN && !m->hostgroup_tried) {
+        m->hostgroup = fpm_hostgroup_new(); /* NULL: logged, the job limits per host name */
+        m->hostgroup_tried = 1;
+    }
     memset(&b, 0, sizeof(b));
-    batch_build(j, &lines, &b);
+    batch_build(j, j->group == FPM_GROUP_DOMAIN ? m->hostgroup : NULL, &lines, &b);
     fpm_lines_free(&lines);
     if (r)
         freeReplyObject(r);

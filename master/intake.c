@@ -73,8 +73,8 @@ static int job_drop(fpm *m, const char *s, size_t len)
 
 /* Makes sure the meta hash has what the other processes rely on: state=running,
  * fed/total present (the finish script refuses results of a job without total), the
- * per-host limits (the master's defaults unless the client set them) and the results
- * part size. */
+ * per-host limits and what they count per (the master's defaults unless the client set
+ * them) and the results part size. */
 static int job_mark_running(fpm *m, const char *meta, uint64_t part_size)
 {
     redisReply *r;
@@ -85,9 +85,10 @@ static int job_mark_running(fpm *m, const char *meta, uint64_t part_size)
         fpm_redis_append(m, "HSETNX %s fed 0", meta) ||
         fpm_redis_append(m, "HSETNX %s host_conns %ld", meta, m->cfg.host_conns) ||
         fpm_redis_append(m, "HSETNX %s host_rate %g", meta, m->cfg.host_rate) ||
+        fpm_redis_append(m, "HSETNX %s host_group %s", meta, fpm_group_str(m->cfg.host_group)) ||
         fpm_redis_append(m, "HSETNX %s part_size %" PRIu64, meta, part_size))
         return FPM_LOST;
-    for (i = 0; i < 6; i++) {
+    for (i = 0; i < 7; i++) {
         if ((r = fpm_redis_reply(m)) == NULL)
             return FPM_LOST;
         if (fpm_redis_failed(m, r, "job intake"))
@@ -164,11 +165,11 @@ static int job_load(fpm *m, const char *s, size_t len, int fresh)
     fp_key_job(meta, id, FP_JOB_META);
     r = fpm_redis_cmd(m,
                       "HMGET %s lines fed total sealed attempts flags state done paused "
-                      "cancelled numbered part_size format input in_off upload",
+                      "cancelled numbered part_size format input in_off upload host_group",
                       meta);
     if (r == NULL)
         return FPM_LOST;
-    if (fpm_redis_failed(m, r, "job intake") || r->type != REDIS_REPLY_ARRAY || r->elements != 16) {
+    if (fpm_redis_failed(m, r, "job intake") || r->type != REDIS_REPLY_ARRAY || r->elements != 17) {
         freeReplyObject(r);
         return 0;
     }
@@ -207,6 +208,14 @@ static int job_load(fpm *m, const char *s, size_t len, int fresh)
     }
     j.in_off = fpm_reply_u64(e[14], 0);
     j.uploading = e[15]->type == REDIS_REPLY_STRING && strcmp(e[15]->str, "open") == 0;
+    /* Absent: the master's default, which job_mark_running writes. */
+    j.group = m->cfg.host_group;
+    if (e[16]->type == REDIS_REPLY_STRING &&
+        (j.group = fpm_group_parse(e[16]->str, e[16]->len)) < 0) {
+        fp_sanitize(shown, sizeof(shown), e[16]->str, e[16]->len);
+        fp_warn("job %" PRIu64 ": unknown host_group '%s'; limiting per host name", id, shown);
+        j.group = FPM_GROUP_HOST;
+    }
     if (e[13]->type == REDIS_REPLY_STRING) {
         j.from_file = 1;
         if (job_input(m, &j, e[13]->str, e[13]->len) == FPM_LOST) {

@@ -67,6 +67,10 @@ static void usage(FILE *f)
             "  --host-rate R      default cap of requests per second to one host, for the\n"
             "                     whole cluster (env FETCHPOOL_HOST_RATE, default %d; 0: none);\n"
             "                     a job may set its own (scripts/submit --host-conns/--host-rate)\n"
+            "  --host-group host|domain  what those caps count per, unless a job says: the\n"
+            "                     URL's host name (default), or its registered domain from\n"
+            "                     the public suffix list (libpsl), so a.cdn.example and\n"
+            "                     b.cdn.example share one budget (env FETCHPOOL_HOST_GROUP)\n"
             "  --window N         at most N tasks of a job in Redis at once: queued, taken,\n"
             "                     waiting for a retry, or as results not yet written out\n"
             "                     (env FETCHPOOL_WINDOW, default %d)\n"
@@ -109,6 +113,19 @@ static int env_num(const char *name, long min, long max, long *out)
     return 0;
 }
 
+static int group_opt(const char *what, const char *s, int *out)
+{
+    int g = fpm_group_parse(s, strlen(s));
+
+    if (g < 0) {
+        fprintf(stderr, "fetchpool-master: bad value for %s: '%s' (want host or domain)\n", what,
+                s);
+        return -1;
+    }
+    *out = g;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, fpm_config *cfg)
 {
     static const struct option opts[] = {{"redis", required_argument, NULL, 'r'},
@@ -117,6 +134,7 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
                                          {"retention", required_argument, NULL, 't'},
                                          {"host-conns", required_argument, NULL, 'c'},
                                          {"host-rate", required_argument, NULL, 'R'},
+                                         {"host-group", required_argument, NULL, 'g'},
                                          {"window", required_argument, NULL, 'w'},
                                          {"part-size", required_argument, NULL, 'p'},
                                          {"results-dir", required_argument, NULL, 'o'},
@@ -127,7 +145,7 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     static char redis_buf[1024];
-    const char *env, *res = fp_opt_env("FETCHPOOL_RESULTS_DIR");
+    const char *env, *res = fp_opt_env("FETCHPOOL_RESULTS_DIR"), *grp;
     int c;
 
     fp_opt_init("fetchpool-master");
@@ -153,6 +171,9 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
         env_num("FETCHPOOL_WINDOW", 1, 100000000, &cfg->window) ||
         env_num("FETCHPOOL_PART_SIZE", 1, FPM_PART_SIZE_MAX, &cfg->part_size))
         return 2;
+    if ((grp = fp_opt_env("FETCHPOOL_HOST_GROUP")) != NULL &&
+        group_opt("FETCHPOOL_HOST_GROUP", grp, &cfg->host_group))
+        return 2;
     opterr = 0; /* fp_opt_bad says it without echoing a --redis=URL */
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
@@ -175,6 +196,10 @@ static int parse_args(int argc, char **argv, fpm_config *cfg)
             break;
         case 'R':
             if (fp_opt_num("--host-rate", optarg, 0, 1000000, 0, &cfg->host_rate))
+                return 2;
+            break;
+        case 'g':
+            if (group_opt("--host-group", optarg, &cfg->host_group))
                 return 2;
             break;
         case 'w':
@@ -324,17 +349,18 @@ int main(int argc, char **argv)
         return 2;
     }
     fp_info("started: Redis %s:%d db %d, queue depth %ld, feed batch %ld, retention %ld s, "
-            "per host %ld in flight and %g/s unless a job says otherwise (0: no cap)%s%s; "
+            "per %s %ld in flight and %g/s unless a job says otherwise (0: no cap)%s%s; "
             "window %ld, results in %s (parts of %ld), jobs folder %s",
             m.url.host, m.url.port, m.url.db, m.cfg.queue_depth, m.cfg.feed_batch, m.cfg.retention,
-            m.cfg.host_conns, m.cfg.host_rate, mx ? ", metrics on " : "", mx ? m.cfg.metrics : "",
-            m.cfg.window, m.cfg.results_dir, m.cfg.part_size,
-            m.cfg.jobs_dir ? m.cfg.jobs_dir : "(none)");
+            m.cfg.host_group == FPM_GROUP_DOMAIN ? "registered domain" : "host", m.cfg.host_conns,
+            m.cfg.host_rate, mx ? ", metrics on " : "", mx ? m.cfg.metrics : "", m.cfg.window,
+            m.cfg.results_dir, m.cfg.part_size, m.cfg.jobs_dir ? m.cfg.jobs_dir : "(none)");
     run(&m);
     fp_info("stopping");
     fpm_metrics_stop(mx);
     fpm_redis_close(&m);
     fpm_results_free(&m);
+    fpm_hostgroup_free(m.hostgroup);
     while (m.njobs > 0)
         fpm_job_remove(&m, m.jobs[0].id);
     free(m.jobs);

@@ -15,6 +15,7 @@
 
 #include "fp_redis_url.h"
 #include "fp_scripts.h"
+#include "hostgroup.h"
 #include "rows.h"
 
 #define FPM_LOST          (-1)
@@ -34,6 +35,7 @@ typedef struct fpm_config {
     const char *metrics; /* [ADDR:]PORT of the Prometheus endpoint, or NULL */
     long host_conns;     /* default per-job cap of transfers in flight per host (0: none) */
     double host_rate;    /* default per-job cap of requests per second per host (0: none) */
+    int host_group;      /* default per-job host budget: FPM_GROUP_HOST or FPM_GROUP_DOMAIN */
 } fpm_config;
 
 /* The master's copy of a job's feeding state. The master is the only writer of fed, total
@@ -48,6 +50,7 @@ typedef struct fpm_job {
     int sealed;
     int paused;          /* not fed until resumed (field paused in the job hash) */
     int numbered;        /* lines come as "<line number>\t<line>" (field numbered) */
+    int group;           /* FPM_GROUP_DOMAIN: tasks carry their host's label count (hostgroup.h) */
     uint64_t checked_ms; /* a paused job's fields were last read then (control.c) */
     int uploading;       /* the client is still pushing lines (upload=open) */
     int from_file;       /* input is a file in the jobs folder, read by the master */
@@ -78,6 +81,8 @@ typedef struct fpm {
     uint64_t reconnects;     /* read by the metrics thread: only atomic access */
     fpm_out *outs;           /* results.c's table, kept across reloads of the job table */
     size_t nouts, capouts;
+    fpm_hostgroup *hostgroup; /* loaded for the first job with host_group=domain */
+    int hostgroup_tried;      /* the load was tried (it logs if there is no list) */
 } fpm;
 
 #define FPM_STALL_MS 1000

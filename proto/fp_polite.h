@@ -22,11 +22,16 @@
  *
  * The keys are computed inside the scripts from the task's URL, which a Redis Cluster
  * would refuse; fetchpool runs on one Redis (or a primary with replicas). The host is the
- * URL's host name, lower-cased, without userinfo and port. */
+ * URL's host name, lower-cased, without userinfo and port; for a task whose flags carry a
+ * label count (bits 4-7, a job with host_group=domain) it is the host's last that many
+ * labels, its registered domain, which the master found with libpsl (master/hostgroup.h):
+ * Lua has no public suffix list, and the count in the record costs no Redis call. Every
+ * script derives a task's key from its record with fp_parse, so all derive the same. */
 #ifndef FP_POLITE_H
 #define FP_POLITE_H
 
 #include "fp_keys.h"
+#include "fp_record.h"
 
 #define FP_POLITE_RECOVER_MS 10000   /* a halved rate doubles back in this time */
 #define FP_POLITE_SLOW_MIN   0.0625  /* a rate is never cut below 1/16 of its setting */
@@ -34,6 +39,12 @@
 
 #define FP_POLITE_GIVE_UP   10     /* connection failures in a row: host_unavailable */
 #define FP_POLITE_PAUSE_MAX 600000 /* a Retry-After pauses a host for at most 10 min */
+
+/* Flag bits 4-7 of a task (fp_record.h) as the Lua reads them: (flags / 16) % 16. */
+#define FP_POLITE_GROUP_UNIT 16
+_Static_assert(FP_POLITE_GROUP_UNIT == 1u << FP_TASK_GROUP_SHIFT &&
+                   FP_POLITE_GROUP_UNIT == FP_TASK_GROUP_MAX + 1,
+               "the Lua's flag arithmetic");
 
 #define FP_STR_(x) #x
 #define FP_STR(x)  FP_STR_(x)
@@ -48,17 +59,32 @@
     "  local t = redis.call('TIME')\n" \
     "  return t[1] * 1000 + math.floor(t[2] / 1000)\n" \
     "end\n" \
-    "-- job, idx and host of a task record; nil if it does not parse\n" \
+    "-- the last n labels of host h (one trailing dot dropped): its registered domain\n" \
+    "local function fp_group(h, n)\n" \
+    "  if string.byte(h, -1) == 46 then h = string.sub(h, 1, -2) end\n" \
+    "  local _, dots = string.gsub(h, '%.', '')\n" \
+    "  local i = 0\n" \
+    "  for _ = 1, dots - n + 1 do i = string.find(h, '.', i + 1, true) end\n" \
+    "  return string.sub(h, i + 1)\n" \
+    "end\n" \
+    "-- job, idx and host key of a task record; nil if it does not parse. The key is the\n" \
+    "-- host name, or its registered domain if the task's flags say so (bits 4-7)\n" \
     "local function fp_parse(t)\n" \
-    "  local job, idx, url = string.match(t, '^T1\\t(%d+)\\t(%d+)\\t[^\\t]*\\t[^\\t]*\\t'\n" \
-    "                                     .. '[^\\t]*\\t[^\\t]*\\t([^\\t]*)$')\n" \
+    "  local job, idx, at, url = string.match(t, '^T1\\t(%d+)\\t(%d+)\\t[^\\t]*\\t[^\\t]*\\t'\n" \
+    "                                         .. '[^\\t]*\\t()[^\\t]*\\t([^\\t]*)$')\n" \
     "  if not job then return nil end\n" \
     "  local a = string.match(url, '^[%a][%w+.-]*://([^/?#]*)')\n" \
     "  if not a then return nil end\n" \
     "  a = string.match(a, '^.*@(.*)$') or a\n" \
     "  local h = string.match(a, '^(%[[^%]]*%])') or string.match(a, '^([^:]*)')\n" \
     "  if not h or h == '' then return nil end\n" \
-    "  return job, idx, string.lower(h)\n" \
+    "  h = string.lower(h)\n" \
+    "  -- flags of one digit, the common case, hold no label count: one byte looked at\n" \
+    "  if string.byte(t, at + 1) ~= 9 then\n" \
+    "    local n = math.floor((tonumber(string.match(t, '^%d+', at)) or 0) / " FP_STR(FP_POLITE_GROUP_UNIT) ") % " FP_STR(FP_POLITE_GROUP_UNIT) "\n" \
+    "    if n > 0 then h = fp_group(h, n) end\n" \
+    "  end\n" \
+    "  return job, idx, h\n" \
     "end\n" \
     "-- gives back the lease of a task leaving worker's processing list and lets one parked\n" \
     "-- task of its host into the queue\n" \

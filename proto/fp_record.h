@@ -25,7 +25,13 @@
 #define FP_TASK_RECOVERED     0x4u /* handed back by the reaper after its worker died */
 #define FP_TASK_ROBOTS        0x8u /* obey the host's robots.txt (worker/rcache.h) */
 #define FP_TASK_JOB_FLAGS     0xbu /* the flags a job may set */
-#define FP_TASK_FLAGS_ALL     0xfu
+/* Bits 4-7: the host's budget is its registered domain, the last this many labels of the
+ * host name (1-15; 0: the host name itself). Set by the master, per task, for a job with
+ * host_group=domain (master/hostgroup.h); read by the scripts (fp_polite.h's fp_parse). */
+#define FP_TASK_GROUP_SHIFT 4
+#define FP_TASK_GROUP_MAX   15u
+#define FP_TASK_GROUP_MASK  (FP_TASK_GROUP_MAX << FP_TASK_GROUP_SHIFT)
+#define FP_TASK_FLAGS_ALL   0xffu
 
 typedef struct fp_task {
     uint64_t job;

@@ -14,7 +14,9 @@
 # said why, if something could not be installed; callers run under `set -e`.
 #
 # Groups (fp_packages GROUP prints one; later groups include earlier ones where noted):
-#   build    compile fetchpool (libmicrohttpd-dev for the master's /metrics; libcmocka-dev too: cmake's configure step looks for it)
+#   build    compile fetchpool (libmicrohttpd-dev for the master's /metrics; libpsl-dev for
+#            its --host-group domain, with publicsuffix, the list's current file; libcmocka-dev
+#            too: cmake's configure step looks for it)
 #   demo     build + what scripts/demo runs: redis-server, python3 and python3-redis
 #            (scripts/submit's Redis client; the test and bench groups include it)
 #   test     demo + every test stage of scripts/test: nginx (and the echo module the test
@@ -40,7 +42,7 @@ fp_packages() {
     case "$1" in
     build)
         echo build-essential cmake pkg-config libcurl4-openssl-dev libuv1-dev \
-            libhiredis-dev libssl-dev libcmocka-dev libmicrohttpd-dev
+            libhiredis-dev libssl-dev libcmocka-dev libmicrohttpd-dev libpsl-dev publicsuffix
         ;;
     demo)
         fp_packages build

@@ -9,6 +9,9 @@
  *   fp-call abandon WORKER TASK JOB IDX RESULT STATUS
  *   fp-call retry WORKER JOB TASK NEXT DELAY_MS STATUS RETRY_AFTER_S
  *   fp-call trim JOB WRITER N LAST LEASE_MS
+ *   fp-call group LINE  (not a call: the task URL the master makes of an input line, its
+ *            host's label count for a job with host_group=domain, and the budget key
+ *            the master expects the scripts to derive: master/line.c, hostgroup.c)
  *
  * Writes each argument of the command (EVAL, the script, ...) followed by a NUL byte.
  * Exit status 2 on a usage error. */
@@ -16,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fp_record.h"
 #include "fp_scripts.h"
+#include "hostgroup.h"
+#include "line.h"
 
 #define GROUP 9
 
@@ -76,6 +82,26 @@ static int finish(int argc, char **argv)
     return 0;
 }
 
+static int group(const char *line)
+{
+    static char url[FP_URL_MAX + 1], host[FP_URL_MAX + 1], key[FP_URL_MAX + 1];
+    fpm_hostgroup *g;
+    unsigned labels;
+
+    if (fp_line_parse(line, strlen(line), url, sizeof(url)) != FP_LINE_URL ||
+        (g = fpm_hostgroup_new()) == NULL)
+        return 2;
+    labels = fpm_hostgroup_labels(g, url);
+    fpm_hostgroup_host(url, host, sizeof(host));
+    fpm_hostgroup_key(host, labels, key, sizeof(key));
+    put(url, strlen(url));
+    printf("%u", labels);
+    put("", 0);
+    put(key, strlen(key));
+    fpm_hostgroup_free(g);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static fp_call c;
@@ -102,6 +128,8 @@ int main(int argc, char **argv)
         fp_call_promote(&c, atoi(argv[2]));
         put_call(&c, 0, c.argc);
         rc = 0;
+    } else if (argc == 3 && strcmp(argv[1], "group") == 0) {
+        rc = group(argv[2]);
     } else if (argc == 7 && strcmp(argv[1], "trim") == 0) {
         fp_call_trim(&c, num(argv[2]), argv[3], num(argv[4]), argv[5], strlen(argv[5]),
                      atol(argv[6]));
@@ -109,7 +137,7 @@ int main(int argc, char **argv)
         rc = 0;
     }
     if (rc == 2)
-        fprintf(stderr, "usage: fp-call finish|take|abandon|retry|trim|promote ... (see "
+        fprintf(stderr, "usage: fp-call finish|take|abandon|retry|trim|promote|group ... (see "
                         "tests/integration/fp_call.c)\n");
     return rc;
 }

@@ -70,6 +70,50 @@ class PoliteTest(PoliteBase):
         self.assertTrue(summary.get("throttled", "").startswith(HOST + "="), summary)
         self.c.check_alive()
 
+    def test_conns_cap_per_registered_domain(self):
+        """Four subdomains of one registered domain (a.img.example.co.uk ...: a co.uk-style
+        suffix, names the workers resolve to the one origin with --resolve), master
+        --host-conns 2 --host-group domain: the origin never answers more than 2 at once
+        across all four, and the summary names the domain. A job of the same URLs with
+        submit --host-group host gets 2 per subdomain, more than 2 at once (so the first
+        half of the test can fail)."""
+        n = 6 if fp.sanitized() else 10
+        subs = ["a.img", "b.img", "c.img", "www"]
+        org = self.c.start_origin(delay_ms=200)
+        self.c.start_master("--host-conns", "2", "--host-rate", "0", "--host-group", "domain")
+        resolve = []
+        for sub in subs:
+            resolve += ["--resolve", "%s.example.co.uk:%d:127.0.0.1" % (sub, org.port)]
+        self.start_workers(2, *resolve)
+        peaks = []
+        for job, args in enumerate(((), ("--host-group", "host"))):
+            urls = ["http://%s.example.co.uk:%d/img/%d.jpg?size=1024&job=%d"
+                    % (subs[i % len(subs)], org.port, i, job) for i in range(n * len(subs))]
+            res = self.c.path("r%d.tsv" % job)
+            s = self.c.submit("--wait", "--results", res, *args, self.c.write_input(urls),
+                              timeout=120)
+            self.check(s.rc == 0, "submit: %r" % s)
+            self.assert_rows(fp.read_tsv(res), urls, "ok", attempts=1)
+            peaks.append(org.stats()["max_concurrent"])  # the origin's peak so far
+            summary = self.rcall("HGETALL", "fp:job:%d:summary" % (job + 1))
+            summary = dict(zip(summary[0::2], summary[1::2]))
+            self.say("job %d (%s): origin peak so far %d, throttled %s", job + 1,
+                     " ".join(args) or "master's default", peaks[-1], summary.get("throttled"))
+            if job == 0:
+                self.assertEqual(summary.get("throttled_hosts"), "1", summary)
+                self.assertTrue(summary.get("throttled", "").startswith("example.co.uk="),
+                                summary)
+                self.assertEqual(self.rcall("HGET", "fp:job:1", "host_group"), "domain")
+            else:
+                self.assertTrue(summary.get("throttled", "").startswith(
+                    tuple(s + ".example.co.uk=" for s in subs)), summary)
+        self.assertEqual(peaks[0], 2)
+        self.assertGreater(peaks[1], 2)
+        bad = self.c.submit("--host-group", "tld", self.c.write_input(urls[:1]), timeout=30)
+        self.assertEqual(bad.rc, 2, bad)
+        self.assert_nothing_held()
+        self.c.check_alive()
+
     def test_per_job_caps_override_the_masters(self):
         """The master's --host-conns 1 is a default: a job submitted with --host-conns 3
         gets 3 at once, one with --host-conns 0 --host-rate 0 (own servers) is not capped."""

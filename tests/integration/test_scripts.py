@@ -340,6 +340,90 @@ class PromoteTest(ScriptBase):
         self.assertEqual(self.rcall("ZCARD", "fp:parked"), 0)
 
 
+class HostGroupTest(ScriptBase):
+    """A job with host_group=domain: the master writes each task's label count into its
+    flags (bits 4-7), and every script must derive the same budget key from the record,
+    the registered domain, so the lease the take script gives is the one finish and retry
+    give back (else it would hold the domain's slot until its expiry, 90 s here)."""
+
+    def group(self, line):
+        """(URL, label count, key) as the master makes them (fp-call group)."""
+        cp = subprocess.run([self.c.exe("fp-call"), "group", line], capture_output=True,
+                            check=True)
+        url, labels, key = cp.stdout.decode().split("\0")[:3]
+        return url, int(labels), key
+
+    def take(self, n):
+        return self.call("take", "w1", n, 1, 90000)
+
+    def leases(self):
+        return {k: int(self.rcall("ZCARD", k)) for k in self.c.redis().keys("fp:lease:*")}
+
+    def test_lua_derives_the_masters_key(self):
+        """For each URL the lease the take script gives is under the key the master's C
+        mapping expects: subdomains, a co.uk-style suffix, upper case, a trailing dot,
+        userinfo and port, IP literals (v4, v6), an unknown top-level domain."""
+        lines = ["http://a.img.example.co.uk/1.jpg", "http://User@B.IMG.Example.CO.UK:8080/x",
+                 "http://c.example.co.uk./x", "http://192.168.1.1/x", "http://[::1]:81/x",
+                 "http://a.cdn.example/x", "http://example.com/x", "http://co.uk/x"]
+        want = ["example.co.uk", "example.co.uk", "example.co.uk", "192.168.1.1", "[::1]",
+                "cdn.example", "example.com", "co.uk"]
+        for i, (line, key) in enumerate(zip(lines, want)):
+            jid = i + 1
+            self.job(jid, 1, host_conns=4)
+            url, labels, ckey = self.group(line)
+            self.assertEqual(ckey, key, line)
+            self.rcall("RPUSH", "fp:tasks", task(jid, 0, url, labels << 4))
+            self.assertEqual(len(self.take(1)[0]), 1)
+            self.assertIsNotNone(self.rcall("ZSCORE", "fp:lease:" + key, "w1\t%d\t0" % jid),
+                                 (line, self.leases()))
+        self.assertEqual(sum(self.leases().values()), len(lines), self.leases())
+        self.assertEqual(set(self.leases()), set("fp:lease:" + k for k in want))
+
+    def test_finish_and_retry_give_the_grouped_lease_back(self):
+        """host_conns 2 over four subdomains of example.co.uk: two run, two are parked on
+        the domain; finish and retry each give the domain's lease back and let a parked
+        task in, and once all are done no lease is left. The same tasks without the label
+        count are four hosts of their own (the flag is what groups them)."""
+        self.job(1, 5, host_conns=2)
+        tasks = []
+        for i, sub in enumerate("abcd"):
+            url, labels, key = self.group("http://%s.img.example.co.uk/%d.jpg" % (sub, i))
+            self.assertEqual((labels, key), (3, "example.co.uk"))
+            tasks.append(task(1, i, url, labels << 4))
+        self.rcall("RPUSH", "fp:tasks", *tasks)
+        r = self.take(10)
+        self.assertEqual(r[0], tasks[:2])
+        self.assertEqual(self.leases(), {"fp:lease:example.co.uk": 2})
+        self.assertEqual(self.rcall("LRANGE", "fp:park:example.co.uk", 0, -1), tasks[2:])
+        self.assertEqual(self.rcall("ZRANGE", "fp:parked", 0, -1), ["example.co.uk"])
+        self.assertEqual(self.rcall("HGET", "fp:job:1:throttle", "example.co.uk"), "2")
+        self.assertEqual(self.finish("w1", (tasks[0], 1, 0, "ok")), 1)
+        self.assertEqual(self.leases(), {"fp:lease:example.co.uk": 1})
+        self.assertEqual(self.rcall("LRANGE", "fp:tasks", 0, -1), [tasks[2]])
+        nxt = tasks[1].replace("\t1\t3\t", "\t2\t3\t")
+        self.assertEqual(self.call("retry", "w1", 1, tasks[1], nxt, 0, "http_503", -1), 1)
+        self.assertEqual(self.leases(), {})
+        self.assertEqual(self.rcall("LRANGE", "fp:tasks", 0, -1), [tasks[3], tasks[2]])
+        self.assertEqual(self.rcall("ZCARD", "fp:parked"), 0)
+        # The 503 slowed the domain down, not the subdomain.
+        self.assertIsNotNone(self.rcall("HGET", "fp:host:example.co.uk", "slow"))
+        self.assertEqual(self.c.redis().keys("fp:host:*"), ["fp:host:example.co.uk"])
+        self.rcall("DEL", "fp:host:example.co.uk")  # its 503 would halve the budget to 1
+        self.assertEqual(self.take(10)[0], [tasks[3], tasks[2]])
+        self.assertEqual(self.leases(), {"fp:lease:example.co.uk": 2})
+        self.assertEqual(self.finish("w1", (tasks[3], 1, 3, "ok"), (tasks[2], 1, 2, "ok")), 2)
+        self.assertEqual(self.leases(), {})
+        self.assertEqual(self.rcall("LLEN", "fp:proc:w1"), 0)
+        # Without the label count each subdomain is a host of its own.
+        plain = [task(1, 4, "http://%s.img.example.co.uk/4.jpg" % sub) for sub in "abc"]
+        self.rcall("DEL", "fp:lease:example.co.uk")
+        self.rcall("RPUSH", "fp:tasks", *plain)
+        self.assertEqual(self.take(10)[0], plain)
+        self.assertEqual(self.leases(), {"fp:lease:%s.img.example.co.uk" % sub: 1
+                                         for sub in "abc"})
+
+
 class DamagedHostClusterTest(ReliabilityBase):
 
     def test_job_finishes_with_a_damaged_host_key(self):

@@ -48,7 +48,7 @@ static void task_encode_refuses_bad_fields(void **state)
     t.attempt = 0;
     assert_int_equal(fp_task_encode(&t, buf, sizeof(buf)), -1);
     t.attempt = 1;
-    t.flags = 0x80;
+    t.flags = 0x100;
     assert_int_equal(fp_task_encode(&t, buf, sizeof(buf)), -1);
     t.flags = 0;
     assert_int_equal(fp_task_encode(&t, buf, 5), -1); /* buffer too small */
@@ -65,7 +65,7 @@ static void task_decode_malformed(void **state)
         "T1\t-1\t0\t1\t1\t3\t0\thttp://a/",                   /* sign */
         "T1\t1\t0\t1\t0\t3\t0\thttp://a/",                    /* attempt 0 */
         "T1\t1\t0\t1\t1\t0\t0\thttp://a/",                    /* limit 0 */
-        "T1\t1\t0\t1\t1\t3\t16\thttp://a/",                   /* unknown flags */
+        "T1\t1\t0\t1\t1\t3\t256\thttp://a/",                  /* unknown flags */
         "T1\t99999999999999999999\t0\t1\t1\t3\t0\thttp://a/", /* overflow */
         "T1\t1\t0\t1\t1\t3\t0\t",                             /* empty url */
         "T1\t1\t0\t1\t1\t3\t0\thttp://a/\x01",                /* control char */
