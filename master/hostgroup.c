@@ -105,23 +105,6 @@ size_t fpm_hostgroup_host(const char *url, char *out, size_t outlen)
     return n;
 }
 
-char *fpm_hostgroup_key(const char *host, unsigned labels, char *out, size_t outlen)
-{
-    size_t n = strlen(host), i, seen = 0;
-
-    if (labels == 0) {
-        snprintf(out, outlen, "%s", host);
-        return out;
-    }
-    if (n > 0 && host[n - 1] == '.')
-        n--;
-    for (i = n; i > 0; i--)
-        if (host[i - 1] == '.' && ++seen == labels)
-            break;
-    snprintf(out, outlen, "%.*s", (int)(n - i), host + i);
-    return out;
-}
-
 /* host: lower-cased, as fpm_hostgroup_host gives it. */
 static unsigned lookup(const psl_ctx_t *psl, const char *host)
 {

@@ -7,7 +7,8 @@
  * a.img.example.co.uk -> 3 (example.co.uk). The scripts keep that many labels, so
  * a.cdn.example and b.cdn.example share one budget, and no script makes a Redis call for
  * it. A host that is an IP literal, that has no registered domain (localhost, co.uk) or
- * whose registered domain is the host name itself gets 0: its key stays the host name. */
+ * whose registered domain is the host name itself gets 0: its key stays the host name.
+ * fp_task_host_key (fp_record.h) is the scripts' rule in C. */
 #ifndef FPM_HOSTGROUP_H
 #define FPM_HOSTGROUP_H
 
@@ -36,9 +37,5 @@ unsigned fpm_hostgroup_labels(fpm_hostgroup *g, const char *url);
  * Lua's text rules, not a URL parser's, so both find the same name in what curl_url()
  * normalised (line.c). Returns its length, 0 if there is none or it does not fit. */
 size_t fpm_hostgroup_host(const char *url, char *out, size_t outlen);
-
-/* The budget key fp_parse derives from a host (lower-cased) and a label count: the last
- * `labels` labels (one trailing dot dropped), or the host itself for 0. Returns out. */
-char *fpm_hostgroup_key(const char *host, unsigned labels, char *out, size_t outlen);
 
 #endif

@@ -324,3 +324,21 @@ int fp_result_decode(fp_result *r, const char *data, size_t len, char *err, size
     copy_field(r->error, sizeof(r->error), &f[17]);
     return 0;
 }
+
+char *fp_task_host_key(const char *host, uint32_t flags, char *out, size_t outlen)
+{
+    unsigned labels = (flags & FP_TASK_GROUP_MASK) >> FP_TASK_GROUP_SHIFT;
+    size_t n = strlen(host), i, seen = 0;
+
+    if (labels == 0) {
+        snprintf(out, outlen, "%s", host);
+        return out;
+    }
+    if (n > 0 && host[n - 1] == '.')
+        n--;
+    for (i = n; i > 0; i--)
+        if (host[i - 1] == '.' && ++seen == labels)
+            break;
+    snprintf(out, outlen, "%.*s", (int)(n - i), host + i);
+    return out;
+}

@@ -106,6 +106,10 @@ int fp_result_encode(const fp_result *r, char *buf, size_t buflen);
 
 /* Decode len bytes (not NUL-terminated). Returns 0, or -1 with a message in err. */
 int fp_task_decode(fp_task *t, const char *data, size_t len, char *err, size_t errlen);
+/* The key of a task's per-host budget, from its host name (lower-cased) and flags: the
+ * host's last n labels (one trailing dot dropped) if bits 4-7 hold n, else the host
+ * itself; the rule of fp_polite.h's fp_parse, in C. Returns out. */
+char *fp_task_host_key(const char *host, uint32_t flags, char *out, size_t outlen);
 int fp_result_decode(fp_result *r, const char *data, size_t len, char *err, size_t errlen);
 
 /* A task's final result without a transfer (its worker died, Redis refused its result, its

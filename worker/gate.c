@@ -42,7 +42,7 @@ void fp_wk_fail_untried(fp_worker *w, const char *raw, size_t len, const fp_task
 void fp_wk_fail_judged(fp_worker *w, const char *raw, size_t len, const fp_task *t,
                        fp_take_verdict v, const char *why)
 {
-    char host[256], msg[FP_ERROR_MAX + 1];
+    char host[256], key[256], msg[FP_ERROR_MAX + 1];
 
     if (v == FP_TAKE_BROKEN) {
         fp_warn("Redis refused a call judging line %" PRIu64 " of job %" PRIu64
@@ -53,8 +53,9 @@ void fp_wk_fail_judged(fp_worker *w, const char *raw, size_t len, const fp_task 
         return;
     }
     fp_hosts_name(t->url, host, sizeof(host));
+    fp_task_host_key(host, t->flags, key, sizeof(key)); /* its registered domain, if grouped */
     snprintf(msg, sizeof(msg),
-             "%.160s was given up for this job after %d connection failures in a row", host,
+             "%.160s was given up for this job after %d connection failures in a row", key,
              FP_POLITE_GIVE_UP);
     fp_wk_fail_untried(w, raw, len, t, FP_R_HOST_UNAVAILABLE, msg);
 }

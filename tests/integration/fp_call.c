@@ -93,7 +93,7 @@ static int group(const char *line)
         return 2;
     labels = fpm_hostgroup_labels(g, url);
     fpm_hostgroup_host(url, host, sizeof(host));
-    fpm_hostgroup_key(host, labels, key, sizeof(key));
+    fp_task_host_key(host, labels << FP_TASK_GROUP_SHIFT, key, sizeof(key));
     put(url, strlen(url));
     printf("%u", labels);
     put("", 0);

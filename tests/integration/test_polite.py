@@ -243,6 +243,35 @@ class BackpressureTest(PoliteBase):
         self.assert_nothing_held()
 
 
+    def test_dead_domain_given_up_as_one(self):
+        """--host-group domain: connection failures of a.dead.test and b.dead.test count
+        against dead.test together, so the job gives up the domain (its down set names
+        it, and so do the host_unavailable errors) while live.test's URLs are fetched."""
+        org = self.c.start_origin()
+        dead = self.c.closed_port()
+        self.c.start_master("--host-conns", "4", "--host-rate", "0")
+        self.start_workers(2, "--resolve", "live.test:%d:127.0.0.1" % org.port,
+                           "--resolve", "a.dead.test:%d:127.0.0.1" % dead,
+                           "--resolve", "b.dead.test:%d:127.0.0.1" % dead)
+        urls = ["http://%s.dead.test:%d/img/%d.jpg" % ("ab"[i % 2], dead, i) for i in range(40)]
+        urls += ["http://live.test:%d/img/%d.jpg?size=1024" % (org.port, i) for i in range(20)]
+        res = self.c.path("r.tsv")
+        s = self.c.submit("--wait", "--results", res, "--host-group", "domain",
+                          self.c.write_input(urls), timeout=120)
+        self.check(s.rc == 1, "submit: %r" % s)
+        rows = fp.read_tsv(res)
+        status = collections.Counter(r["status"] for r in rows[:40])
+        self.say("dead domain's URLs: %s", dict(status))
+        self.assertLessEqual(set(status), {"connect_refused", "host_unavailable"}, status)
+        self.assertGreaterEqual(status["host_unavailable"], 20, status)
+        gone = [r for r in rows[:40] if r["status"] == "host_unavailable"]
+        self.assertTrue(all(r["error"].startswith("dead.test was given up") for r in gone),
+                        gone[:2])
+        self.assertEqual([r["status"] for r in rows[40:]], ["ok"] * 20)
+        self.assertEqual(self.rcall("SMEMBERS", "fp:job:1:down"), ["dead.test"])
+        self.assert_nothing_held()
+
+
 class UserAgentTest(PoliteBase):
     def test_user_agent(self):
         """The default User-Agent names fetchpool and its version (the token robots.txt

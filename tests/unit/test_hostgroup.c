@@ -37,7 +37,7 @@ static const char *key_of(const char *line, unsigned *labels)
     assert_int_equal(fp_line_parse(line, strlen(line), url, sizeof(url)), FP_LINE_URL);
     *labels = fpm_hostgroup_labels(g, url);
     assert_true(fpm_hostgroup_host(url, host, sizeof(host)) > 0);
-    return fpm_hostgroup_key(host, *labels, key, sizeof(key));
+    return fp_task_host_key(host, *labels << FP_TASK_GROUP_SHIFT, key, sizeof(key));
 }
 
 static void key_is(const char *line, const char *want, unsigned want_labels)
@@ -118,12 +118,23 @@ static void the_host_as_the_lua_takes_it(void **state)
 static void key_rules(void **state)
 {
     (void)state;
-    assert_string_equal(fpm_hostgroup_key("a.b.c", 2, key, sizeof(key)), "b.c");
-    assert_string_equal(fpm_hostgroup_key("a.b.c.", 2, key, sizeof(key)), "b.c");
-    assert_string_equal(fpm_hostgroup_key("b.c", 2, key, sizeof(key)), "b.c");
-    assert_string_equal(fpm_hostgroup_key("c", 3, key, sizeof(key)), "c");
-    assert_string_equal(fpm_hostgroup_key("a.b.c.", 0, key, sizeof(key)), "a.b.c.");
-    assert_string_equal(fpm_hostgroup_key("a..b", 2, key, sizeof(key)), ".b");
+    /* Other flags are not labels. */
+    assert_string_equal(
+        fp_task_host_key("a.b.c", FP_TASK_ROBOTS | FP_TASK_ALLOW_SVG, key, sizeof(key)), "a.b.c");
+    assert_string_equal(
+        fp_task_host_key("x.a.b.c", FP_TASK_ROBOTS | (2u << FP_TASK_GROUP_SHIFT), key, sizeof(key)),
+        "b.c");
+    assert_string_equal(fp_task_host_key("a.b.c", 2u << FP_TASK_GROUP_SHIFT, key, sizeof(key)),
+                        "b.c");
+    assert_string_equal(fp_task_host_key("a.b.c.", 2u << FP_TASK_GROUP_SHIFT, key, sizeof(key)),
+                        "b.c");
+    assert_string_equal(fp_task_host_key("b.c", 2u << FP_TASK_GROUP_SHIFT, key, sizeof(key)),
+                        "b.c");
+    assert_string_equal(fp_task_host_key("c", 3u << FP_TASK_GROUP_SHIFT, key, sizeof(key)), "c");
+    assert_string_equal(fp_task_host_key("a.b.c.", 0u << FP_TASK_GROUP_SHIFT, key, sizeof(key)),
+                        "a.b.c.");
+    assert_string_equal(fp_task_host_key("a..b", 2u << FP_TASK_GROUP_SHIFT, key, sizeof(key)),
+                        ".b");
 }
 
 static void many_hosts_and_long_ones(void **state)
