@@ -401,6 +401,27 @@ class RetryTest(unittest.TestCase):
             kinds[len(lines)] = (kind, url)
         return lines, kinds
 
+    def test_retry_keeps_the_jobs_limits_and_format(self):
+        """A retry is as polite as the job it retries (its per-host limits and grouping)
+        and writes the same results format; before, it fell back to the master's
+        defaults, so a job submitted with --host-conns 1 for a fragile site was retried
+        at 6 connections."""
+        c, r = self.c, self.r
+        lines = [self.origin.url("/status/503?n=%d" % i) for i in range(4)]
+        s = c.submit("--wait", "--attempts", "1", "--host-conns", "3", "--host-rate", "50",
+                     "--host-group", "domain", "--format", "jsonl", c.write_input(lines),
+                     timeout=120)
+        self.assertEqual(s.rc, 1, s)
+        cp = fetchpool_cli(c, "retry", s.job, "--wait")
+        self.assertEqual(cp.returncode, 1, cp)
+        meta = r.call("HGETALL", "fp:job:%d" % int(cp.stdout.split()[0]))
+        meta = dict(zip(meta[::2], meta[1::2])) if isinstance(meta, list) else meta
+        self.assertEqual(float(meta.get("host_rate", 0)), 50)
+        self.assertEqual({k: meta.get(k) for k in ("host_conns", "host_group", "format",
+                                                     "retry_of")},
+                         {"host_conns": "3", "host_group": "domain", "format": "jsonl",
+                          "retry_of": s.job})
+
     def test_retry_only_the_503s_and_skip_ok(self):
         c, r = self.c, self.r
         lines, kinds = self.mixed()
