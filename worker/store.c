@@ -76,9 +76,11 @@ static int make_folders(const fp_store *s)
 
 int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsync, long stale_s)
 {
-    int rc;
+    int rc, i;
 
     memset(s, 0, sizeof(*s));
+    for (i = 0; i < 256; i++)
+        s->shard[i] = -1;
     if (snprintf(s->root, sizeof(s->root), "%s", root) >= (int)sizeof(s->root))
         return -ENAMETOOLONG;
     snprintf(s->tmpdir, sizeof(s->tmpdir), "%s/.tmp", s->root);
@@ -94,8 +96,21 @@ int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsyn
     return s->md ? 0 : -ENOSYS;
 }
 
+/* Closes the kept shard folders: a folder removed and made again is a new one. */
+static void forget_shards(fp_store *s)
+{
+    int i;
+
+    for (i = 0; i < 256; i++) {
+        if (s->shard[i] >= 0)
+            close(s->shard[i]);
+        s->shard[i] = -1;
+    }
+}
+
 void fp_store_close(fp_store *s)
 {
+    forget_shards(s);
     EVP_MD_free((EVP_MD *)s->md);
     s->md = NULL;
     free(s->recent);
@@ -249,21 +264,43 @@ static int replace(fp_store *s, const char *proc, const char *final)
     return rc;
 }
 
+/* The shard folder i (final's), kept open; made again if missing. Returns it or -errno. */
+static int shard_fd(fp_store *s, int i, const char *final)
+{
+    char dir[PATH_MAX];
+
+    if (s->shard[i] >= 0)
+        return s->shard[i];
+    snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(final, '/') - final), final);
+    s->shard[i] = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (s->shard[i] < 0 && errno == ENOENT && mkdir(dir, 0755) == 0)
+        s->shard[i] = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return s->shard[i] >= 0 ? s->shard[i] : -errno;
+}
+
 /* A body held in memory is written to an unnamed file in its shard folder (O_TMPFILE)
  * and linked under its final name in one step: no temp name, no rename. linkat's EEXIST
  * means stored already, unless the file there is damaged: then the new one is linked
- * under a temp name and renamed over it. A missing shard folder is made again. Returns
+ * under a temp name and renamed over it. Both steps go relative to the shard folder's
+ * kept descriptor. A shard folder removed meanwhile (O_TMPFILE's EPERM on ext4, ENOENT
+ * elsewhere; on tmpfs only linkat's ENOENT says so) is opened, or made, again once. Returns
  * -EOPNOTSUPP where O_TMPFILE is not supported, so the caller falls back to a temp file. */
-static int publish_tmpfile(fp_store *s, fp_body *b, const char *final)
+static int publish_tmpfile(fp_store *s, fp_body *b, int i, const char *final)
 {
-    char dir[PATH_MAX], proc[64];
-    const char *slash = strrchr(final, '/');
-    int fd, rc = 0;
+    const char *name = strrchr(final, '/') + 1;
+    char proc[64];
+    int fd, dfd, rc, again = 1;
 
-    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - final), final);
-    fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == ENOENT && mkdir(dir, 0755) == 0)
-        fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+retry:
+    if ((dfd = shard_fd(s, i, final)) < 0)
+        return dfd;
+    fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0 && (errno == ENOENT || errno == EPERM) && again) { /* removed (ext4: EPERM) */
+        close(s->shard[i]);
+        s->shard[i] = -1;
+        again = 0;
+        goto retry;
+    }
     if (fd < 0)
         return (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) ? -EOPNOTSUPP : -errno;
     if ((rc = write_all(fd, b->mem, b->len)) != 0)
@@ -273,8 +310,14 @@ static int publish_tmpfile(fp_store *s, fp_body *b, const char *final)
         goto out;
     }
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    if (linkat(AT_FDCWD, proc, AT_FDCWD, final, AT_SYMLINK_FOLLOW) == 0) {
+    if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0) {
         rc = sync_dir(s, final);
+    } else if (errno == ENOENT && again) { /* the folder was removed: open it again */
+        close(fd);
+        close(s->shard[i]);
+        s->shard[i] = -1;
+        again = 0;
+        goto retry;
     } else if (errno != EEXIST) {
         rc = errno == ENOENT ? -EOPNOTSUPP : -errno; /* ENOENT: no /proc */
     } else if (!stored(final, b->len) && (rc = replace(s, proc, final)) == 0) {
@@ -329,7 +372,7 @@ int fp_store_commit(fp_store *s, fp_body *b, const char *ext, char *relpath, cha
         return 0;
     }
     if (b->fd < 0 && s->tmpfile) {
-        rc = publish_tmpfile(s, b, final);
+        rc = publish_tmpfile(s, b, md[0], final);
         if (rc == 0)
             memcpy(slot, md, 32);
         if (rc != -EOPNOTSUPP)
@@ -398,6 +441,7 @@ int fp_store_probe(fp_store *s)
 
     /* Folders removed meanwhile are made again; then room for one body kept in memory,
      * and an inode: what the next task needs. */
+    forget_shards(s);
     if ((rc = make_folders(s)) != 0)
         return rc;
     fd = open(s->tmpdir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);

@@ -33,6 +33,9 @@ typedef struct fp_store {
     /* Digests of recently stored bodies (direct-mapped by the first 12 bits): a body seen
      * again is not written again if its file is still there, with the right size. */
     unsigned char (*recent)[32];
+    /* The shard folders, opened (O_PATH) on first use and kept, or -1: files are made
+     * and named relative to them, without walking the output's path each time. */
+    int shard[256];
 } fp_store;
 
 /* One body being received. Owned by a transfer slot and reused across transfers. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include "classify.h"
@@ -483,6 +484,26 @@ static void lost_cb(void *arg)
         drain(w);
 }
 
+/* Every transfer's socket, every body spilled to a temp file and the store's 256 kept
+ * shard folders take a descriptor: the soft limit (often 1024) is raised to the hard one,
+ * as far as it goes. */
+static void raise_nofile(int concurrency)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)concurrency * 2 + 512;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want)
+        fp_warn("open files limited to %llu (ulimit -n); --concurrency %d may need %llu",
+                (unsigned long long)rl.rlim_cur, concurrency, (unsigned long long)want);
+}
+
 int fp_worker_run(const fp_conf *conf)
 {
     fp_worker w;
@@ -494,6 +515,7 @@ int fp_worker_run(const fp_conf *conf)
     w.exit_code = 0;
     w.crash_on = getenv("FETCHPOOL_TEST_CRASH_URL");
     srandom((unsigned)uv_hrtime() ^ (unsigned)uv_os_getpid());
+    raise_nofile(conf->concurrency);
     /* With S3 output the local store only spools bodies too big for memory. */
     rc = fp_store_open(&w.store, conf->s3.on ? conf->spool : conf->output, conf->id, conf->fsync,
                        conf->timeout_ms / 1000 * 2 + 600);

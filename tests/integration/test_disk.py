@@ -318,7 +318,9 @@ class DamagedStoreTest(StoreCase):
             calls = [line.split(None, 1)[1] for line in f if " " in line]
         for p in paths:
             shard = os.path.dirname(p)
-            linked = [i for i, c in enumerate(calls) if c.startswith("linkat(") and p in c]
+            # linkat names the file relative to its shard folder's descriptor (-y: <shard>)
+            linked = [i for i, c in enumerate(calls) if c.startswith("linkat(") and
+                      ("<%s>, \"%s\"" % (shard, os.path.basename(p)) in c or p in c)]
             self.assertEqual(len(linked), 1, (p, calls[:20]))
             i = linked[0]
             self.assertTrue(calls[i - 1].startswith("fsync(") and "/.tmp" not in calls[i - 1]

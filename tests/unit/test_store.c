@@ -20,8 +20,10 @@ static char root[256];
 
 static int setup(void **state)
 {
+    const char *dir = getenv("FP_STORE_TEST_DIR"); /* ctest runs it on /tmp and /dev/shm */
+
     (void)state;
-    snprintf(root, sizeof(root), "/tmp/fp-store-test-XXXXXX");
+    snprintf(root, sizeof(root), "%s/fp-store-test-XXXXXX", dir ? dir : "/tmp");
     return mkdtemp(root) ? 0 : -1;
 }
 
@@ -257,6 +259,41 @@ static void a_damaged_file_is_written_again(void **state)
     }
 }
 
+static int open_fds(void)
+{
+    return count_entries("/proc/self/fd");
+}
+
+/* The shard folders are kept open: at most one descriptor each, all closed again by
+ * fp_store_close; a whole output folder removed and made again by the probe gets the
+ * next files, not the removed one. */
+static void shard_folders_kept_open(void **state)
+{
+    fp_store s;
+    fp_body b;
+    char rel[128], sha[65], path[512], data[16], cmd[600];
+    int base = open_fds(), i;
+
+    (void)state;
+    assert_int_equal(fp_store_open(&s, root, "w8", 0, 600), 0);
+    assert_int_equal(fp_body_init(&b), 0);
+    for (i = 0; i < 2000; i++) {
+        snprintf(data, sizeof(data), "body %d", i);
+        assert_int_equal(fp_body_begin(&s, &b), 0);
+        assert_int_equal(fp_body_append(&s, &b, data, strlen(data)), 0);
+        assert_int_equal(fp_store_commit(&s, &b, "jpg", rel, sha), 0);
+    }
+    assert_true(open_fds() <= base + 256);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(fp_store_probe(&s), 0);
+    store_abc(&s, path, sizeof(path));
+    assert_int_equal(size_of(path), 6);
+    fp_body_free(&b);
+    fp_store_close(&s);
+    assert_int_equal(open_fds(), base);
+}
+
 /* Which errors pause the worker, and the probe that ends the pause. */
 static void unwritable_errors_and_the_probe(void **state)
 {
@@ -296,6 +333,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(refuses_to_follow_a_planted_link, setup, teardown),
         cmocka_unit_test_setup_teardown(unwritable_errors_and_the_probe, setup, teardown),
         cmocka_unit_test_setup_teardown(a_damaged_file_is_written_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(shard_folders_kept_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
