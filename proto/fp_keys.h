@@ -21,6 +21,9 @@
 #define FP_KEY_CONTROL   "fp:ctl"
 #define FP_KEY_PARKED    "fp:parked" /* hosts with parked tasks (fp_polite.h) */
 
+/* <host>: robots.txt's Crawl-delay; probe:<origin>: its rules are being found out. */
+#define FP_KEY_CRAWL_PREFIX "fp:crawl:"
+
 #define FP_KEY_PROC_PREFIX_LEN 8          /* strlen("fp:proc:") */
 #define FP_KEY_RELAY           "fp:relay" /* jobs whose results a client wants through Redis */
 

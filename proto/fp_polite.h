@@ -20,6 +20,15 @@
  * fp:parked (zset host -> ms) lists the hosts with parked tasks and when to look at them
  * again; the master's promote step moves those that are due back to the queue.
  *
+ * robots.txt's Crawl-delay (jobs with --robots only, task flag FP_TASK_ROBOTS): the worker
+ * that learns a host's rules writes fp:crawl:<host> = the delay in ms (0: none) until
+ * they expire (FP_LUA_CRAWL); for such tasks the host's rate is at most 1000 / delay per
+ * second (the job's host_rate, if lower, still applies), why = crawl when it binds. Before
+ * the rules are known, one task per origin is let through (fp:crawl:probe:<origin> for
+ * at most FP_CRAWL_PROBE_MS: its worker fetches or reads the rules) and the host's other
+ * robots tasks are parked (why = robots) until the key is there; the first request then
+ * spends the host's token. Tasks of other jobs never read these keys.
+ *
  * The keys are computed inside the scripts from the task's URL, which a Redis Cluster
  * would refuse; fetchpool runs on one Redis (or a primary with replicas). The host is the
  * URL's host name, lower-cased, without userinfo and port; for a task whose flags carry a
@@ -38,6 +47,8 @@
 #define FP_POLITE_HOST_TTL   3600000 /* an idle host's state is forgotten after an hour */
 
 #define FP_POLITE_GIVE_UP   10     /* connection failures in a row: host_unavailable */
+#define FP_CRAWL_PROBE_MS   10000  /* one robots task per host finds its rules out in this */
+#define FP_CRAWL_WAIT_MS    250    /* the others look again this often meanwhile */
 #define FP_POLITE_PAUSE_MAX 600000 /* a Retry-After pauses a host for at most 10 min */
 
 /* Flag bits 4-7 of a task (fp_record.h) as the Lua reads them: (flags / 16) % 16. */
@@ -233,6 +244,52 @@ _Static_assert(FP_POLITE_GROUP_UNIT == 1u << FP_TASK_GROUP_SHIFT &&
     "      redis.call('HSET', s.k, unpack(f))\n" \
     "      redis.call('PEXPIRE', s.k, " FP_STR(FP_POLITE_HOST_TTL) ")\n" \
     "    end\n" \
+    "  end\n" \
+    "end\n" \
+    "-- robots.txt's Crawl-delay of the host for robots tasks: ms (0 none), false if no\n" \
+    "-- worker has learnt the host's rules yet\n" \
+    "local FP_CRAWL_WAIT, FP_CRAWL_PROBE = " FP_STR(FP_CRAWL_WAIT_MS) ", " FP_STR(FP_CRAWL_PROBE_MS) "\n" \
+    "local function fp_crawl(s)\n" \
+    "  if s.crawl == nil then\n" \
+    "    s.crawl = tonumber(redis.call('GET', '" FP_KEY_CRAWL_PREFIX "' .. s.name)) or false\n" \
+    "  end\n" \
+    "  return s.crawl\n" \
+    "end\n" \
+    "-- a task of an origin whose rules no task is finding out yet: the key that says one\n" \
+    "-- does (the origin as the task's URL spells it, lower-case); nil if one does\n" \
+    "local FP_PROBING = {}\n" \
+    "local function fp_crawl_probe(t)\n" \
+    "  local o = string.match(t, '\\t([%a][%w+.-]*://[^/?#\\t]*)[^\\t]*$')\n" \
+    "  if not o then return nil end\n" \
+    "  o = string.lower((string.gsub(o, '://.*@', '://')))\n" \
+    "  local k = '" FP_KEY_CRAWL_PREFIX "probe:' .. o\n" \
+    "  if FP_PROBING[k] == nil then FP_PROBING[k] = redis.call('EXISTS', k) == 1 end\n" \
+    "  if FP_PROBING[k] then return nil end\n" \
+    "  return k\n" \
+    "end\n" \
+    "local function fp_crawl_probing(k)\n" \
+    "  redis.call('SET', k, 1, 'PX', FP_CRAWL_PROBE)\n" \
+    "  FP_PROBING[k] = true\n" \
+    "end\n"
+
+/* The worker's half of Crawl-delay (worker/rcache.c): host h's rules say ms (0: none)
+ * until at (unix s). The key lives as long as the longest-lived origin of the host (the
+ * value is the last one learnt); if a task was let through to find the rules out, its
+ * request spends the host's token, so the next one waits a whole delay. */
+#define FP_LUA_CRAWL \
+    "local function fp_crawl_learnt(h, ms, at)\n" \
+    "  local k = '" FP_KEY_CRAWL_PREFIX "' .. h\n" \
+    "  local t = redis.call('TIME')\n" \
+    "  if at <= tonumber(t[1]) then return end\n" \
+    "  local old = redis.call('GET', k)\n" \
+    "  if old and redis.call('EXPIRETIME', k) > at then\n" \
+    "    redis.call('SET', k, ms, 'KEEPTTL')\n" \
+    "  else\n" \
+    "    redis.call('SET', k, ms, 'EXAT', at)\n" \
+    "  end\n" \
+    "  if ms > 0 and old ~= tostring(ms) then\n" \
+    "    redis.call('HSET', 'fp:host:' .. h, 'tok', 0, 'ts', t[1] * 1000 + math.floor(t[2] / 1000))\n" \
+    "    redis.call('PEXPIRE', 'fp:host:' .. h, " FP_STR(FP_POLITE_HOST_TTL) ")\n" \
     "  end\n" \
     "end\n"
 

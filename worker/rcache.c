@@ -12,8 +12,10 @@
 #include <time.h>
 
 #include "fp_log.h"
+#include "fp_polite.h"
 #include "fp_record.h"
 #include "fp_scripts.h"
+#include "hosts.h"
 #include "rfetch.h"
 #include "robots.h"
 #include "rtable.h"
@@ -30,12 +32,20 @@ static const char get_script[] =
     "if v then return {1, v} end\n"
     "if redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return {2} end\n"
     "return {3}\n";
-/* KEYS: as above. ARGV: value, expiry (s), worker id (the lock is dropped if it is ours). */
-static const char put_script[] = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
-                                 "if redis.call('GET', KEYS[2]) == ARGV[3] then\n"
-                                 "  redis.call('DEL', KEYS[2])\n"
-                                 "end\n"
-                                 "return 1\n";
+/* KEYS: as above. ARGV: value, expiry (s), worker id (the lock is dropped if it is ours),
+ * then as learn_script's. The host's keys are advice: a damaged one fails nothing. */
+static const char put_script[] = FP_LUA_CRAWL "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+                                              "if redis.call('GET', KEYS[2]) == ARGV[3] then\n"
+                                              "  redis.call('DEL', KEYS[2])\n"
+                                              "end\n"
+                                              "pcall(fp_crawl_learnt, ARGV[4], tonumber(ARGV[5]), "
+                                              "tonumber(ARGV[6]))\n"
+                                              "return 1\n";
+/* ARGV: host, Crawl-delay (ms, 0 none), until (unix s): fp:crawl:<host> (fp_polite.h). */
+static const char learn_script[] =
+    FP_LUA_CRAWL "pcall(fp_crawl_learnt, ARGV[1], tonumber(ARGV[2]), "
+                 "tonumber(ARGV[3]))\n"
+                 "return 1\n";
 
 enum { E_NEW, E_ASKING, E_WAIT, E_FETCH, E_READY };
 
@@ -309,6 +319,28 @@ static void keys(const entry *e, char *key, char *lock)
 
 static int fetch_start(entry *e);
 
+/* The host's Crawl-delay as the take script reads it (fp_polite.h): the host as the
+ * cluster-wide limits name it (hosts.h), the delay in ms (0: none), until when. */
+static void crawl_args(fp_call *call, const entry *e)
+{
+    static char h[ORIGIN_MAX]; /* the call points at it until it is sent */
+    double d = e->rules && e->rules->kind == FP_ROBOTS_RULES ? e->rules->crawl_delay : 0;
+
+    fp_hosts_name(e->origin, h, sizeof(h));
+    fp_call_arg(call, h, strlen(h));
+    fp_call_arg_u64(call, d > 0 ? (uint64_t)(d * 1000 + 0.999) : 0);
+    fp_call_arg_u64(call, (uint64_t)e->expires);
+}
+
+static void learn(entry *e)
+{
+    static fp_call call;
+
+    fp_call_begin(&call, learn_script, 0);
+    crawl_args(&call, e);
+    fp_link_call(e->c->link, &call, NULL, NULL); /* not sent: take knows no delay yet */
+}
+
 static void get_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
     entry *e = priv;
@@ -322,6 +354,7 @@ static void get_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
         long long k = r->element[0]->integer;
         if (k == 1 && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
             load(e, r->element[1]->str, r->element[1]->len);
+            learn(e);
             flush(e);
             return;
         }
@@ -442,6 +475,7 @@ int fp_rcache_done(fp_rcache *c, CURL *easy, CURLcode rc)
     e = f->owner;
     n = fp_rfetch_value(f, c->curl, rc, e->origin, value, &ttl_s, RCACHE_FAIL_TTL_S);
     fetch_free(f);
+    load(e, value, n);
     keys(e, key, lock);
     snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
     fp_call_begin(&call, put_script, 2);
@@ -450,13 +484,13 @@ int fp_rcache_done(fp_rcache *c, CURL *easy, CURLcode rc)
     fp_call_arg(&call, value, n);
     fp_call_arg(&call, ttl, strlen(ttl));
     fp_call_arg(&call, c->conf->id, strlen(c->conf->id));
+    crawl_args(&call, e);
     /* Not sent (Redis down): the lock expires and a worker fetches it again. */
     fp_link_call(c->link, &call, NULL, NULL);
-    load(e, value, n);
-    if (e->rules && e->rules->crawl_delay > 0)
-        fp_info("robots.txt of %s asks for a Crawl-delay of %g s: not honoured (set the job's "
-                "--host-rate)",
-                e->origin, e->rules->crawl_delay);
+    if (e->rules && e->rules->kind == FP_ROBOTS_RULES && e->rules->crawl_delay > 0)
+        fp_info("robots.txt of %s asks for a Crawl-delay of %g s: its robots jobs start at "
+                "most one request per %g s on that host, cluster-wide",
+                e->origin, e->rules->crawl_delay, e->rules->crawl_delay);
     flush(e);
     return 1;
 }

@@ -11,8 +11,8 @@
  * 2.3.1): 2xx: the rules for the agent token; 4xx or more than 5 redirects: everything
  * allowed; 5xx, no answer, an address the guard refuses: everything disallowed, kept
  * for RCACHE_FAIL_TTL_S only; a body with a NUL byte: ignored (allowed). Kept for
- * RCACHE_TTL_S otherwise (the RFC's 24 hours). Crawl-delay is parsed and logged, not
- * honoured (it would have to reach the take script's rate: the job's --host-rate does).
+ * RCACHE_TTL_S otherwise (the RFC's 24 hours). Crawl-delay goes to fp:crawl:<host> for the
+ * take script, which caps the host's rate for robots jobs by it (fp_polite.h).
  *
  * A waiting task is an fp_rcache_item embedded in the caller's record; it holds no
  * transfer slot. The cache owns its entries, easy handles and timer. Entries are bounded

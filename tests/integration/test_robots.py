@@ -17,9 +17,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fp_harness as fp  # noqa: E402
 from test_reliability import ReliabilityBase  # noqa: E402
 
-RULES = (b"User-agent: *\nDisallow: /\n\n"
-         b"# ours: the * group above must not apply\n"
-         b"User-agent: FetchPool/9\nDisallow: /img/1\nAllow: /img/10\nCrawl-delay: 5\n")
+RULES = (b"User-agent: *\nDisallow: /\nCrawl-delay: 5\n\n"
+         b"# ours: the * group above must not apply (nor its Crawl-delay)\n"
+         b"User-agent: FetchPool/9\nDisallow: /img/1\nAllow: /img/10\n")
 
 
 class RobotsTest(ReliabilityBase):
@@ -74,8 +74,42 @@ class RobotsTest(ReliabilityBase):
         self.assertTrue(86000 < ttl <= 86400, ttl)
         self.assertEqual(self.rcall("EXISTS", key + ":lock"), 0)
         self.assert_queues_drained()
-        # Crawl-delay is not honoured, and the worker that fetched says so
-        self.assertIn("Crawl-delay of 5 s: not honoured", self.c.logs(200))
+        # the * group's Crawl-delay does not apply to us: 40 URLs did not take 200 s
+        self.assertEqual(self.rcall("GET", "fp:crawl:127.0.0.1"), "0")
+        self.assertTrue(86000 < self.rcall("TTL", "fp:crawl:127.0.0.1") <= 86400)
+
+    def test_crawl_delay_spaces_the_host(self):
+        """Crawl-delay: 1 for our group, 6 URLs, 2 workers: the origin sees one image
+        request a second at most (a lower bound on the spacing, not a speed check), the
+        host shows as throttled for its crawl delay; then a job without --robots on the
+        same host is not spaced."""
+        org = self.start(b"User-agent: fetchpool\nCrawl-delay: 1\nDisallow: /private\n")
+        urls = [org.url("/img/%d.jpg?size=512" % i) for i in range(6)]
+        rows = self.run_urls(urls, "--robots")
+        self.assertEqual({r["status"] for r in rows.values()}, {"ok"}, rows)
+        got = sorted(t for t, p in org.stats()["log"] if p.startswith("/img/"))
+        self.assertEqual(len(got), 6, got)
+        gaps = [b - a for a, b in zip(got, got[1:])]
+        self.say("crawl-delay 1 s: gaps between image requests %s",
+                 ["%.3f" % g for g in gaps])
+        self.assertGreaterEqual(min(gaps), 0.9, gaps)
+        self.assertEqual(self.robots_fetches(org), 1)
+        self.assertEqual(self.rcall("GET", "fp:crawl:127.0.0.1"), "1000")
+        self.assertEqual(self.rcall("HGET", "fp:host:127.0.0.1", "why"), "crawl")
+        # the job's summary counts the host among its throttled ones (fp:job:<id>:throttle)
+        tk = self.rcall("KEYS", "fp:job:*:throttle")
+        self.assertEqual(len(tk), 1, tk)
+        self.assertGreater(int(self.rcall("HGET", tk[0], "127.0.0.1") or 0), 0)
+        self.assertIn("Crawl-delay of 1 s", self.c.logs(200))
+        self.assert_queues_drained()
+        # the same host for a job without --robots: its requests are not spaced
+        urls = [org.url("/img/%d.jpg?size=256" % i) for i in range(10, 16)]
+        rows = self.run_urls(urls)
+        self.assertEqual({r["status"] for r in rows.values()}, {"ok"}, rows)
+        plain = sorted(t for t, p in org.stats()["log"]
+                       if p.startswith("/img/") and t > got[-1])
+        self.assertEqual(len(plain), 6, plain)
+        self.assertLess(min(b - a for a, b in zip(plain, plain[1:])), 0.9, plain)
 
     def test_without_robots_never_asks(self):
         """A job without --robots fetches everything and never asks for robots.txt, even
