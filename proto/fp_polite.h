@@ -247,11 +247,11 @@ _Static_assert(FP_POLITE_GROUP_UNIT == 1u << FP_TASK_GROUP_SHIFT &&
     "  end\n" \
     "end\n" \
     "-- robots.txt's Crawl-delay of the host for robots tasks: ms (0 none), false if no\n" \
-    "-- worker has learnt the host's rules yet\n" \
+    "-- worker has learnt the host's rules yet (or the key is damaged: advice only)\n" \
     "local FP_CRAWL_WAIT, FP_CRAWL_PROBE = " FP_STR(FP_CRAWL_WAIT_MS) ", " FP_STR(FP_CRAWL_PROBE_MS) "\n" \
     "local function fp_crawl(s)\n" \
     "  if s.crawl == nil then\n" \
-    "    s.crawl = tonumber(redis.call('GET', '" FP_KEY_CRAWL_PREFIX "' .. s.name)) or false\n" \
+    "    s.crawl = tonumber(redis.pcall('GET', '" FP_KEY_CRAWL_PREFIX "' .. s.name)) or false\n" \
     "  end\n" \
     "  return s.crawl\n" \
     "end\n" \
