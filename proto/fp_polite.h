@@ -90,12 +90,13 @@ _Static_assert(FP_POLITE_GROUP_UNIT == 1u << FP_TASK_GROUP_SHIFT &&
     "  local h = string.match(a, '^(%[[^%]]*%])') or string.match(a, '^([^:]*)')\n" \
     "  if not h or h == '' then return nil end\n" \
     "  h = string.lower(h)\n" \
+    "  local name = h\n" \
     "  -- flags of one digit, the common case, hold no label count: one byte looked at\n" \
     "  if string.byte(t, at + 1) ~= 9 then\n" \
     "    local n = math.floor((tonumber(string.match(t, '^%d+', at)) or 0) / " FP_STR(FP_POLITE_GROUP_UNIT) ") % " FP_STR(FP_POLITE_GROUP_UNIT) "\n" \
     "    if n > 0 then h = fp_group(h, n) end\n" \
     "  end\n" \
-    "  return job, idx, h\n" \
+    "  return job, idx, h, name\n" \
     "end\n" \
     "-- gives back the lease of a task leaving worker's processing list and lets one parked\n" \
     "-- task of its host into the queue\n" \
@@ -249,11 +250,14 @@ _Static_assert(FP_POLITE_GROUP_UNIT == 1u << FP_TASK_GROUP_SHIFT &&
     "-- robots.txt's Crawl-delay of the host for robots tasks: ms (0 none), false if no\n" \
     "-- worker has learnt the host's rules yet (or the key is damaged: advice only)\n" \
     "local FP_CRAWL_WAIT, FP_CRAWL_PROBE = " FP_STR(FP_CRAWL_WAIT_MS) ", " FP_STR(FP_CRAWL_PROBE_MS) "\n" \
-    "local function fp_crawl(s)\n" \
-    "  if s.crawl == nil then\n" \
-    "    s.crawl = tonumber(redis.pcall('GET', '" FP_KEY_CRAWL_PREFIX "' .. s.name)) or false\n" \
+    "local FP_CRAWLS = {}\n" \
+    "local function fp_crawl(name)\n" \
+    "  local c = FP_CRAWLS[name]\n" \
+    "  if c == nil then\n" \
+    "    c = tonumber(redis.pcall('GET', '" FP_KEY_CRAWL_PREFIX "' .. name)) or false\n" \
+    "    FP_CRAWLS[name] = c\n" \
     "  end\n" \
-    "  return s.crawl\n" \
+    "  return c\n" \
     "end\n" \
     "-- a task of an origin whose rules no task is finding out yet: the key that says one\n" \
     "-- does (the origin as the task's URL spells it, lower-case); nil if one does\n" \
