@@ -24,6 +24,8 @@
 #define ORIGIN_MAX   300
 #define FETCH_MAX_MS 30000L /* rfetch.c's bound on a fetch */
 #define SWEEP_S      60
+#define RELEARN_S    5  /* a learn call not confirmed is sent again after this */
+#define RELEARN_OK_S 60 /* and a confirmed one, in case Redis lost it */
 
 /* KEYS: fp:robots:<origin>, its lock. ARGV: worker id, lock expiry (ms).
  * Returns {1, value}, {2} (the caller holds the lock now: fetch) or {3} (wait). */
@@ -53,8 +55,8 @@ typedef struct entry {
     fp_rtable_node node; /* first: an entry is its node */
     fp_rcache *c;
     int state, flushing;
-    time_t expires;
-    fp_robots *rules; /* compacted (no text of the body kept), or NULL */
+    time_t expires, relearn; /* when to write fp:crawl:<host> again (send_learning) */
+    fp_robots *rules;        /* compacted (no text of the body kept), or NULL */
     size_t rules_bytes;
     char note[200]; /* why everything is disallowed, for the results */
     fp_rcache_item *wait_head, *wait_tail;
@@ -332,13 +334,52 @@ static void crawl_args(fp_call *call, const entry *e)
     fp_call_arg_u64(call, (uint64_t)e->expires);
 }
 
+/* A put or learn call in flight; its reply pushes the origin's entry's next learn call
+ * out to RELEARN_OK_S if the entry is still there (it may be evicted meanwhile, so the
+ * reply names it by origin). */
+typedef struct learning {
+    fp_rcache *c;
+    char origin[];
+} learning;
+
+static void learnt_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    learning *l = priv;
+    redisReply *r = reply;
+    entry *e;
+
+    (void)ac;
+    if (!l->c->closed && r && r->type == REDIS_REPLY_INTEGER &&
+        (e = (entry *)fp_rtable_get(&l->c->table, l->origin)) != NULL)
+        e->relearn = time(NULL) + RELEARN_OK_S;
+    free(l);
+}
+
+/* Sends call (put or learn). A robots task answered from memory sends learn again
+ * RELEARN_S after a call Redis did not confirm, RELEARN_OK_S after one it did: a write
+ * lost with the link, or by a Redis restart, would otherwise leave the take script
+ * knowing no delay (one request per origin per 10 s) until the rules expire. */
+static void send_learning(entry *e, const fp_call *call)
+{
+    size_t n = strlen(e->origin);
+    learning *l = malloc(sizeof(*l) + n + 1);
+
+    e->relearn = time(NULL) + RELEARN_S;
+    if (l) {
+        l->c = e->c;
+        memcpy(l->origin, e->origin, n + 1);
+    }
+    if (fp_link_call(e->c->link, call, l ? learnt_cb : NULL, l) != 0)
+        free(l); /* not sent: tried again on a later task */
+}
+
 static void learn(entry *e)
 {
     static fp_call call;
 
     fp_call_begin(&call, learn_script, 0);
     crawl_args(&call, e);
-    fp_link_call(e->c->link, &call, NULL, NULL); /* not sent: take knows no delay yet */
+    send_learning(e, &call);
 }
 
 static void get_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
@@ -413,6 +454,8 @@ int fp_rcache_check(fp_rcache *c, fp_rcache_item *it, const char *url, const cha
     }
     if (e->state == E_READY && time(NULL) >= e->expires)
         e->state = E_NEW;
+    if (e->state == E_READY && time(NULL) >= e->relearn)
+        learn(e);
     if (e->state == E_READY)
         return verdict(c, e, path);
     it->url = url;
@@ -485,8 +528,9 @@ int fp_rcache_done(fp_rcache *c, CURL *easy, CURLcode rc)
     fp_call_arg(&call, ttl, strlen(ttl));
     fp_call_arg(&call, c->conf->id, strlen(c->conf->id));
     crawl_args(&call, e);
-    /* Not sent (Redis down): the lock expires and a worker fetches it again. */
-    fp_link_call(c->link, &call, NULL, NULL);
+    /* Not sent (Redis down): the lock expires and another worker may fetch it again;
+     * this one sends learn again on its next task of the origin. */
+    send_learning(e, &call);
     if (e->rules && e->rules->kind == FP_ROBOTS_RULES && e->rules->crawl_delay > 0)
         fp_info("robots.txt of %s asks for a Crawl-delay of %g s: its robots jobs start at "
                 "most one request per %g s on that host, cluster-wide",

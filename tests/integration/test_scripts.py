@@ -327,6 +327,19 @@ class PromoteTest(ScriptBase):
         self.assertEqual(self.rcall("ZCARD", "fp:parked"), 0)
         self.assertEqual(self.rcall("EXISTS", "fp:park:" + HOST, "fp:park:" + other), 0)
 
+    def test_robots_wait_holds_no_other_jobs_task(self):
+        """A host whose last park was a robots task waiting for its rules (why=robots, no
+        fp:crawl key yet) must not hold the other tasks parked on it: a capped job
+        without --robots parked there for its caps is promoted as soon as its budget
+        allows (the earlier hold moved none of the host's tasks for up to 10 s)."""
+        t = task(2, 0)
+        self.rcall("RPUSH", "fp:park:" + HOST, t)
+        self.rcall("ZADD", "fp:parked", 0, HOST)
+        self.rcall("HSET", "fp:host:" + HOST, "conns", 4, "rate", 0, "why", "robots",
+                   "robots_of", HOST, "parked_ms", int(self.rcall("TIME")[0]) * 1000)
+        self.assertEqual(self.call("promote", 1000), 1)
+        self.assertEqual(self.rcall("LRANGE", "fp:tasks", 0, -1), [t])
+
     def test_damaged_park_list(self):
         """A park list that is not a list holds no task: its host leaves fp:parked, and
         the other hosts are promoted."""
@@ -379,6 +392,18 @@ class HostGroupTest(ScriptBase):
                                  (line, self.leases()))
         self.assertEqual(sum(self.leases().values()), len(lines), self.leases())
         self.assertEqual(set(self.leases()), set("fp:lease:" + k for k in want))
+
+    def test_robots_probe_empties_the_domains_bucket(self):
+        """Crawl-delay under --host-group domain: the request that finds a host's rules
+        out empties the token bucket of the domain (the one its job spends from), so the
+        request after the delay is learnt waits a whole delay; the worker's reset of the
+        host name's own bucket would miss it (review 3, finding 2)."""
+        self.job(1, 2, host_conns=0, host_rate=100)
+        url, labels, key = self.group("http://a.cdn.example/1.jpg")
+        self.assertEqual(key, "cdn.example")
+        self.rcall("RPUSH", "fp:tasks", task(1, 0, url, labels << 4 | 8))
+        self.assertEqual(len(self.take(1)[0]), 1)
+        self.assertEqual(float(self.rcall("HGET", "fp:host:cdn.example", "tok")), 0)
 
     def test_finish_and_retry_give_the_grouped_lease_back(self):
         """host_conns 2 over four subdomains of example.co.uk: two run, two are parked on
