@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define SHARDS_KEPT_S 5 /* the kept shard folders are opened again this often */
+
 static int mkdir_p(const char *path)
 {
     char buf[PATH_MAX];
@@ -268,7 +270,12 @@ static int replace(fp_store *s, const char *proc, const char *final)
 static int shard_fd(fp_store *s, int i, const char *final)
 {
     char dir[PATH_MAX];
+    time_t now = time(NULL);
 
+    if (now >= s->shards_until) {
+        forget_shards(s);
+        s->shards_until = now + SHARDS_KEPT_S;
+    }
     if (s->shard[i] >= 0)
         return s->shard[i];
     snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(final, '/') - final), final);

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "fp_record.h"
 
@@ -34,8 +35,10 @@ typedef struct fp_store {
      * again is not written again if its file is still there, with the right size. */
     unsigned char (*recent)[32];
     /* The shard folders, opened (O_PATH) on first use and kept, or -1: files are made
-     * and named relative to them, without walking the output's path each time. */
+     * and named relative to them, without walking the output's path each time. Opened
+     * again every few seconds, so a folder mounted over meanwhile gets the next files. */
     int shard[256];
+    time_t shards_until;
 } fp_store;
 
 /* One body being received. Owned by a transfer slot and reused across transfers. */

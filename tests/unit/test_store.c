@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -271,7 +272,7 @@ static void shard_folders_kept_open(void **state)
 {
     fp_store s;
     fp_body b;
-    char rel[128], sha[65], path[512], data[16], cmd[600];
+    char rel[128], sha[65], path[512], data[16], cmd[1700], dir[512], old[1100];
     int base = open_fds(), i;
 
     (void)state;
@@ -284,6 +285,23 @@ static void shard_folders_kept_open(void **state)
         assert_int_equal(fp_store_commit(&s, &b, "jpg", rel, sha), 0);
     }
     assert_true(open_fds() <= base + 256);
+    /* A shard folder replaced by another (renamed away, or mounted over): the kept one
+     * still exists, so nothing fails and files land there until the folders are opened
+     * again (every SHARDS_KEPT_S); then the next file lands in the new folder. */
+    store_abc(&s, path, sizeof(path));
+    assert_int_equal(unlink(path), 0);
+    snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(path, '/') - path), path);
+    snprintf(old, sizeof(old), "%s.old%s", dir, strrchr(path, '/'));
+    snprintf(cmd, sizeof(cmd), "mv '%s' '%s.old' && mkdir '%s'", dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    s.shards_until = time(NULL) + 3600; /* still kept */
+    store_abc(&s, path, sizeof(path));
+    assert_int_equal(size_of(old), 6);
+    assert_int_equal(size_of(path), -1);
+    assert_int_equal(unlink(old), 0);
+    s.shards_until = 0; /* opened again */
+    store_abc(&s, path, sizeof(path));
+    assert_int_equal(size_of(path), 6);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(fp_store_probe(&s), 0);
