@@ -285,7 +285,8 @@ _Static_assert(FP_POLITE_GROUP_UNIT == 1u << FP_TASK_GROUP_SHIFT &&
     "  local k = '" FP_KEY_CRAWL_PREFIX "' .. h\n" \
     "  local t = redis.call('TIME')\n" \
     "  if at <= tonumber(t[1]) then return end\n" \
-    "  local old = redis.call('GET', k)\n" \
+    "  local old = redis.pcall('GET', k)\n" \
+    "  if type(old) == 'table' then redis.call('DEL', k); old = false end -- damaged: rewritten\n" \
     "  if old and redis.call('EXPIRETIME', k) > at then\n" \
     "    redis.call('SET', k, ms, 'KEEPTTL')\n" \
     "  else\n" \

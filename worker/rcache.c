@@ -325,8 +325,8 @@ static int fetch_start(entry *e);
  * cluster-wide limits name it (hosts.h), the delay in ms (0: none), until when. */
 static void crawl_args(fp_call *call, const entry *e)
 {
-    static char h[ORIGIN_MAX]; /* the call points at it until it is sent */
-    double d = e->rules && e->rules->kind == FP_ROBOTS_RULES ? e->rules->crawl_delay : 0;
+    static char h[ORIGIN_MAX];                       /* the call points at it until it is sent */
+    double d = e->rules ? e->rules->crawl_delay : 0; /* also a group with no rules but it */
 
     fp_hosts_name(e->origin, h, sizeof(h));
     fp_call_arg(call, h, strlen(h));
@@ -531,7 +531,7 @@ int fp_rcache_done(fp_rcache *c, CURL *easy, CURLcode rc)
     /* Not sent (Redis down): the lock expires and another worker may fetch it again;
      * this one sends learn again on its next task of the origin. */
     send_learning(e, &call);
-    if (e->rules && e->rules->kind == FP_ROBOTS_RULES && e->rules->crawl_delay > 0)
+    if (e->rules && e->rules->crawl_delay > 0)
         fp_info("robots.txt of %s asks for a Crawl-delay of %g s: its robots jobs start at "
                 "most one request per %g s on that host, cluster-wide",
                 e->origin, e->rules->crawl_delay, e->rules->crawl_delay);

@@ -111,6 +111,21 @@ class RobotsTest(ReliabilityBase):
         self.assertEqual(len(plain), 6, plain)
         self.assertLess(min(b - a for a, b in zip(plain, plain[1:])), 0.9, plain)
 
+    def test_damaged_crawl_key_is_rewritten(self):
+        """A fp:crawl:<host> of the wrong type (damaged) reads as no delay known; the
+        worker that learns the rules replaces it, so the host is not held at one probe per
+        10 s for good: 3 URLs with Crawl-delay 1 finish in seconds, spaced by the delay
+        (review 3, finding 6)."""
+        org = self.start(b"User-agent: fetchpool\nCrawl-delay: 1\n", workers=1)
+        self.rcall("HSET", "fp:crawl:127.0.0.1", "x", "1")
+        urls = [org.url("/img/%d.jpg?size=512" % i) for i in range(3)]
+        t0 = time.monotonic()
+        rows = self.run_urls(urls, "--robots")
+        took = time.monotonic() - t0
+        self.assertEqual({r["status"] for r in rows.values()}, {"ok"}, rows)
+        self.assertEqual(self.rcall("GET", "fp:crawl:127.0.0.1"), "1000")
+        self.assertLess(took, 15, "held at one request per 10 s: %.1f s" % took)
+
     def test_without_robots_never_asks(self):
         """A job without --robots fetches everything and never asks for robots.txt, even
         from a host whose robots.txt disallows everything."""
