@@ -98,16 +98,21 @@ int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsyn
     return s->md ? 0 : -ENOSYS;
 }
 
-/* Closes the kept shard folders: a folder removed and made again is a new one. */
+/* Closes kept shard folder i, or all of them: a folder removed and made again, or
+ * mounted over, is a new one. */
+static void forget_shard(fp_store *s, int i)
+{
+    if (s->shard[i] >= 0)
+        close(s->shard[i]);
+    s->shard[i] = -1;
+}
+
 static void forget_shards(fp_store *s)
 {
     int i;
 
-    for (i = 0; i < 256; i++) {
-        if (s->shard[i] >= 0)
-            close(s->shard[i]);
-        s->shard[i] = -1;
-    }
+    for (i = 0; i < 256; i++)
+        forget_shard(s, i);
 }
 
 void fp_store_close(fp_store *s)
@@ -303,8 +308,7 @@ retry:
         return dfd;
     fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0 && (errno == ENOENT || errno == EPERM) && again) { /* removed (ext4: EPERM) */
-        close(s->shard[i]);
-        s->shard[i] = -1;
+        forget_shard(s, i);
         again = 0;
         goto retry;
     }
@@ -321,8 +325,7 @@ retry:
         rc = sync_dir(s, final);
     } else if (errno == ENOENT && again) { /* the folder was removed: open it again */
         close(fd);
-        close(s->shard[i]);
-        s->shard[i] = -1;
+        forget_shard(s, i);
         again = 0;
         goto retry;
     } else if (errno != EEXIST) {
