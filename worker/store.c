@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fp_log.h"
+
 #define SHARDS_KEPT_S 5 /* the kept shard folders are opened again this often */
 
 static int mkdir_p(const char *path)
@@ -91,7 +93,7 @@ int fp_store_open(fp_store *s, const char *root, const char *worker_id, int fsyn
     if ((rc = make_folders(s)) != 0)
         return rc;
     sweep(s, stale_s);
-    s->tmpfile = 1;
+    s->tmpfile = s->flink = 1;
     if ((s->recent = calloc(FP_STORE_RECENT, 32)) == NULL)
         return -ENOMEM;
     s->md = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -290,6 +292,31 @@ static int shard_fd(fp_store *s, int i, const char *final)
     return s->shard[i] >= 0 ? s->shard[i] : -errno;
 }
 
+/* Names the unnamed file fd in the folder dfd. linkat with AT_EMPTY_PATH links the open
+ * file itself; kernels before 6.10 allow that only with CAP_DAC_READ_SEARCH and answer
+ * ENOENT without it, which is also the answer for a folder removed. The link through
+ * /proc/self/fd (a path lookup of its own) tells the two apart: if it works where the
+ * first did not, AT_EMPTY_PATH is not tried again. Returns 0 or -1 with errno set. */
+static int link_tmpfile(fp_store *s, int fd, int dfd, const char *name)
+{
+    char proc[64];
+
+    if (s->flink) {
+        if (linkat(fd, "", dfd, name, AT_EMPTY_PATH) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return -1;
+    }
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) != 0)
+        return -1;
+    if (s->flink) {
+        fp_debug("store: linkat(AT_EMPTY_PATH) not allowed here; linking through /proc");
+        s->flink = 0;
+    }
+    return 0;
+}
+
 /* A body held in memory is written to an unnamed file in its shard folder (O_TMPFILE)
  * and linked under its final name in one step: no temp name, no rename. linkat's EEXIST
  * means stored already, unless the file there is damaged: then the new one is linked
@@ -320,8 +347,7 @@ retry:
         rc = -errno;
         goto out;
     }
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0) {
+    if (link_tmpfile(s, fd, dfd, name) == 0) {
         rc = sync_dir(s, final);
     } else if (errno == ENOENT && again) { /* the folder was removed: open it again */
         close(fd);
@@ -330,8 +356,10 @@ retry:
         goto retry;
     } else if (errno != EEXIST) {
         rc = errno == ENOENT ? -EOPNOTSUPP : -errno; /* ENOENT: no /proc */
-    } else if (!stored(final, b->len) && (rc = replace(s, proc, final)) == 0) {
-        rc = sync_dir(s, final);
+    } else if (!stored(final, b->len)) {
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        if ((rc = replace(s, proc, final)) == 0)
+            rc = sync_dir(s, final);
     }
 out:
     if (close(fd) != 0 && rc == 0)

@@ -30,6 +30,7 @@ typedef struct fp_store {
     uint64_t seq; /* temp file counter */
     int fsync;
     int tmpfile;    /* O_TMPFILE + linkat works here (see fp_store_commit) */
+    int flink;      /* ... and linkat(AT_EMPTY_PATH) too: no path lookup in /proc */
     const void *md; /* the fetched SHA-256 implementation (EVP_MD) */
     /* Digests of recently stored bodies (direct-mapped by the first 12 bits): a body seen
      * again is not written again if its file is still there, with the right size. */
