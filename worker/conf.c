@@ -46,9 +46,11 @@ static const char usage[] =
     "                            (env FETCHPOOL_HOST_CONNS; default 8); the cluster-wide\n"
     "                            caps are the master's --host-conns/--host-rate\n"
     "      --idle-conns N        connections kept open for reuse, across hosts (env\n"
-    "                            FETCHPOOL_IDLE_CONNS; default 4 x concurrency). A list that\n"
-    "                            returns to a host after many others reuses its connection\n"
-    "                            only if it is still kept: a new TLS connection costs ms\n"
+    "                            FETCHPOOL_IDLE_CONNS; default 4096, or 4 x concurrency if\n"
+    "                            more, as far as the open-files limit leaves room). A list\n"
+    "                            that returns to a host after many others reuses its\n"
+    "                            connection only if it is still kept: a new TLS connection\n"
+    "                            costs ms\n"
     "      --id ID               worker id (env FETCHPOOL_WORKER_ID; default host-pid)\n"
     "      --connect-timeout S   connect timeout in seconds (default 10)\n"
     "      --timeout S           whole-transfer timeout in seconds (default 60)\n"
@@ -333,8 +335,6 @@ int fp_conf_parse(fp_conf *c, int argc, char **argv)
         fputs(usage, stderr);
         return -1;
     }
-    if (c->idle_conns == 0)
-        c->idle_conns = c->concurrency * 4; /* libcurl's own rule for a multi handle */
     if (fp_redis_url_parse(redis ? redis : FP_REDIS_URL_DEFAULT, &c->redis, err, sizeof(err))) {
         fprintf(stderr, "fetchpool-worker: %s\n", err);
         return -1;

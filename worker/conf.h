@@ -32,7 +32,7 @@ typedef struct fp_conf {
     char host[64];   /* this machine's name, for the heartbeat */
     int concurrency; /* transfers in flight at most */
     int host_conns;  /* transfers in flight per host at most (0: no cap) */
-    int idle_conns;  /* connections kept open for reuse at most */
+    int idle_conns;  /* connections kept open for reuse at most; 0: the default (worker.c) */
     long connect_timeout_ms;
     long timeout_ms;      /* whole transfer */
     long low_speed_bytes; /* abort below this many bytes/s ... */

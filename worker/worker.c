@@ -487,13 +487,23 @@ static void lost_cb(void *arg)
 /* Every transfer's socket, every body spilled to a temp file and the store's 256 kept
  * shard folders take a descriptor: the soft limit (often 1024) is raised to the hard one,
  * as far as it goes. */
-static void raise_nofile(int concurrency)
+/* Connections kept for reuse unless --idle-conns says: enough that a list coming back to
+ * one of a few thousand hosts finds its connection again (in the bench's many-hosts
+ * scenario 20,000 new connections became 4,000), at least libcurl's own 4 per transfer. */
+#define IDLE_CONNS_AUTO 4096
+
+/* Raises the soft open-files limit to the hard one, warns if it is too low for the
+ * transfers, and returns how many connections to keep: --idle-conns, or IDLE_CONNS_AUTO
+ * as far as the limit leaves room beside the transfers (2 descriptors each, with the
+ * resolver's) and the 256 shard folders, Redis and the rest (512). */
+static int conns_kept(const fp_conf *conf)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)concurrency * 2 + 512;
+    rlim_t want = (rlim_t)conf->concurrency * 2 + 512;
+    long room, n;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
+        rl.rlim_cur = rl.rlim_max = 1024;
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -501,13 +511,20 @@ static void raise_nofile(int concurrency)
     }
     if (rl.rlim_cur < want)
         fp_warn("open files limited to %llu (ulimit -n); --concurrency %d may need %llu",
-                (unsigned long long)rl.rlim_cur, concurrency, (unsigned long long)want);
+                (unsigned long long)rl.rlim_cur, conf->concurrency, (unsigned long long)want);
+    if (conf->idle_conns > 0)
+        return conf->idle_conns;
+    room = rl.rlim_cur > want + IDLE_CONNS_AUTO
+               ? IDLE_CONNS_AUTO
+               : (rl.rlim_cur > want ? (long)(rl.rlim_cur - want) : 0);
+    n = (long)conf->concurrency * 4;
+    return (int)(room > n ? room : n);
 }
 
 int fp_worker_run(const fp_conf *conf)
 {
     fp_worker w;
-    int rc, i;
+    int rc, i, idle;
 
     memset(&w, 0, sizeof(w));
     w.conf = conf;
@@ -515,7 +532,7 @@ int fp_worker_run(const fp_conf *conf)
     w.exit_code = 0;
     w.crash_on = getenv("FETCHPOOL_TEST_CRASH_URL");
     srandom((unsigned)uv_hrtime() ^ (unsigned)uv_os_getpid());
-    raise_nofile(conf->concurrency);
+    idle = conns_kept(conf);
     /* With S3 output the local store only spools bodies too big for memory. */
     rc = fp_store_open(&w.store, conf->s3.on ? conf->spool : conf->output, conf->id, conf->fsync,
                        conf->timeout_ms / 1000 * 2 + 600);
@@ -526,7 +543,7 @@ int fp_worker_run(const fp_conf *conf)
         return 2;
     }
     fp_hosts_init(&w.hosts, conf->host_conns);
-    w.curl = fp_curl_uv_new(w.loop, conf->idle_conns, done_cb, &w);
+    w.curl = fp_curl_uv_new(w.loop, idle, done_cb, &w);
     if (w.curl == NULL) {
         fp_error("cannot set up libcurl");
         fp_store_close(&w.store);
@@ -567,7 +584,7 @@ int fp_worker_run(const fp_conf *conf)
     uv_signal_start(&w.sigint, signal_cb, SIGINT);
     fp_info("worker %s: redis %s:%d, output %s, concurrency %d, %d per host, %d idle%s", conf->id,
             conf->redis.host, conf->redis.port, conf->output, conf->concurrency, conf->host_conns,
-            conf->idle_conns, conf->allow_private ? ", private addresses allowed" : "");
+            idle, conf->allow_private ? ", private addresses allowed" : "");
     fp_wk_top_up(&w);
 
     uv_run(w.loop, UV_RUN_DEFAULT);

@@ -43,7 +43,8 @@ def setUpModule():
     www = os.path.join(d, "www")
     for name, sha in fp.make_jpegs(www, FILES, size=4096):
         WWW_SHA[name] = sha
-    W = world.World(d, names=2000, www=www, dns_rules=DNS_RULES)
+    W = world.World(d, names=2000, www=www, dns_rules=DNS_RULES,
+                    access_log=os.path.join(d, "access.log"))
 
 
 def tearDownModule():
@@ -158,6 +159,25 @@ class WorldTest(unittest.TestCase):
         rows = self.run_job(urls)
         self.check(all(x["status"] == "ok" for x in rows), "job 2 not all ok: %s" %
                    [x["status"] for x in rows if x["status"] != "ok"][:5])
+        self.stop_all()
+
+    def test_a_list_coming_back_to_its_hosts_reuses_their_connections(self):
+        """400 names three times round (each name's URLs 400 apart), 16 in flight: the
+        worker keeps a connection per name between its visits (--idle-conns' default),
+        so nginx sees about one connection per name, not one per URL (the old default of
+        4 per transfer, 64 here, made nearly every URL a new connection)."""
+        names, rounds = 400, 3
+        urls = ["http://h%d.img.test/%s" % (k % names, fname(k)) for k in range(names * rounds)]
+        self.start(1, "--concurrency", "16", "--host-conns", "0")
+        log = os.path.join(W.d, "access.log")
+        at = os.path.getsize(log)
+        rows = self.run_job(urls)
+        self.check(all(x["status"] == "ok" for x in rows), "not all ok")
+        with open(log, errors="replace") as f:
+            f.seek(at)
+            conns = {line.split()[2] for line in f if line.rstrip().endswith(".img.test")}
+        self.check(len(conns) <= names * 3 // 2,
+                   "%d connections for %d URLs over %d names" % (len(conns), len(urls), names))
         self.stop_all()
 
     # -- DNS --------------------------------------------------------------------------
