@@ -484,23 +484,19 @@ static void lost_cb(void *arg)
         drain(w);
 }
 
-/* Every transfer's socket, every body spilled to a temp file and the store's 256 kept
- * shard folders take a descriptor: the soft limit (often 1024) is raised to the hard one,
- * as far as it goes. */
 /* Connections kept for reuse unless --idle-conns says: enough that a list coming back to
- * one of a few thousand hosts finds its connection again (in the bench's many-hosts
- * scenario 20,000 new connections became 4,000), at least libcurl's own 4 per transfer. */
+ * one of a few thousand hosts finds its connection again (the bench's many-hosts scenario
+ * made 4,000 connections instead of 20,000), at least libcurl's own 4 per transfer. */
 #define IDLE_CONNS_AUTO 4096
 
-/* Raises the soft open-files limit to the hard one, warns if it is too low for the
- * transfers, and returns how many connections to keep: --idle-conns, or IDLE_CONNS_AUTO
- * as far as the limit leaves room beside the transfers (2 descriptors each, with the
- * resolver's) and the 256 shard folders, Redis and the rest (512). */
+/* Each transfer (2, with the resolver's), kept connection, spilled body and shard folder
+ * takes a descriptor: the soft limit is raised to the hard one, with a warning if that is
+ * too low. Returns --idle-conns, or IDLE_CONNS_AUTO as far as the limit leaves room
+ * beside the transfers and 512 for the shard folders, Redis and the rest. */
 static int conns_kept(const fp_conf *conf)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)conf->concurrency * 2 + 512;
-    long room, n;
+    rlim_t want = (rlim_t)conf->concurrency * 2 + 512, room;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         rl.rlim_cur = rl.rlim_max = 1024;
@@ -509,16 +505,15 @@ static int conns_kept(const fp_conf *conf)
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (rl.rlim_cur < want)
-        fp_warn("open files limited to %llu (ulimit -n); --concurrency %d may need %llu",
-                (unsigned long long)rl.rlim_cur, conf->concurrency, (unsigned long long)want);
+    if (rl.rlim_cur < want + (rlim_t)conf->idle_conns)
+        fp_warn("open files limited to %llu (ulimit -n); --concurrency %d --idle-conns %d: %llu",
+                (unsigned long long)rl.rlim_cur, conf->concurrency, conf->idle_conns,
+                (unsigned long long)(want + (rlim_t)conf->idle_conns));
     if (conf->idle_conns > 0)
         return conf->idle_conns;
-    room = rl.rlim_cur > want + IDLE_CONNS_AUTO
-               ? IDLE_CONNS_AUTO
-               : (rl.rlim_cur > want ? (long)(rl.rlim_cur - want) : 0);
-    n = (long)conf->concurrency * 4;
-    return (int)(room > n ? room : n);
+    room = rl.rlim_cur > want ? rl.rlim_cur - want : 0;
+    room = room < IDLE_CONNS_AUTO ? room : IDLE_CONNS_AUTO;
+    return room > (rlim_t)conf->concurrency * 4 ? (int)room : conf->concurrency * 4;
 }
 
 int fp_worker_run(const fp_conf *conf)
@@ -529,7 +524,6 @@ int fp_worker_run(const fp_conf *conf)
     memset(&w, 0, sizeof(w));
     w.conf = conf;
     w.loop = uv_default_loop();
-    w.exit_code = 0;
     w.crash_on = getenv("FETCHPOOL_TEST_CRASH_URL");
     srandom((unsigned)uv_hrtime() ^ (unsigned)uv_os_getpid());
     idle = conns_kept(conf);
