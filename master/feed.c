@@ -226,8 +226,7 @@ static int batch_append(fpm *m, const fpm_job *j, const batch *b, int seal, uint
                        .idx = b->bad[i].idx,
                        .result = b->bad[i].data,
                        .result_len = b->bad[i].len,
-                       .status = fp_reason_str(FP_R_INVALID_INPUT),
-                       .bucket = -1};
+                       .status = fp_reason_str(FP_R_INVALID_INPUT)};
         fp_call_finish(&call, NO_PROC_LIST, &f);
         if (fpm_redis_append_call(m, &call))
             return FPM_LOST;

@@ -64,6 +64,21 @@ int fpm_rec_idx(const char *s, size_t len, uint64_t *idx)
     return fp_text_u64(a, (size_t)(b - a), idx);
 }
 
+int fpm_rec_ok_us(const char *s, size_t len, uint64_t *us)
+{
+    const char *f[9], *end = s + len, *p = s;
+    int k = 0;
+
+    /* f[k]: where field k starts; fields 4 (status) and 7 (total_us) are read */
+    f[k++] = p;
+    while (k < 9 && (p = memchr(p, '\t', (size_t)(end - p))) != NULL)
+        f[k++] = ++p;
+    if (k < 9)
+        return 0;
+    return f[5] - f[4] == 3 && memcmp(f[4], "ok", 2) == 0 &&
+           fp_text_u64(f[7], (size_t)(f[8] - f[7] - 1), us) == 0;
+}
+
 static part *find_open(fpm_parts *ps, uint64_t no)
 {
     size_t i;

@@ -66,6 +66,9 @@ size_t fpm_parts_found(fpm_parts *ps, uint64_t **nos);
 /* The slot of a result record (its third field, checked by the decoder later): 0, or -1
  * if it has none. */
 int fpm_rec_idx(const char *s, size_t len, uint64_t *idx);
+/* 1 if a result record is a success (status "ok", its fifth field), with its total_us
+ * (the eighth) in *us; 0 otherwise, also when a field is missing or not a number. */
+int fpm_rec_ok_us(const char *s, size_t len, uint64_t *us);
 
 uint64_t fpm_parts_part_size(const fpm_parts *ps);
 /* The folder of the job, for log lines. */

@@ -321,18 +321,14 @@ static int report_job(fpm *m, const char *s, size_t len, int cancel)
     fp_key_job(meta, id, FP_JOB_META);
     fp_key_job(lat, id, FP_JOB_LAT);
     fp_key_job(thr, id, FP_JOB_THROTTLE);
-    if (fpm_redis_append(m, "HGETALL %s", meta) || fpm_redis_append(m, "HGETALL %s", lat) ||
-        fpm_redis_append(m, "HGETALL %s", thr) || (hm = fpm_redis_reply(m)) == NULL ||
-        (hl = fpm_redis_reply(m)) == NULL || (ht = fpm_redis_reply(m)) == NULL) {
+    if (fpm_redis_append(m, "HGETALL %s", meta) || fpm_redis_append(m, "HGETALL %s", thr) ||
+        (hm = fpm_redis_reply(m)) == NULL || (ht = fpm_redis_reply(m)) == NULL) {
         rc = FPM_LOST;
         goto out;
     }
     if (fpm_redis_failed(m, hm, "reading a job") || fpm_redis_failed(m, ht, "reading a job") ||
         hm->type != REDIS_REPLY_ARRAY || ht->type != REDIS_REPLY_ARRAY)
         goto out;
-    if (hl->type != REDIS_REPLY_ARRAY) /* a damaged key must not keep the job from ending */
-        fp_warn("job %" PRIu64 ": cannot read its latency histogram (%s); no percentiles", id,
-                hl->type == REDIS_REPLY_ERROR ? hl->str : "not a hash");
     if (hm->elements == 0) {
         fp_warn("job %" PRIu64 " is in %s but has no meta hash (expired?); dropping it", id,
                 FP_KEY_DONE);
@@ -351,6 +347,14 @@ static int report_job(fpm *m, const char *s, size_t len, int cancel)
     if ((rc = fpm_results_complete(m, id, c.format, c.part_size, c.s.total,
                                    cancel || c.cancelled)) != 1)
         goto out;
+    /* The histogram is complete now: the trims of the last results added to it. */
+    if ((hl = fpm_redis_cmd(m, "HGETALL %s", lat)) == NULL) {
+        rc = FPM_LOST;
+        goto out;
+    }
+    if (hl->type != REDIS_REPLY_ARRAY) /* a damaged key must not keep the job from ending */
+        fp_warn("job %" PRIu64 ": cannot read its latency histogram (%s); no percentiles", id,
+                hl->type == REDIS_REPLY_ERROR ? hl->str : "not a hash");
     rc = 0;
     finished = c.finished_us;
     if (!c.has_finished && (rc = redis_now_us(m, &finished)) != 0)

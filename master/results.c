@@ -3,7 +3,9 @@
  * Workers' results wait in the list fp:job:<id>:out in the order they were counted. Each
  * step reads a batch from its head (LRANGE), spools it on disk (fsynced), and only then
  * deletes it from Redis (the trim script: workers only append at the tail, and it trims
- * only while this master holds the lease and the records read are still at the head). A
+ * only while this master holds the lease and the records read are still at the head; the
+ * same script adds the batch's successes to the job's latency histogram, so each result
+ * counts there once, when it leaves :out). A
  * part whose every slot is spooled is marked in Redis first (bit p of fp:job:<id>:parts:
  * from then on the finish script takes no result for it, not even the real result that
  * replaces a worker_lost one), checked (a replacement counted before the mark must be
@@ -25,6 +27,7 @@
 
 #include "fp_keys.h"
 #include "fp_log.h"
+#include "fp_stats.h"
 #include "master.h"
 #include "parts.h"
 
@@ -234,6 +237,41 @@ static int tell_found(fpm *m, uint64_t job, fpm_parts *ps)
     return rc;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The trim script's histogram of a batch: "<bucket> <count>" pairs of its successes,
+ * separated by spaces (fp_scripts.h). Returns a string to free, of length *len. */
+static char *hist_arg(const fpm_rec *recs, size_t n, size_t *len)
+{
+    enum { PAIR = 24 }; /* " <bucket> <count>": at most 1 + 10 + 1 + 5 (DRAIN_BATCH) */
+    uint32_t *b = malloc(n * sizeof(*b) + 1);
+    char *s = malloc(n * PAIR + 1);
+    size_t i, j, k = 0, used = 0;
+    uint64_t us;
+
+    if (b == NULL || s == NULL)
+        fp_oom("while draining results");
+    for (i = 0; i < n; i++)
+        if (fpm_rec_ok_us(recs[i].data, recs[i].len, &us))
+            b[k++] = fp_stats_bucket(us);
+    qsort(b, k, sizeof(*b), cmp_u32);
+    for (i = 0; i < k; i = j) {
+        for (j = i; j < k && b[j] == b[i]; j++)
+            ;
+        used += (size_t)snprintf(s + used, PAIR + 1, "%s%" PRIu32 " %zu", used ? " " : "", b[i],
+                                 j - i);
+    }
+    s[used] = '\0';
+    free(b);
+    *len = used;
+    return s;
+}
+
 /* Moves one batch of job's results to disk. Returns how many were read, or FPM_LOST. */
 static int drain_batch(fpm *m, uint64_t job, fpm_parts *ps, int *more)
 {
@@ -243,7 +281,8 @@ static int drain_batch(fpm *m, uint64_t job, fpm_parts *ps, int *more)
     const redisReply *last;
     fp_call call;
     fpm_rec *recs;
-    size_t i, n = 0, nfull;
+    char *hist = NULL;
+    size_t i, n = 0, nfull, hist_len;
     long fresh;
     int rc = 0;
 
@@ -291,8 +330,9 @@ static int drain_batch(fpm *m, uint64_t job, fpm_parts *ps, int *more)
     }
     /* Durable on disk: now Redis may forget them, if they are still ours to forget. */
     last = r->element[r->elements - 1];
+    hist = hist_arg(recs, n, &hist_len);
     fp_call_trim(&call, job, writer_id(), r->elements, last->str ? last->str : "",
-                 last->str ? last->len : 0, LEASE_MS);
+                 last->str ? last->len : 0, LEASE_MS, hist, hist_len);
     if ((t = fpm_redis_call(m, &call)) == NULL) {
         rc = FPM_LOST;
         goto done;
@@ -321,6 +361,7 @@ static int drain_batch(fpm *m, uint64_t job, fpm_parts *ps, int *more)
         *more = r->elements == DRAIN_BATCH;
     }
 done:
+    free(hist);
     free(recs);
     freeReplyObject(r);
     return rc;

@@ -2,7 +2,9 @@
  * the one every result goes through, and abandon, the last way out of a refused one.
  * A result is pushed to fp:job:<id>:out for the master to write out (master/results.c);
  * Redis keeps only a bit per result slot of the parts not yet written, to count each slot
- * once. */
+ * once. The latency histogram is not kept here: the master adds each success's bucket
+ * when it trims the result from :out (fp_trim.c), once per batch instead of a HINCRBY
+ * per bucket per call. */
 #include "fp_keys.h"
 #include "fp_polite.h"
 #include "fp_scripts.h"
@@ -34,15 +36,15 @@ const char fp_script_finish[] = FP_LUA_TASK FP_LUA_PART_SIZE
     "local worker = fp_worker_of(KEYS[1])\n"
     "local jobs, order, refused, fine, now = {}, {}, 0, {}, nil\n"
     "local counted = 0\n"
-    "for i = 0, (#KEYS - 2) / 3 - 1 do\n"
-    "  local k, a = 3 + 3 * i, 9 * i\n"
-    "  local meta, out, lat = KEYS[k], KEYS[k + 1], KEYS[k + 2]\n"
+    "for i = 0, (#KEYS - 2) / 2 - 1 do\n"
+    "  local k, a = 3 + 2 * i, 8 * i\n"
+    "  local meta, out = KEYS[k], KEYS[k + 1]\n"
     "  local j = jobs[meta]\n"
     "  if j == nil then\n"
     "    j = {ok = usable(meta, 'hash', 'HMGET', 'HINCRBY', 'HSET', 'HDEL') and\n"
-    "              usable(out, 'list', 'RPUSH') and usable(lat, 'hash', 'HINCRBY') and\n"
+    "              usable(out, 'list', 'RPUSH') and\n"
     "              usable(meta .. ':parts', 'string', 'SETBIT'),\n"
-    "         out = out, lat = lat, id = ARGV[a + 9], hist = {}, conns = 0, recs = {},\n"
+    "         out = out, id = ARGV[a + 8], conns = 0, recs = {},\n"
     "         parts = {}, psize = " FP_PART_SIZE_DEFAULT_STR ",\n"
     "         n = {done = 0, ok = 0, failed = 0, bytes = 0, sum_us = 0}}\n"
     "    if j.ok then\n"
@@ -85,7 +87,7 @@ const char fp_script_finish[] = FP_LUA_TASK FP_LUA_PART_SIZE
     "        if h and ARGV[a + 4] == '1' then fine[h] = true\n"
     "        elseif h then\n"
     "          now = now or fp_now()\n"
-    "          pcall(fp_event, ARGV[a + 9], h, ARGV[a + 5], -1, now)\n"
+    "          pcall(fp_event, ARGV[a + 8], h, ARGV[a + 5], -1, now)\n"
     "        end\n"
     "      end\n"
     "    end\n"
@@ -120,8 +122,6 @@ const char fp_script_finish[] = FP_LUA_TASK FP_LUA_PART_SIZE
     "        j.n[f] = (j.n[f] or 0) + 1\n"
     "      end\n"
     "      j.n.sum_us = j.n.sum_us + tonumber(ARGV[a + 7])\n"
-    "      local b = ARGV[a + 8]\n"
-    "      if b ~= '' then j.hist[b] = (j.hist[b] or 0) + 1 end\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -137,7 +137,6 @@ const char fp_script_finish[] = FP_LUA_TASK FP_LUA_PART_SIZE
     "        redis.call('HDEL', meta, f)\n"
     "      end\n"
     "    end\n"
-    "    for b, v in pairs(j.hist) do redis.call('HINCRBY', j.lat, b, v) end\n"
     "    local h = redis.call('HMGET', meta, 'sealed', 'total', 'done')\n"
     "    local total, done = tonumber(h[2]), tonumber(h[3])\n"
     "    if h[1] == '1' and total and done and done >= total then\n"
@@ -149,7 +148,7 @@ const char fp_script_finish[] = FP_LUA_TASK FP_LUA_PART_SIZE
     "end\n"
     "for h in pairs(fine) do redis.pcall('HDEL', 'fp:host:' .. h, 'fails') end\n"
     "if refused > 0 then\n"
-    "  return redis.error_reply('FPREFUSED ' .. refused .. ' of ' .. (#KEYS - 2) / 3 ..\n"
+    "  return redis.error_reply('FPREFUSED ' .. refused .. ' of ' .. (#KEYS - 2) / 2 ..\n"
     "                           ' results: a job key of the wrong type, not allowed or bad "
     "arguments')\n"
     "end\n"

@@ -34,7 +34,6 @@ static redisReply *fail_lost(redisContext *c, const char *proc, const char *raw,
     f.result = rec;
     f.result_len = (size_t)n;
     f.status = r.status;
-    f.bucket = -1;
     fp_call_finish(&call, worker, &f);
     reply = redisCommandArgv(c, call.argc, call.argv, call.len);
     if (reply == NULL || reply->type != REDIS_REPLY_ERROR || fp_redis_error_transient(reply->str))

@@ -333,7 +333,6 @@ void fp_call_finish_part(fp_call *c, const fp_finish *f)
     reset(c);
     add_job_key(c, f->job, FP_JOB_META);
     add_job_key(c, f->job, FP_JOB_OUT);
-    add_job_key(c, f->job, FP_JOB_LAT);
     if (f->task)
         add_task(c, f->task, f->task_len);
     else
@@ -344,10 +343,6 @@ void fp_call_finish_part(fp_call *c, const fp_finish *f)
     add_str(c, f->status);
     add_u64(c, f->bytes);
     add_u64(c, f->total_us);
-    if (f->bucket >= 0)
-        add_u64(c, (uint64_t)f->bucket);
-    else
-        add_str(c, "");
     add_u64(c, f->job);
 }
 

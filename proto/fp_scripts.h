@@ -50,9 +50,9 @@ extern const char fp_script_take[];
  * (its result and counters change together or not at all) and left in the processing
  * list; the others are recorded, and the reply is then the error "FPREFUSED <n> of <m>
  * ...". KEYS: fp:proc:<worker> (any name if no task), fp:done, then for each result
- * fp:job:<id>, fp:job:<id>:out, fp:job:<id>:lat. ARGV, 9 for each result: task record
- * ("" if none), idx, result record, ok (1/0), status, bytes, total_us, latency bucket
- * ("" for none), job id. Workers send a loop turn's results in one call. */
+ * fp:job:<id>, fp:job:<id>:out. ARGV, 8 for each result: task record ("" if none), idx,
+ * result record, ok (1/0), status, bytes, total_us, job id. Workers send a loop turn's
+ * results in one call. (The latency histogram is the master's: see the trim script.) */
 extern const char fp_script_finish[];
 
 /* Mark a job as fully fed; completes it if every task already has a result.
@@ -122,8 +122,13 @@ extern const char fp_script_now[];
  * last of them is still at index ARGV[2]-1 (the records it read); the lease is then renewed
  * for ARGV[4] ms. Returns the count, or -1 (the lease is another master's) or -2 (the
  * list's head moved) with nothing deleted: the job's results are no longer this master's
- * to drain. KEYS: fp:job:<id>:out, fp:job:<id>:writer. ARGV: writer id, count, the last
- * record read, lease ms. */
+ * to drain. With the trim, in the same script, the successes among those records join
+ * the job's latency histogram: ARGV[5], "<bucket> <count>" pairs separated by spaces
+ * (fp_stats_bucket of each ok result's total_us; "" for none), added to fp:job:<id>:lat
+ * unless that key is not a hash (then skipped; the job's report warns). So a result
+ * counts in the histogram exactly when it leaves :out, once, like its row in the results
+ * files. KEYS: fp:job:<id>:out, fp:job:<id>:writer, fp:job:<id>:lat. ARGV: writer id,
+ * count, the last record read, lease ms, histogram. */
 extern const char fp_script_trim[];
 
 /* Calls --------------------------------------------------------------------------------
@@ -152,11 +157,10 @@ typedef struct fp_finish {
     int ok;
     const char *status;
     uint64_t bytes, total_us;
-    int64_t bucket; /* latency histogram bucket of a success, -1 for none */
 } fp_finish;
 
-#define FP_FINISH_KEYS 3 /* per result */
-#define FP_FINISH_ARGS 9 /* per result */
+#define FP_FINISH_KEYS 2 /* per result */
+#define FP_FINISH_ARGS 8 /* per result */
 
 /* A finish call for one result. */
 void fp_call_finish(fp_call *c, const char *worker, const fp_finish *f);
@@ -187,7 +191,7 @@ void fp_call_give_back(fp_call *c, const char *worker, const char *task, size_t 
 void fp_call_forget(fp_call *c, const char *worker);
 void fp_call_now(fp_call *c);
 void fp_call_trim(fp_call *c, uint64_t job, const char *writer, uint64_t n, const char *last,
-                  size_t last_len, long lease_ms);
+                  size_t last_len, long lease_ms, const char *hist, size_t hist_len);
 
 /* Building blocks for the builders of other files (fp_service.c): start a call of script
  * with numkeys keys, then add its arguments in order. */

@@ -32,8 +32,7 @@ void fp_wk_fail_untried(fp_worker *w, const char *raw, size_t len, const fp_task
                        .result = buf,
                        .result_len = (size_t)n,
                        .ok = 0,
-                       .status = r.status,
-                       .bucket = -1};
+                       .status = r.status};
         fp_link_finish(w->link, &f);
     }
 }

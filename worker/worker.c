@@ -15,7 +15,6 @@
 #include "classify.h"
 #include "fp_log.h"
 #include "fp_polite.h"
-#include "fp_stats.h"
 #include "fp_text.h"
 #include "worker_int.h"
 
@@ -165,8 +164,7 @@ void fp_wk_report(fp_worker *w, slot *s, fp_reason reason, fp_result *r)
                        .ok = reason == FP_OK,
                        .status = r->status,
                        .bytes = r->bytes,
-                       .total_us = r->total_us,
-                       .bucket = reason == FP_OK ? (int64_t)fp_stats_bucket(r->total_us) : -1};
+                       .total_us = r->total_us};
         fp_link_finish(w->link, &f);
     }
 }

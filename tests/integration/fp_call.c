@@ -2,13 +2,13 @@
  * test_scripts.py (and test_writer.py) can run a script against a real Redis with the real calling
  * convention (written once, in proto/fp_scripts.c) and judge every key it leaves behind.
  *
- *   fp-call finish WORKER TASK JOB IDX RESULT OK STATUS BYTES TOTAL_US BUCKET [...]
- *           (one group of 9 per result, in one call as the worker batches them;
- *            TASK "" for none, BUCKET "-" for none)
+ *   fp-call finish WORKER TASK JOB IDX RESULT OK STATUS BYTES TOTAL_US [...]
+ *           (one group of 8 per result, in one call as the worker batches them;
+ *            TASK "" for none)
  *   fp-call take WORKER N RECOVERED_SLOTS LEASE_MS [CHECK]
  *   fp-call abandon WORKER TASK JOB IDX RESULT STATUS
  *   fp-call retry WORKER JOB TASK NEXT DELAY_MS STATUS RETRY_AFTER_S
- *   fp-call trim JOB WRITER N LAST LEASE_MS
+ *   fp-call trim JOB WRITER N LAST LEASE_MS [HIST]  (HIST: "<bucket> <count> ...")
  *   fp-call group LINE  (not a call: the task URL the master makes of an input line, its
  *            host's label count for a job with host_group=domain, and the budget key
  *            the master expects the scripts to derive: master/line.c, hostgroup.c)
@@ -24,7 +24,7 @@
 #include "hostgroup.h"
 #include "line.h"
 
-#define GROUP 9
+#define GROUP 8
 
 static void put(const char *s, size_t len)
 {
@@ -56,8 +56,7 @@ static void part_of(fp_call *c, char **g)
                    .ok = atoi(g[4]),
                    .status = g[5],
                    .bytes = num(g[6]),
-                   .total_us = num(g[7]),
-                   .bucket = strcmp(g[8], "-") == 0 ? -1 : (int64_t)num(g[8])};
+                   .total_us = num(g[7])};
 
     fp_call_finish_part(c, &f);
 }
@@ -130,9 +129,10 @@ int main(int argc, char **argv)
         rc = 0;
     } else if (argc == 3 && strcmp(argv[1], "group") == 0) {
         rc = group(argv[2]);
-    } else if (argc == 7 && strcmp(argv[1], "trim") == 0) {
+    } else if ((argc == 7 || argc == 8) && strcmp(argv[1], "trim") == 0) {
+        const char *hist = argc == 8 ? argv[7] : "";
         fp_call_trim(&c, num(argv[2]), argv[3], num(argv[4]), argv[5], strlen(argv[5]),
-                     atol(argv[6]));
+                     atol(argv[6]), hist, strlen(hist));
         put_call(&c, 0, c.argc);
         rc = 0;
     }

@@ -155,24 +155,27 @@ class HalfOpenTest(LinkBase):
 class RefusedTest(LinkBase):
 
     def test_refused_results(self):
-        """Two jobs fetched side by side, their results sharing finish calls; one job's
-        latency histogram key is a string (WRONGTYPE for HINCRBY), another job's result hash
-        is a list. Redis refuses their results for good. The healthy job's results and
-        counters must all be there (none written without being counted); each task of a
-        broken job goes to fp:dead and counts as failed (internal_error), so both broken
-        jobs complete; no task is left in a processing list."""
+        """Four jobs fetched side by side, their results sharing finish calls; one job's
+        written-parts bitmap is a list (WRONGTYPE for SETBIT), another job's results list
+        is a string. Redis refuses their results for good. The healthy job's results,
+        counters and latency histogram must all be there (none written without being
+        counted); each task of a broken job goes to fp:dead and counts as failed
+        (internal_error), so both broken jobs complete; no task is left in a processing
+        list. The fourth job's latency histogram is a string: the master keeps it out of
+        the histogram only, with a warning, and its results are all ok."""
         org = self.c.start_origin(delay_ms=20)
         self.c.start_worker("w1", "--concurrency", "8", "--host-conns", "8")
         self.wait_registered("w1")
         n = 60
         jobs = {}
-        for name in ("good", "badlat", "badres"):
+        for name in ("good", "badparts", "badres", "badlat"):
             urls = [org.url("/img/%d.jpg?size=1024&%s=1" % (i, name)) for i in range(n)]
             jobs[name] = (self.submit_id(self.c.write_input(urls, name + ".txt")), urls)
+        self.rcall("RPUSH", "fp:job:%s:parts" % jobs["badparts"][0], "not a bitmap")
         self.rcall("SET", "fp:job:%s:lat" % jobs["badlat"][0], "not a hash")
         self.rcall("SET", "fp:job:%s:out" % jobs["badres"][0], "not a list")
-        # The master feeds the three jobs in turns of 10, so batches mix them.
-        self.c.start_master("--queue-depth", "30", "--feed-batch", "10")
+        # The master feeds the jobs in turns of 10, so batches mix them.
+        self.c.start_master("--queue-depth", "40", "--feed-batch", "10")
         for name, (jid, urls) in jobs.items():
             self.wait_job(jid, 30)
         good, urls = jobs["good"]
@@ -182,20 +185,27 @@ class RefusedTest(LinkBase):
         meta = dict(zip(meta[0::2], meta[1::2]))
         self.assertEqual((meta["done"], meta["ok"], meta.get("failed", "0")),
                          (str(n), str(n), "0"), meta)
-        for name in ("badlat", "badres"):
+        lat = self.rcall("HGETALL", "fp:job:%s:lat" % good)
+        self.assertEqual(sum(int(v) for v in lat[1::2]), n, lat)
+        badlat, urls = jobs["badlat"]
+        self.assert_rows(self.job_rows(badlat), urls, "ok", attempts=1)
+        self.assertEqual(self.rcall("GET", "fp:job:%s:lat" % badlat), "not a hash")
+        with open(self.c.master.log_path, encoding="utf-8", errors="replace") as f:
+            self.assertIn("job %s: cannot read its latency histogram" % badlat, f.read())
+        for name in ("badparts", "badres"):
             jid = jobs[name][0]
             sm = self.rcall("HGETALL", "fp:job:%s:summary" % jid)
             summary = dict(zip(sm[0::2], sm[1::2]))
             self.assertEqual((summary.get("total"), summary.get("failed"),
                               summary.get("fail:internal_error")), (str(n), str(n), str(n)),
                              "%s: %s" % (name, summary))
-        badlat = self.job_rows(jobs["badlat"][0])
-        self.assertEqual({r["status"] for r in badlat}, {"internal_error"})
-        self.assertIn("Redis refused the result", badlat[0]["error"])
+        badparts = self.job_rows(jobs["badparts"][0])
+        self.assertEqual({r["status"] for r in badparts}, {"internal_error"})
+        self.assertIn("Redis refused the result", badparts[0]["error"])
         dead = self.rcall("LRANGE", "fp:dead", 0, -1)
         self.assertEqual(len(dead), 2 * n, dead[:3])
         self.assertEqual(sorted(d.split("\t")[1] for d in dead),
-                         sorted([jobs["badlat"][0]] * n + [jobs["badres"][0]] * n))
+                         sorted([jobs["badparts"][0]] * n + [jobs["badres"][0]] * n))
         self.assertEqual(self.c.redis().keys("fp:proc:*"), [])
         self.rcall("DEL", "fp:dead")
         self.assert_queues_drained()

@@ -55,7 +55,7 @@ class ScriptBase(ReliabilityBase):
         args = []
         for t, job, idx, status in results:
             args += [t, job, idx, result(job, idx, status), int(status == "ok"), status,
-                     100 if status == "ok" else 0, 1000, 3 if status == "ok" else "-"]
+                     100 if status == "ok" else 0, 1000]
         return self.call("finish", worker, *args)
 
     def meta(self, jid):

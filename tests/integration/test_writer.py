@@ -91,6 +91,19 @@ class WriterTest(ReliabilityBase):
         self.check(fp.wait_for(lambda: int(self.rcall("LLEN", out)) == 0, 10), ":out left")
 
 
+    def test_histogram_counts_what_was_trimmed(self):
+        """The master adds the successes of each batch it trims to the job's latency
+        histogram (fp_trim.c): ok records only, each once."""
+        jid = self.job(3 * PSIZE)
+        out = "fp:job:%s:out" % jid
+        recs = [rec(jid, i, "ok" if i % 3 else "http_404") for i in range(3 * PSIZE)]
+        self.rcall("RPUSH", out, *recs)
+        self.check(fp.wait_for(lambda: int(self.rcall("LLEN", out)) == 0, 10), ":out left")
+        lat = self.rcall("HGETALL", "fp:job:%s:lat" % jid)
+        self.assertEqual(len(lat), 2, lat)  # every record took 1000 us: one bucket
+        self.assertEqual(int(lat[1]), sum(1 for i in range(3 * PSIZE) if i % 3), lat)
+
+
 class ScriptTest(ScriptBase):
     """The two scripts one call at a time (tests/integration/fp_call.c builds the calls)."""
 
@@ -112,6 +125,24 @@ class ScriptTest(ScriptBase):
         self.rcall("DEL", wkey)  # expired
         self.assertEqual(self.call("trim", 5, "m-1", 1, recs[5], 15000), -1)
         self.assertEqual(self.rcall("LLEN", out), 1)
+
+    def test_trim_adds_its_histogram_once(self):
+        """The histogram comes with the trim: a trim refused (the head moved) adds
+        nothing, and a histogram key that is not a hash is left alone while the trim
+        goes on (the job's report warns)."""
+        out, wkey, lat = "fp:job:5:out", "fp:job:5:writer", "fp:job:5:lat"
+        recs = [rec(5, i) for i in range(4)]
+        self.rcall("RPUSH", out, *recs)
+        self.rcall("SET", wkey, "m-1", "PX", 60000)
+        self.assertEqual(self.call("trim", 5, "m-1", 2, recs[1], 15000, "70 1 81 1"), 2)
+        self.assertEqual(self.c.redis().hgetall(lat), {"70": "1", "81": "1"})
+        self.assertEqual(self.call("trim", 5, "m-1", 2, recs[1], 15000, "70 1 81 1"), -2)
+        self.assertEqual(self.call("trim", 5, "m-1", 1, recs[2], 15000, "81 1"), 1)
+        self.assertEqual(self.c.redis().hgetall(lat), {"70": "1", "81": "2"})
+        self.rcall("SET", lat, "not a hash")
+        self.assertEqual(self.call("trim", 5, "m-1", 1, recs[3], 15000, "70 1"), 1)
+        self.assertEqual(self.rcall("GET", lat), "not a hash")
+        self.assertEqual(self.rcall("LLEN", out), 0)
 
     def test_no_replacement_once_the_part_is_marked(self):
         """The mark the master sets before it writes a part: the worker that was only

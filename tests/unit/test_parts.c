@@ -208,12 +208,46 @@ static void bad_root(void **state)
     assert_non_null(strstr(err, "cannot create"));
 }
 
+/* The fields the drain reads of a record: its slot, and a success's total time. */
+static void record_fields(void **state)
+{
+    static fp_result r;
+    static char buf[FP_RECORD_MAX];
+    uint64_t v = 7;
+    int n;
+
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    r.job = 3;
+    r.idx = 41;
+    strcpy(r.status, "ok");
+    r.total_us = 123456;
+    strcpy(r.worker, "w1");
+    strcpy(r.url, "http://h/1.jpg");
+    n = fp_result_encode(&r, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_int_equal(fpm_rec_idx(buf, (size_t)n, &v), 0);
+    assert_int_equal(v, 41);
+    assert_int_equal(fpm_rec_ok_us(buf, (size_t)n, &v), 1);
+    assert_int_equal(v, 123456);
+    strcpy(r.status, "okay"); /* a reason that starts like ok is not a success */
+    n = fp_result_encode(&r, buf, sizeof(buf));
+    assert_int_equal(fpm_rec_ok_us(buf, (size_t)n, &v), 0);
+    strcpy(r.status, "http_404");
+    n = fp_result_encode(&r, buf, sizeof(buf));
+    assert_int_equal(fpm_rec_ok_us(buf, (size_t)n, &v), 0);
+    assert_int_equal(fpm_rec_ok_us("R1\t3\t41\t1\tok\t200\t0\tx\t0", 22, &v), 0);
+    assert_int_equal(fpm_rec_ok_us("R1\t3\t41\t1\tok\t200\t0\t5", 20, &v), 0); /* cut */
+    assert_int_equal(fpm_rec_ok_us("", 0, &v), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(spool_write_and_recover),
         cmocka_unit_test(lost_agree),
         cmocka_unit_test(bad_root),
+        cmocka_unit_test(record_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

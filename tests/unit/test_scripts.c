@@ -25,8 +25,7 @@ static const fp_finish sample = {.task = "T1\ttask",
                                  .ok = 1,
                                  .status = "ok",
                                  .bytes = 16384,
-                                 .total_us = 1234,
-                                 .bucket = 99};
+                                 .total_us = 1234};
 
 static void finish_one(void **state)
 {
@@ -37,22 +36,20 @@ static void finish_one(void **state)
     assert_int_equal(c.argc, 3 + 2 + FP_FINISH_KEYS + FP_FINISH_ARGS);
     arg_is(&c, 0, "EVAL");
     assert_ptr_equal(c.argv[1], fp_script_finish);
-    arg_is(&c, 2, "5");
+    arg_is(&c, 2, "4");
     arg_is(&c, 3, "fp:proc:w1");
     arg_is(&c, 4, "fp:done");
     arg_is(&c, 5, "fp:job:7");
     arg_is(&c, 6, "fp:job:7:out");
-    arg_is(&c, 7, "fp:job:7:lat");
-    arg_is(&c, 8, "T1\ttask");
-    assert_int_equal(c.task_at, 8);
-    arg_is(&c, 9, "41");
-    arg_is(&c, 10, "R1\tres");
-    arg_is(&c, 11, "1");
-    arg_is(&c, 12, "ok");
-    arg_is(&c, 13, "16384");
-    arg_is(&c, 14, "1234");
-    arg_is(&c, 15, "99");
-    arg_is(&c, 16, "7");
+    arg_is(&c, 7, "T1\ttask");
+    assert_int_equal(c.task_at, 7);
+    arg_is(&c, 8, "41");
+    arg_is(&c, 9, "R1\tres");
+    arg_is(&c, 10, "1");
+    arg_is(&c, 11, "ok");
+    arg_is(&c, 12, "16384");
+    arg_is(&c, 13, "1234");
+    arg_is(&c, 14, "7");
 }
 
 static void finish_parts_and_no_task(void **state)
@@ -62,17 +59,16 @@ static void finish_parts_and_no_task(void **state)
 
     (void)state;
     fp_call_finish_head(&head, "w1", 3);
-    arg_is(&head, 2, "11"); /* 2 + 3 results x 3 keys */
+    arg_is(&head, 2, "8"); /* 2 + 3 results x 2 keys */
     assert_int_equal(head.task_at, -1);
     f.task = NULL;
     f.ok = 0;
-    f.bucket = -1;
     fp_call_finish_part(&part, &f);
     assert_int_equal(part.argc, FP_FINISH_KEYS + FP_FINISH_ARGS);
     assert_int_equal(part.task_at, -1);
-    arg_is(&part, 3, "");
-    arg_is(&part, 6, "0");
-    arg_is(&part, 10, "");
+    arg_is(&part, 2, "");
+    arg_is(&part, 5, "0");
+    arg_is(&part, 9, "7");
 }
 
 static void the_others(void **state)
@@ -140,15 +136,17 @@ static void trim(void **state)
     static fp_call c;
 
     (void)state;
-    fp_call_trim(&c, 7, "m-1", 3, "R1\tlast", 7, 15000);
-    assert_int_equal(c.argc, 9);
-    arg_is(&c, 2, "2");
+    fp_call_trim(&c, 7, "m-1", 3, "R1\tlast", 7, 15000, "99 2 120 1", 10);
+    assert_int_equal(c.argc, 11);
+    arg_is(&c, 2, "3");
     arg_is(&c, 3, "fp:job:7:out");
     arg_is(&c, 4, "fp:job:7:writer");
-    arg_is(&c, 5, "m-1");
-    arg_is(&c, 6, "3");
-    arg_is(&c, 7, "R1\tlast");
-    arg_is(&c, 8, "15000");
+    arg_is(&c, 5, "fp:job:7:lat");
+    arg_is(&c, 6, "m-1");
+    arg_is(&c, 7, "3");
+    arg_is(&c, 8, "R1\tlast");
+    arg_is(&c, 9, "15000");
+    arg_is(&c, 10, "99 2 120 1");
 }
 
 int main(void)
