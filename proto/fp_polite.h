@@ -99,10 +99,8 @@ _Static_assert(FP_POLITE_GROUP_UNIT == 1u << FP_TASK_GROUP_SHIFT &&
     "  return job, idx, h, name\n" \
     "end\n" \
     "-- gives back the lease of a task leaving worker's processing list and lets one parked\n" \
-    "-- task of its host into the queue\n" \
-    "local function fp_release(worker, t)\n" \
-    "  local job, idx, h = fp_parse(t)\n" \
-    "  if not h then return end\n" \
+    "-- task of its host into the queue; fp_unlease takes what fp_parse made of the task\n" \
+    "local function fp_unlease(worker, job, idx, h)\n" \
     "  if redis.call('ZREM', 'fp:lease:' .. h, worker .. '\\t' .. job .. '\\t' .. idx) == 1 then\n" \
     "    local pk = 'fp:park:' .. h\n" \
     "    if redis.call('LMOVE', pk, '" FP_KEY_TASKS "', 'LEFT', 'LEFT')\n" \
@@ -110,6 +108,10 @@ _Static_assert(FP_POLITE_GROUP_UNIT == 1u << FP_TASK_GROUP_SHIFT &&
     "      redis.call('ZREM', '" FP_KEY_PARKED "', h)\n" \
     "    end\n" \
     "  end\n" \
+    "end\n" \
+    "local function fp_release(worker, t)\n" \
+    "  local job, idx, h = fp_parse(t)\n" \
+    "  if h then fp_unlease(worker, job, idx, h) end\n" \
     "end\n" \
     "-- What a host's answer says about it: any answer clears its run of failures; 429\n" \
     "-- and 503 halve its budget (once a second at most); a Retry-After (s, -1 none)\n" \
