@@ -5,8 +5,8 @@
  * deletes it from Redis (the trim script: workers only append at the tail, and it trims
  * only while this master holds the lease and the records read are still at the head; the
  * same script adds the batch's successes to the job's latency histogram, so each result
- * counts there once, when it leaves :out). A
- * part whose every slot is spooled is marked in Redis first (bit p of fp:job:<id>:parts:
+ * counts there once, when it leaves :out). A part whose every slot is spooled is marked
+ * in Redis first (bit p of fp:job:<id>:parts:
  * from then on the finish script takes no result for it, not even the real result that
  * replaces a worker_lost one), checked (a replacement counted before the mark must be
  * spooled first), written out, and then its seen bitmaps are deleted.
