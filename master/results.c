@@ -263,8 +263,8 @@ static char *hist_arg(const fpm_rec *recs, size_t n, size_t *len)
     for (i = 0; i < k; i = j) {
         for (j = i; j < k && b[j] == b[i]; j++)
             ;
-        used += (size_t)snprintf(s + used, PAIR + 1, "%s%" PRIu32 " %zu", used ? " " : "", b[i],
-                                 j - i);
+        used +=
+            (size_t)snprintf(s + used, PAIR + 1, "%s%" PRIu32 " %zu", used ? " " : "", b[i], j - i);
     }
     s[used] = '\0';
     free(b);
