@@ -78,7 +78,8 @@ static int slot_set_raw(slot *s, const char *raw, size_t len)
     return 0;
 }
 
-/* A slot that fp_hosts_next started has stopped: the one place that undoes start(). */
+/* A slot that fp_hosts_next started has stopped: the one place that undoes start(). Once
+ * is enough: a settled slot (done_cb) was stopped before. */
 static void slot_stop(fp_worker *w, slot *s)
 {
     if (s->active) {
@@ -87,7 +88,8 @@ static void slot_stop(fp_worker *w, slot *s)
         w->inflight--;
         w->counters.inflight = (uint64_t)w->inflight;
     }
-    fp_hosts_end(&w->hosts, &s->item);
+    if (s->item.host)
+        fp_hosts_end(&w->hosts, &s->item);
 }
 
 /* ... and is done with its task. */
@@ -238,20 +240,23 @@ static void upload_start(fp_worker *w, slot *s)
         upload_end(w, s, FP_R_INTERNAL, "cannot start an upload (out of memory)");
 }
 
-static void done_cb(void *arg, CURL *easy, CURLcode rc)
+/* A finished transfer's body is stored, and its result reported, after the transfers
+ * that replace it have started: done_cb frees its place (inflight, its host's count) and
+ * queues it; settle_cb runs in the loop's idle phase, which comes after the timer phase in
+ * which libcurl sends the new requests. So a burst of finished transfers (the rounds of a
+ * latency-bound job) delays the next requests by their starts only, not by hashing and
+ * writing every body first. With S3 output (an upload keeps its slot in flight) and while
+ * draining, a transfer settles at once. libcurl keeps what a handle tells of its transfer
+ * until the handle's next one, so the queued handles may leave the multi handle first. */
+static void settle(fp_worker *w, slot *s)
 {
-    fp_worker *w = arg;
-    slot *s = NULL;
     static fp_result r0; /* large; the loop runs on one thread */
     fp_result *r = &r0;
     fp_reason reason;
 
-    if (fp_rcache_done(w->robots, easy, rc))
-        return;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
     if (s->up)
-        r = &s->up->r;                    /* kept until the upload ends */
-    reason = fp_xfer_result(s->x, rc, r); /* reads the handle before slot_end removes it */
+        r = &s->up->r;                       /* kept until the upload ends */
+    reason = fp_xfer_result(s->x, s->rc, r); /* reads the handle: before upload_start */
     if (reason == FP_OK && w->s3) {
         upload_start(w, s);
     } else if (s->x->store_err && fp_store_unwritable(s->x->store_err) != FP_OK) {
@@ -261,13 +266,49 @@ static void done_cb(void *arg, CURL *easy, CURLcode rc)
         fp_wk_report(w, s, reason, r);
         fp_wk_slot_end(w, s);
     }
+}
+
+static void settle_cb(uv_idle_t *h)
+{
+    fp_worker *w = h->data;
+    slot *s;
+
+    uv_idle_stop(h);
+    while ((s = w->settle_head) != NULL) {
+        w->settle_head = s->next_settle;
+        w->settling--;
+        settle(w, s);
+    }
+    w->settle_tail = &w->settle_head;
+    after_done(w);
+}
+
+static void done_cb(void *arg, CURL *easy, CURLcode rc)
+{
+    fp_worker *w = arg;
+    slot *s = NULL;
+
+    if (fp_rcache_done(w->robots, easy, rc))
+        return;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
+    s->rc = rc;
+    if (w->s3 || w->draining) {
+        settle(w, s);
+    } else {
+        slot_stop(w, s);
+        s->next_settle = NULL;
+        *w->settle_tail = s;
+        w->settle_tail = &s->next_settle;
+        w->settling++;
+        uv_idle_start(&w->settle, settle_cb);
+    }
     after_done(w);
 }
 
 static void after_done(fp_worker *w)
 {
     if (w->draining) {
-        if (w->inflight == 0 && !w->link_closing) {
+        if (w->inflight == 0 && w->settling == 0 && !w->link_closing) {
             uv_timer_stop(&w->grace);
             fp_wk_schedule(w); /* closes the link to Redis */
         }
@@ -301,7 +342,7 @@ void fp_wk_schedule(fp_worker *w)
     fp_hosts_item *it;
 
     if (w->draining) {
-        if (w->inflight == 0 && !w->link_closing)
+        if (w->inflight == 0 && w->settling == 0 && !w->link_closing)
             close_all(w);
         return;
     }
@@ -567,11 +608,13 @@ int fp_worker_run(const fp_conf *conf)
     uv_signal_init(w.loop, &w.sigterm);
     uv_signal_init(w.loop, &w.sigint);
     uv_timer_init(w.loop, &w.grace);
+    uv_idle_init(w.loop, &w.settle);
+    w.settle_tail = &w.settle_head;
     /* Test hook: probe a full output folder more often than every 2 s. */
     fp_pause_init(&w.pause, w.loop, conf->store_wait_ms,
                   getenv("FETCHPOOL_TEST_PROBE_MS") ? atol(getenv("FETCHPOOL_TEST_PROBE_MS")) : 0,
                   &fp_hold_ops, &w);
-    w.sigterm.data = w.sigint.data = w.grace.data = &w;
+    w.sigterm.data = w.sigint.data = w.grace.data = w.settle.data = &w;
     uv_signal_start(&w.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&w.sigint, signal_cb, SIGINT);
     fp_info("worker %s: redis %s:%d, output %s, concurrency %d, %d per host, %d idle%s", conf->id,

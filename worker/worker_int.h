@@ -34,6 +34,11 @@ typedef struct fp_worker {
     int nslots;
     struct slot *free_slots;
     int inflight;
+    /* Transfers finished but not yet stored and reported (worker.c, "Results"): off the
+     * multi handle and out of inflight, so the next transfers start first. */
+    struct slot *settle_head, **settle_tail;
+    int settling;
+    uv_idle_t settle;
     int recovered; /* recovered tasks held (running or waiting) */
     int draining, link_closing;
     uv_signal_t sigterm, sigint;
@@ -58,6 +63,8 @@ typedef struct upload {
 typedef struct slot {
     fp_hosts_item item; /* first: what hosts.c hands back is the slot */
     struct slot *next_free;
+    struct slot *next_settle; /* in w->settle_head's queue */
+    CURLcode rc;              /* how the transfer ended, while it waits there */
     fp_xfer *x;
     char *raw; /* the task record as taken from Redis */
     size_t rawlen, rawcap;
