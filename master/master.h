@@ -71,6 +71,7 @@ typedef struct fpm {
     size_t next;           /* round-robin cursor into jobs */
     int errors;            /* Redis error replies seen in this loop round */
     int resync;            /* reload the job table from Redis before the next step */
+    int done_empty;        /* report.c found fp:done empty: the idle wait watches it */
     uint64_t connected_ms; /* monotonic time of the last (re)connect */
     /* Monotonic time of the last reason to doubt that an expired heartbeat means a dead
      * worker: a (re)connect, a reply that took over FPM_STALL_MS (Redis stalled: DEBUG

@@ -400,6 +400,7 @@ int fpm_report_step(fpm *m)
         r = fpm_redis_cmd(m, "LINDEX %s 0", FP_KEY_DONE);
         if (r == NULL)
             return FPM_LOST;
+        m->done_empty = r->type == REDIS_REPLY_NIL;
         if (fpm_redis_failed(m, r, "completions") || r->type != REDIS_REPLY_STRING) {
             freeReplyObject(r);
             break;

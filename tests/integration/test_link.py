@@ -429,6 +429,39 @@ class TwoMastersTest(LinkBase):
         self.assertTrue(first.alive() and second.alive())
         self.wait_drained()
 
+    def test_waits_on_a_completion_it_cannot_report_without_spinning(self):
+        """While it has a job the idle master waits on fp:done (so a job is reported the
+        moment it is done), but not while fp:done's head is a job whose results another
+        master writes: that wait would return at once, every time. The master's loop
+        rounds are counted by its LINDEX of fp:done: a few dozen a second, not thousands."""
+        nginx = self.c.start_nginx()
+        files = fp.make_jpegs(nginx.root, 5, size=512)
+        self.c.start_master()
+        jid = self.submit_id(self.c.write_input([nginx.url(f) for f, _ in files]))
+        self.wait_for("the job to be fed (no worker runs it)", lambda: self.rcall(
+            "HGET", "fp:job:%s" % jid, "sealed") == "1", 20)
+        other = str(int(jid) + 100)
+        self.rcall("HSET", "fp:job:" + other, "state", "running", "total", "1", "done", "1",
+                   "sealed", "1", "created_us", "1")
+        self.rcall("SET", "fp:job:%s:writer" % other, "another-master", "PX", "60000")
+        for stage in ("fp:done empty", "a foreign job at fp:done's head"):
+            self.rcall("CONFIG", "RESETSTAT")
+            time.sleep(2)
+            stats = self.rcall("INFO", "commandstats")
+            calls = {}
+            for line in stats.splitlines():
+                if line.startswith("cmdstat_"):
+                    name, _, rest = line[8:].partition(":")
+                    calls[name] = int(rest.split(",")[0].split("=")[1])
+            self.say("%s: %d LINDEX, %d BLMOVE in 2 s", stage, calls.get("lindex", 0),
+                     calls.get("blmove", 0))
+            self.check(0 < calls.get("lindex", 0) < 400,
+                       "%s: %r calls in 2 s" % (stage, calls))
+            self.rcall("RPUSH", "fp:done", other)
+        self.assertEqual(self.rcall("LRANGE", "fp:done", 0, -1), [other, other])
+        self.assertEqual(self.rcall("HGET", "fp:job:%s" % jid, "state"), "running")
+        self.assertTrue(self.c.master.alive())
+
 
 if __name__ == "__main__":
     fp.main()
