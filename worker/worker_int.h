@@ -34,7 +34,7 @@ typedef struct fp_worker {
     int nslots;
     struct slot *free_slots;
     int inflight;
-    /* Transfers finished but not yet stored and reported (worker.c, "Results"): off the
+    /* Transfers finished but not yet stored and reported (worker.c, settle): off the
      * multi handle and out of inflight, so the next transfers start first. */
     struct slot *settle_head, **settle_tail;
     int settling;
@@ -48,10 +48,11 @@ typedef struct fp_worker {
 } fp_worker;
 
 /* Slots -----------------------------------------------------------------------------
- * A slot holds one task of this worker, waiting for its host or in flight, and the
- * transfer that runs it. The scheduling state is the worker's; hosts.c counts each
- * host's transfers itself. With S3 output a slot stays in flight (and counted against
- * --concurrency) while its body uploads: that bounds the bodies waiting for the store. */
+ * A slot holds one task of this worker, waiting for its host, in flight, or finished and
+ * waiting to be settled (its body stored, its result reported), and the transfer that
+ * runs it. The scheduling state is the worker's; hosts.c counts each host's transfers
+ * itself. With S3 output a slot stays in flight (and counted against --concurrency) while
+ * its body uploads: that bounds the bodies waiting for the store. */
 
 /* The upload of a slot's body and the result it completes. */
 typedef struct upload {
