@@ -248,6 +248,27 @@ static void upload_start(fp_worker *w, slot *s)
  * writing every body first. With S3 output (an upload keeps its slot in flight) and while
  * draining, a transfer settles at once. libcurl keeps what a handle tells of its transfer
  * until the handle's next one, so the queued handles may leave the multi handle first. */
+/* The first store that failed paused the worker (hold.c): the transfers started after that
+ * one finished, which storing first would not have started, go back to the queue
+ * unspent, as the tasks not started do. */
+static void hand_back_since(fp_worker *w, uint64_t ended)
+{
+    int i, n = 0;
+
+    for (i = 0; i < w->nslots; i++) {
+        slot *s = w->slots[i];
+        if (!s->active || s->started <= ended)
+            continue;
+        fp_body_discard(&s->x->body);
+        slot_stop(w, s);
+        fp_link_give_back(w->link, s->raw, s->rawlen);
+        fp_wk_slot_put(w, s);
+        n++;
+    }
+    if (n)
+        fp_info("gave back %d transfers started after the first store that failed", n);
+}
+
 static void settle(fp_worker *w, slot *s)
 {
     static fp_result r0; /* large; the loop runs on one thread */
@@ -260,8 +281,12 @@ static void settle(fp_worker *w, slot *s)
     if (reason == FP_OK && w->s3) {
         upload_start(w, s);
     } else if (s->x->store_err && fp_store_unwritable(s->x->store_err) != FP_OK) {
+        uint64_t ended = s->ended;
+        int was = fp_pause_on(&w->pause);
         slot_stop(w, s);
         fp_hold(w, s, reason, r); /* waits for room in the output folder (hold.c) */
+        if (!was && fp_pause_on(&w->pause))
+            hand_back_since(w, ended);
     } else {
         fp_wk_report(w, s, reason, r);
         fp_wk_slot_end(w, s);
@@ -292,6 +317,7 @@ static void done_cb(void *arg, CURL *easy, CURLcode rc)
         return;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
     s->rc = rc;
+    s->ended = w->starts;
     if (w->s3 || w->draining) {
         settle(w, s);
     } else {
@@ -325,6 +351,7 @@ static void start(fp_worker *w, slot *s)
 
     if (fp_xfer_begin(s->x) == 0 && fp_curl_uv_add(w->curl, s->x->easy) == 0) {
         s->active = 1;
+        s->started = ++w->starts;
         w->inflight++;
         w->counters.inflight = (uint64_t)w->inflight;
         return;

@@ -39,7 +39,8 @@ typedef struct fp_worker {
     struct slot *settle_head, **settle_tail;
     int settling;
     uv_idle_t settle;
-    int recovered; /* recovered tasks held (running or waiting) */
+    uint64_t starts; /* transfers started so far: the order of slot.started */
+    int recovered;   /* recovered tasks held (running or waiting) */
     int draining, link_closing;
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;
@@ -66,6 +67,7 @@ typedef struct slot {
     struct slot *next_free;
     struct slot *next_settle; /* in w->settle_head's queue */
     CURLcode rc;              /* how the transfer ended, while it waits there */
+    uint64_t started, ended;  /* w->starts after its start, and when it finished */
     fp_xfer *x;
     char *raw; /* the task record as taken from Redis */
     size_t rawlen, rawcap;
