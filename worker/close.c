@@ -19,6 +19,7 @@ static void curl_closed_cb(void *arg)
     uv_close((uv_handle_t *)&w->sigterm, handle_closed_cb);
     uv_close((uv_handle_t *)&w->sigint, handle_closed_cb);
     uv_close((uv_handle_t *)&w->grace, handle_closed_cb);
+    uv_close((uv_handle_t *)&w->settle, handle_closed_cb);
     fp_pause_close(&w->pause, handle_closed_cb);
     /* Closing the handles restored the default action; a late signal must not turn a
      * clean exit into a kill. */

@@ -5,9 +5,10 @@
  * non-repeating uv_timer_t follows CURLMOPT_TIMERFUNCTION. A connection socket stays in
  * the set while it idles in libcurl's pool and leaves it when libcurl closes it (the
  * callbacks set by fp_curl_uv_attach). After every curl_multi_socket_action the finished
- * transfers are handed to done_cb, which must read what it needs from the easy handle
- * and then call fp_curl_uv_remove. All transfers share the multi handle's connection pool
- * and DNS cache. Linux only (epoll), as the containers it ships in. */
+ * transfers are handed to done_cb, whose owner calls fp_curl_uv_remove; libcurl keeps
+ * what a handle tells of its transfer (curl_easy_getinfo) until the handle's next one,
+ * so that may be read after the removal. All transfers share the multi handle's
+ * connection pool and DNS cache. Linux only (epoll), as the containers it ships in. */
 #ifndef FP_CURL_UV_H
 #define FP_CURL_UV_H
 

@@ -3,7 +3,8 @@
  * keeps time; this file is what it does to the worker's slots. A task whose file could
  * not be stored is held, not reported, and runs again once a probe finds room; it fails
  * only after waiting --store-wait. Meanwhile the worker takes no tasks and gives the ones
- * it had not started back to the queue, unspent, so other workers can run them. */
+ * it had not started back to the queue, unspent, so other workers can run them (and the
+ * transfers started after the first store that failed: worker.c, hand_back_since). */
 #include <stdio.h>
 
 #include "fp_log.h"

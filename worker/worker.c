@@ -78,7 +78,8 @@ static int slot_set_raw(slot *s, const char *raw, size_t len)
     return 0;
 }
 
-/* A slot that fp_hosts_next started has stopped: the one place that undoes start(). */
+/* A slot that fp_hosts_next started has stopped: the one place that undoes start(). Once
+ * is enough: a settled slot (done_cb) was stopped before. */
 static void slot_stop(fp_worker *w, slot *s)
 {
     if (s->active) {
@@ -87,7 +88,8 @@ static void slot_stop(fp_worker *w, slot *s)
         w->inflight--;
         w->counters.inflight = (uint64_t)w->inflight;
     }
-    fp_hosts_end(&w->hosts, &s->item);
+    if (s->item.host)
+        fp_hosts_end(&w->hosts, &s->item);
 }
 
 /* ... and is done with its task. */
@@ -102,7 +104,8 @@ void fp_wk_slot_end(fp_worker *w, slot *s)
 void fp_wk_top_up(fp_worker *w)
 {
     int cap = w->conf->concurrency, prefetch = cap / 2 > 1 ? cap / 2 : 1;
-    int want = cap + prefetch - w->inflight - w->hosts.waiting - fp_rcache_waiting(w->robots);
+    int want = cap + prefetch - w->inflight - w->settling - w->hosts.waiting -
+               fp_rcache_waiting(w->robots);
     int batch = cap / 8 > 1 ? cap / 8 : 1;
 
     if (w->draining)
@@ -238,28 +241,114 @@ static void upload_start(fp_worker *w, slot *s)
         upload_end(w, s, FP_R_INTERNAL, "cannot start an upload (out of memory)");
 }
 
-static void done_cb(void *arg, CURL *easy, CURLcode rc)
+/* A finished transfer's body is stored, and its result reported, after the transfers
+ * that replace it have started: done_cb frees its place (inflight, its host's count) and
+ * queues it; settle_cb runs in the loop's idle phase, which comes after the timer phase in
+ * which libcurl sends the new requests. So a burst of finished transfers (the rounds of a
+ * latency-bound job) delays the next requests by their starts only, not by hashing and
+ * writing every body first. With S3 output (an upload keeps its slot in flight) and while
+ * draining, a transfer settles at once. libcurl keeps what a handle tells of its transfer
+ * until the handle's next one, so the queued handles may leave the multi handle first. */
+/* A transfer that will not be settled goes back to the queue unspent: its body is dropped
+ * and its attempt not counted. */
+static void give_back_unspent(fp_worker *w, slot *s)
 {
-    fp_worker *w = arg;
-    slot *s = NULL;
+    fp_body_discard(&s->x->body);
+    slot_stop(w, s);
+    fp_link_give_back(w->link, s->raw, s->rawlen);
+    fp_wk_slot_put(w, s);
+}
+
+/* The first store that failed paused the worker (hold.c). Storing first, no transfer
+ * would have started after that one finished: those go back to the queue unspent, as
+ * the tasks not started do, whether still running or finished and waiting to be settled
+ * (a slow turn finishes transfers started in it: under ASan 13 of a job's 20 had finished
+ * before the first store). So the tasks tried are those storing first would try. */
+static void hand_back_since(fp_worker *w, uint64_t ended)
+{
+    slot **pp = &w->settle_head, *s;
+    int i, n = 0;
+
+    while ((s = *pp) != NULL) {
+        if (s->started <= ended) {
+            pp = &s->next_settle;
+            continue;
+        }
+        *pp = s->next_settle;
+        w->settling--;
+        give_back_unspent(w, s);
+        n++;
+    }
+    w->settle_tail = pp;
+    for (i = 0; i < w->nslots; i++) {
+        s = w->slots[i];
+        if (s->active && s->started > ended) {
+            give_back_unspent(w, s);
+            n++;
+        }
+    }
+    if (n)
+        fp_info("gave back %d transfers started after the first store that failed", n);
+}
+
+static void settle(fp_worker *w, slot *s)
+{
     static fp_result r0; /* large; the loop runs on one thread */
     fp_result *r = &r0;
     fp_reason reason;
 
-    if (fp_rcache_done(w->robots, easy, rc))
-        return;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
     if (s->up)
-        r = &s->up->r;                    /* kept until the upload ends */
-    reason = fp_xfer_result(s->x, rc, r); /* reads the handle before slot_end removes it */
+        r = &s->up->r;                       /* kept until the upload ends */
+    reason = fp_xfer_result(s->x, s->rc, r); /* reads the handle: before upload_start */
     if (reason == FP_OK && w->s3) {
         upload_start(w, s);
     } else if (s->x->store_err && fp_store_unwritable(s->x->store_err) != FP_OK) {
+        uint64_t ended = s->ended;
+        int was = fp_pause_on(&w->pause);
         slot_stop(w, s);
         fp_hold(w, s, reason, r); /* waits for room in the output folder (hold.c) */
+        if (!was && fp_pause_on(&w->pause))
+            hand_back_since(w, ended);
     } else {
         fp_wk_report(w, s, reason, r);
         fp_wk_slot_end(w, s);
+    }
+}
+
+static void settle_cb(uv_idle_t *h)
+{
+    fp_worker *w = h->data;
+    slot *s;
+
+    uv_idle_stop(h);
+    while ((s = w->settle_head) != NULL) {
+        w->settle_head = s->next_settle;
+        w->settling--;
+        settle(w, s);
+    }
+    w->settle_tail = &w->settle_head;
+    after_done(w);
+}
+
+static void done_cb(void *arg, CURL *easy, CURLcode rc)
+{
+    fp_worker *w = arg;
+    slot *s = NULL;
+
+    if (fp_rcache_done(w->robots, easy, rc))
+        return;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
+    s->rc = rc;
+    s->ended = w->starts;
+    if (w->s3 || w->draining) {
+        settle(w, s);
+    } else {
+        slot_stop(w, s);
+        s->next_settle = NULL;
+        *w->settle_tail = s;
+        w->settle_tail = &s->next_settle;
+        w->settling++;
+        uv_idle_start(&w->settle, settle_cb);
     }
     after_done(w);
 }
@@ -267,7 +356,7 @@ static void done_cb(void *arg, CURL *easy, CURLcode rc)
 static void after_done(fp_worker *w)
 {
     if (w->draining) {
-        if (w->inflight == 0 && !w->link_closing) {
+        if (w->inflight == 0 && w->settling == 0 && !w->link_closing) {
             uv_timer_stop(&w->grace);
             fp_wk_schedule(w); /* closes the link to Redis */
         }
@@ -284,6 +373,7 @@ static void start(fp_worker *w, slot *s)
 
     if (fp_xfer_begin(s->x) == 0 && fp_curl_uv_add(w->curl, s->x->easy) == 0) {
         s->active = 1;
+        s->started = ++w->starts;
         w->inflight++;
         w->counters.inflight = (uint64_t)w->inflight;
         return;
@@ -301,7 +391,7 @@ void fp_wk_schedule(fp_worker *w)
     fp_hosts_item *it;
 
     if (w->draining) {
-        if (w->inflight == 0 && !w->link_closing)
+        if (w->inflight == 0 && w->settling == 0 && !w->link_closing)
             close_all(w);
         return;
     }
@@ -567,11 +657,13 @@ int fp_worker_run(const fp_conf *conf)
     uv_signal_init(w.loop, &w.sigterm);
     uv_signal_init(w.loop, &w.sigint);
     uv_timer_init(w.loop, &w.grace);
+    uv_idle_init(w.loop, &w.settle);
+    w.settle_tail = &w.settle_head;
     /* Test hook: probe a full output folder more often than every 2 s. */
     fp_pause_init(&w.pause, w.loop, conf->store_wait_ms,
                   getenv("FETCHPOOL_TEST_PROBE_MS") ? atol(getenv("FETCHPOOL_TEST_PROBE_MS")) : 0,
                   &fp_hold_ops, &w);
-    w.sigterm.data = w.sigint.data = w.grace.data = &w;
+    w.sigterm.data = w.sigint.data = w.grace.data = w.settle.data = &w;
     uv_signal_start(&w.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&w.sigint, signal_cb, SIGINT);
     fp_info("worker %s: redis %s:%d, output %s, concurrency %d, %d per host, %d idle%s", conf->id,

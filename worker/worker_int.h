@@ -34,7 +34,13 @@ typedef struct fp_worker {
     int nslots;
     struct slot *free_slots;
     int inflight;
-    int recovered; /* recovered tasks held (running or waiting) */
+    /* Transfers finished but not yet stored and reported (worker.c, settle): off the
+     * multi handle and out of inflight, so the next transfers start first. */
+    struct slot *settle_head, **settle_tail;
+    int settling;
+    uv_idle_t settle;
+    uint64_t starts; /* transfers started so far: the order of slot.started */
+    int recovered;   /* recovered tasks held (running or waiting) */
     int draining, link_closing;
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;
@@ -43,10 +49,11 @@ typedef struct fp_worker {
 } fp_worker;
 
 /* Slots -----------------------------------------------------------------------------
- * A slot holds one task of this worker, waiting for its host or in flight, and the
- * transfer that runs it. The scheduling state is the worker's; hosts.c counts each
- * host's transfers itself. With S3 output a slot stays in flight (and counted against
- * --concurrency) while its body uploads: that bounds the bodies waiting for the store. */
+ * A slot holds one task of this worker, waiting for its host, in flight, or finished and
+ * waiting to be settled (its body stored, its result reported), and the transfer that
+ * runs it. The scheduling state is the worker's; hosts.c counts each host's transfers
+ * itself. With S3 output a slot stays in flight (and counted against --concurrency) while
+ * its body uploads: that bounds the bodies waiting for the store. */
 
 /* The upload of a slot's body and the result it completes. */
 typedef struct upload {
@@ -58,6 +65,9 @@ typedef struct upload {
 typedef struct slot {
     fp_hosts_item item; /* first: what hosts.c hands back is the slot */
     struct slot *next_free;
+    struct slot *next_settle; /* in w->settle_head's queue */
+    CURLcode rc;              /* how the transfer ended, while it waits there */
+    uint64_t started, ended;  /* w->starts after its start, and when it finished */
     fp_xfer *x;
     char *raw; /* the task record as taken from Redis */
     size_t rawlen, rawcap;

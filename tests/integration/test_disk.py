@@ -209,17 +209,31 @@ class DiskFullTest(StoreCase):
         disk_full after waiting about a second (not at once); the worker stays paused and
         takes nothing more, so the rest of the job waits in the queue, unspent; with room
         again it runs them, and the job ends with one result per URL."""
+        self.fails_after_store_wait(queued=False)
+
+    def test_fails_after_store_wait_joining_a_full_queue(self):
+        """The same with the whole job queued before the worker starts: it takes all 20
+        at once and runs 8 (its per-host limit); the first store that fails pauses it, and
+        no more tasks are tried than those already running then."""
+        self.fails_after_store_wait(queued=True)
+
+    def fails_after_store_wait(self, queued):
         self.tmpfs("size=1m")
         with open(os.path.join(self.mnt, "filler"), "wb") as f:
             try:
                 f.write(bytes(1 << 20))
             except OSError:
                 pass
-        self.worker("--store-wait", "1")
+        r = self.r
+        if not queued:
+            self.worker("--store-wait", "1")
         t0 = time.monotonic()
         sub = self.start_job(20)
         jid = sub_job(sub)
-        r = self.r
+        if queued:
+            self.assertTrue(wait_for(lambda: r.call("LLEN", "fp:tasks") == 20, timeout=30),
+                            self.c.logs())
+            self.worker("--store-wait", "1")
         failed = wait_for(lambda: int(r.call("HGET", "fp:job:%s" % jid, "failed") or 0),
                           timeout=30)
         waited = time.monotonic() - t0
@@ -227,7 +241,7 @@ class DiskFullTest(StoreCase):
         self.assertGreaterEqual(waited, 1.0)
         time.sleep(1.5)   # the worker stays paused: nothing more is tried, nothing fails
         job = r.hgetall("fp:job:%s" % jid)
-        self.assertLess(int(job["done"]), 20, job)
+        self.assertLessEqual(int(job["done"]), 8 if queued else 19, job)
         self.assertEqual(job["done"], job["failed"], job)
         self.assertIn("paused=disk_full", self.heartbeat())
         self.assertGreater(r.call("LLEN", "fp:tasks"), 0)
