@@ -286,6 +286,11 @@ void fp_link_finish(fp_link *q, const fp_finish *f)
         batch_close(q);
 }
 
+void fp_link_finish_close(fp_link *q)
+{
+    batch_close(q);
+}
+
 /* Once our id is taken (q->lost) a task we hold is the new owner's: handed back when the id
  * was taken, or in the list it adopts from. A retry, give-back, drop or dead letter would
  * move its task; only results go (each counts once, and finish leaves a missing task be). */

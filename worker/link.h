@@ -71,6 +71,9 @@ void fp_link_want(fp_link *q, int n, int recovered_slots);
  * (The finish and retry scripts record nothing of a cancelled job; a task of one that
  * arrives is dropped before the worker sees it.) */
 void fp_link_finish(fp_link *q, const fp_finish *f);
+/* Makes the results gathered so far one call now, ahead of a take sent after it (the
+ * batch otherwise closes after the loop turn's I/O). */
+void fp_link_finish_close(fp_link *q);
 /* Puts the task back for another attempt after delay_ms. status and retry_after_s (-1:
  * none) are what the host answered, for its backpressure. */
 void fp_link_retry(fp_link *q, uint64_t job, const char *raw, size_t rawlen, const char *next,

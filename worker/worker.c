@@ -327,6 +327,10 @@ static void settle_cb(uv_idle_t *h)
         settle(w, s);
     }
     w->settle_tail = &w->settle_head;
+    /* The results go before the take their freed slots send (after_done), as when they
+     * were reported in the completion callback: a task that take brings and that kills
+     * the worker must not take these, unreported, along (it_recovery's poison tests). */
+    fp_link_finish_close(w->link);
     after_done(w);
 }
 
