@@ -241,14 +241,6 @@ static void upload_start(fp_worker *w, slot *s)
         upload_end(w, s, FP_R_INTERNAL, "cannot start an upload (out of memory)");
 }
 
-/* A finished transfer's body is stored, and its result reported, after the transfers
- * that replace it have started: done_cb frees its place (inflight, its host's count) and
- * queues it; settle_cb runs in the loop's idle phase, which comes after the timer phase in
- * which libcurl sends the new requests. So a burst of finished transfers (the rounds of a
- * latency-bound job) delays the next requests by their starts only, not by hashing and
- * writing every body first. With S3 output (an upload keeps its slot in flight) and while
- * draining, a transfer settles at once. libcurl keeps what a handle tells of its transfer
- * until the handle's next one, so the queued handles may leave the multi handle first. */
 /* A transfer that will not be settled goes back to the queue unspent: its body is dropped
  * and its attempt not counted. */
 static void give_back_unspent(fp_worker *w, slot *s)
@@ -291,6 +283,14 @@ static void hand_back_since(fp_worker *w, uint64_t ended)
         fp_info("gave back %d transfers started after the first store that failed", n);
 }
 
+/* A finished transfer's body is stored, and its result reported, after the transfers
+ * that replace it have started: done_cb frees its place (inflight, its host's count) and
+ * queues it; settle_cb runs in the loop's idle phase, which comes after the timer phase in
+ * which libcurl sends the new requests. So a burst of finished transfers (the rounds of a
+ * latency-bound job) delays the next requests by their starts only, not by hashing and
+ * writing every body first. With S3 output (an upload keeps its slot in flight) and while
+ * draining, a transfer settles at once. libcurl keeps what a handle tells of its transfer
+ * until the handle's next one, so the queued handles may leave the multi handle first. */
 static void settle(fp_worker *w, slot *s)
 {
     static fp_result r0; /* large; the loop runs on one thread */
