@@ -212,9 +212,9 @@ class DiskFullTest(StoreCase):
         self.fails_after_store_wait(queued=False)
 
     def test_fails_after_store_wait_joining_a_full_queue(self):
-        """The same with the whole job queued before the worker starts: it takes all 20
-        at once and runs 8 (its per-host limit); the first store that fails pauses it, and
-        no more tasks are tried than those already running then."""
+        """The same with the whole job queued before the worker starts: it takes the
+        job's tasks and runs 8 at once (its default per host); the first store that fails
+        pauses it, and no more tasks are tried than those running then."""
         self.fails_after_store_wait(queued=True)
 
     def fails_after_store_wait(self, queued):
