@@ -197,6 +197,11 @@ fail:
     return NULL;
 }
 
+int fp_redis_error_noscript(const char *s)
+{
+    return !strncmp(s, "NOSCRIPT", 8);
+}
+
 int fp_redis_error_transient(const char *s)
 {
     return !strncmp(s, "LOADING", 7) || !strncmp(s, "BUSY", 4) || !strncmp(s, "OOM", 3) ||

@@ -46,5 +46,8 @@ int fp_redis_require_version(redisContext *c);
 /* An error Redis gives while it cannot take writes yet (LOADING, BUSY, OOM, READONLY, ...):
  * the same command may succeed later. Any other error would come back every time. */
 int fp_redis_error_transient(const char *s);
+/* Redis does not have the script an EVALSHA names (restarted, SCRIPT FLUSH): the same call
+ * as EVAL, with the source, runs it and caches it. */
+int fp_redis_error_noscript(const char *s);
 
 #endif

@@ -7,12 +7,14 @@
 
 #include <hiredis/async.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fp_keys.h"
 #include "fp_log.h"
+#include "fp_redis_sync.h"
 #include "fp_service.h"
 #include "link_int.h"
 #include "refused.h"
@@ -28,6 +30,38 @@
 static void maybe_adopt(fp_link *q);
 static void batch_close(fp_link *q);
 static void take(fp_link *q, const char *check, size_t check_len);
+
+/* Scripts by SHA1 ---------------------------------------------------------------------- */
+
+/* The take and the finish, the calls every task makes, go as EVALSHA: with EVAL, Redis
+ * receives and hashes the whole source (9-12 KB) on every call. A Redis that has not seen
+ * the script (restarted, SCRIPT FLUSH) answers NOSCRIPT without running anything; the call
+ * then goes again as EVAL, which caches it (outbox.c for results, pull_reply_cb for takes).
+ * Rarer calls keep EVAL. */
+static void script_sha(const char *script, char hex[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+
+    hex[0] = '\0';
+    if (EVP_Digest(script, strlen(script), md, &n, EVP_sha1(), NULL) != 1 || n != 20) {
+        fp_warn("no SHA1 from libcrypto: scripts go to Redis as EVAL");
+        return;
+    }
+    for (i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+/* EVAL <source> ... as EVALSHA <sha> ...; left as it is without a SHA1. */
+static void by_sha(fp_call *c, const char *sha)
+{
+    if (sha[0] == '\0')
+        return;
+    c->argv[0] = "EVALSHA";
+    c->len[0] = 7;
+    c->argv[1] = sha;
+    c->len[1] = 40;
+}
 
 /* Connections ----------------------------------------------------------------------- */
 
@@ -105,6 +139,13 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
         q->pulling = 0;
         fp_link_progress(q);
         return; /* connection gone; fp_link_kick runs again after the reconnect */
+    }
+    if (r->type == REDIS_REPLY_ERROR && fp_redis_error_noscript(r->str) && !q->stopping &&
+        q->pull.up) {
+        fp_debug("redis: %s; taking with the script's source", r->str);
+        q->take_eval = 1; /* nothing ran: the same take, once, as EVAL */
+        take(q, q->take_check, q->take_check_len);
+        return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         fp_warn("redis: taking tasks failed: %s", r->str);
@@ -221,6 +262,20 @@ static void take(fp_link *q, const char *check, size_t check_len)
     q->pulling = 1;
     fp_call_take(&call, q->conf->id, check ? 0 : q->want, q->recovered_slots, lease_ms, check,
                  check_len);
+    if (q->take_eval)
+        q->take_eval = 0;
+    else
+        by_sha(&call, q->sha_take);
+    /* A task to judge is kept until the reply, in case it must go again (NOSCRIPT). */
+    if (check != q->take_check) {
+        free(q->take_check);
+        q->take_check = NULL;
+        q->take_check_len = 0;
+        if (check && (q->take_check = malloc(check_len + 1)) != NULL) {
+            memcpy(q->take_check, check, check_len);
+            q->take_check_len = check_len;
+        }
+    }
     redisAsyncCommandArgv(q->pull.ac, pull_reply_cb, q, call.argc, call.argv, call.len);
 }
 
@@ -256,6 +311,9 @@ static void batch_close(fp_link *q)
     cmd = fp_cmd_new(&q->out, 1);
     fp_cmd_set_tag(cmd, q->batch_n > 1 ? FP_CMD_BATCH : FP_CMD_FINISH);
     fp_call_finish_head(&head, q->conf->id, q->batch_n);
+    by_sha(&head, q->sha_finish);
+    if (q->sha_finish[0])
+        fp_cmd_set_script(cmd, fp_script_finish);
     fp_cmd_add(cmd, &head, 0, head.argc);
     fp_cmd_move(cmd, q->batch_keys);
     fp_cmd_move(cmd, q->batch_args);
@@ -370,6 +428,8 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
     q->arg = arg;
     fp_key_proc(q->proc_key, conf->id);
     fp_key_heartbeat(q->hb_key, conf->id);
+    script_sha(fp_script_take, q->sha_take);
+    script_sha(fp_script_finish, q->sha_finish);
     fp_owner_token(q->owner, sizeof(q->owner));
     if (fp_owner_start(conf, q->owner) != 0) {
         free(q);
@@ -456,6 +516,7 @@ void fp_link_progress(fp_link *q)
             void *arg = q->closed_arg;
             q->closed = NULL;
             fp_outbox_free(&q->out);
+            free(q->take_check);
             free(q);
             cb(arg);
         }

@@ -27,6 +27,12 @@ struct fp_link {
     char owner[FP_OWNER_MAX]; /* named in the heartbeat (owner.h) */
     fp_owner_beats beats;     /* and whether the id is known to be ours (owner.h) */
     int want, recovered_slots, pulling;
+    /* The SHA1 (hex) of the take and finish scripts, sent as EVALSHA ("": EVAL), and the
+     * take to send as EVAL once, after Redis answered NOSCRIPT (take_check: its task). */
+    char sha_take[41], sha_finish[41];
+    int take_eval;
+    char *take_check;
+    size_t take_check_len;
     /* Results of this loop turn, sent as one finish call from the check handle. */
     fp_cmd *batch_keys, *batch_args;
     int batch_n;

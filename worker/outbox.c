@@ -18,7 +18,8 @@ struct fp_cmd {
     fp_cmd *next;                  /* in the queue */
     fp_cmd *live_prev, *live_next; /* tracked: in o->live */
     int tracked;
-    int tag; /* the owner's */
+    int tag;            /* the owner's */
+    const char *script; /* sent as EVALSHA: the source to send instead on NOSCRIPT */
     fp_outbox *o;
 };
 
@@ -130,6 +131,24 @@ int fp_cmd_tag(const fp_cmd *cmd)
     return cmd->tag;
 }
 
+void fp_cmd_set_script(fp_cmd *cmd, const char *script)
+{
+    cmd->script = script;
+}
+
+/* EVALSHA <sha> ... becomes EVAL <source> ... (static strings: nothing to free). */
+static void eval_instead(fp_cmd *cmd)
+{
+    free(cmd->own[0]);
+    free(cmd->own[1]);
+    cmd->own[0] = cmd->own[1] = NULL;
+    cmd->argv[0] = "EVAL";
+    cmd->len[0] = 4;
+    cmd->argv[1] = cmd->script;
+    cmd->len[1] = strlen(cmd->script);
+    cmd->script = NULL;
+}
+
 void fp_cmd_free(fp_cmd *cmd)
 {
     fp_outbox *o = cmd->o;
@@ -189,6 +208,12 @@ static void reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     o->sent--;
     if (r == NULL) {
         enqueue(o, cmd, 1); /* not acknowledged: send again after the reconnect */
+    } else if (r->type == REDIS_REPLY_ERROR && cmd->script && cmd->argc >= 2 &&
+               fp_redis_error_noscript(r->str)) {
+        fp_debug("redis: %s; sending the script's source", r->str);
+        eval_instead(cmd); /* nothing ran: the same call with the source, which caches it */
+        enqueue(o, cmd, 1);
+        fp_outbox_flush(o);
     } else if (r->type == REDIS_REPLY_ERROR && fp_redis_error_transient(r->str)) {
         fp_warn("redis: %s; will retry", r->str);
         enqueue(o, cmd, 0);

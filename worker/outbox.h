@@ -7,9 +7,11 @@
  * cannot take writes yet (LOADING, BUSY, OOM, READONLY, ...) puts it back at the tail and
  * drops the connection, so it is resent after a backoff; any other reply frees it. An
  * error Redis would give again (WRONGTYPE, NOPERM, a script's own) goes to the owner's
- * refused callback, or is logged if there is none. Every command must therefore be safe to apply
- * twice, as fetchpool's scripts are. A command remembers which of its arguments are task records,
- * so the owner can ask whether a task is being settled (fp_outbox_settling). */
+ * refused callback, or is logged if there is none. An EVALSHA Redis has no script for
+ * (NOSCRIPT) goes again at once as EVAL (fp_cmd_set_script). Every command must therefore
+ * be safe to apply twice, as fetchpool's scripts are. A command remembers which of its
+ * arguments are task records, so the owner can ask whether a task is being settled
+ * (fp_outbox_settling). */
 #ifndef FP_OUTBOX_H
 #define FP_OUTBOX_H
 
@@ -51,6 +53,9 @@ int fp_cmd_is_task(const fp_cmd *cmd, int i);
 /* A number of the owner's choosing, kept with the command (0 unless set). */
 void fp_cmd_set_tag(fp_cmd *cmd, int tag);
 int fp_cmd_tag(const fp_cmd *cmd);
+/* The command is an EVALSHA of this script (static): if Redis answers NOSCRIPT, it is sent
+ * again at once as EVAL with the source. */
+void fp_cmd_set_script(fp_cmd *cmd, const char *script);
 /* Frees a command the outbox no longer holds (one handed to the refused callback). */
 void fp_cmd_free(fp_cmd *cmd);
 /* Moves every argument of src to the end of dst and frees src. */

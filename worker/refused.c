@@ -10,7 +10,8 @@
 #include "fp_scripts.h"
 #include "fp_text.h"
 
-/* The finish call's layout (fp_scripts.h): EVAL, script, numkeys, proc, done, then
+/* The finish call's layout (fp_scripts.h): EVAL and the script (or EVALSHA and its SHA1),
+ * numkeys, proc, done, then
  * FP_FINISH_KEYS keys per result, then FP_FINISH_ARGS arguments per result. */
 #define FINISH_HEAD 5
 

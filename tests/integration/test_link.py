@@ -1,8 +1,9 @@
 """The Redis link under faults that do not close it (issue 14): a half-open connection (a
 NAT or firewall drops it silently: tests/tcpproxy.py stops forwarding one connection and
 keeps it open), a result batch Redis refuses for good (WRONGTYPE, a script error), a slow
-Redis (DEBUG SLEEP, CLIENT PAUSE), two live workers with the same id, two masters on one
-Redis. Nothing may be lost, nothing counted twice, no live worker reaped.
+Redis (DEBUG SLEEP, CLIENT PAUSE), a Redis that forgets its scripts (SCRIPT FLUSH), two live
+workers with the same id, two masters on one Redis. Nothing may be lost, nothing counted
+twice, no live worker reaped.
 Helpers come from test_reliability.py; the cluster from fp_harness.py.
 Run alone: python3 tests/integration/test_link.py --bin build/bin
 """
@@ -21,7 +22,9 @@ from test_reliability import ReliabilityBase, parse_t1  # noqa: E402
 sys.path.insert(0, os.path.join(fp.REPO, "tests"))
 import tcpproxy  # noqa: E402
 
-PULL = b"'LPOP'"            # only the take script says this: the pulling connection
+# The pulling connection: its take and BLMOVE name the queue, which the command
+# connection names only when it gives tasks back (a pause, the shutdown).
+PULL = b"\r\nfp:tasks\r\n"
 HEARTBEAT = b"'owner='"    # only the heartbeat script (owner.c) says this: the command connection
 
 
@@ -265,6 +268,57 @@ class SlowRedisTest(LinkBase):
         self.assert_files(rows)
         self.wait_drained()
         self.c.check_alive()
+
+
+class ScriptCacheTest(LinkBase):
+
+    def test_scripts_by_sha_survive_a_script_flush(self):
+        """The take and the finish go as EVALSHA, so Redis neither receives nor hashes their
+        9-12 KB of source with every call. A Redis that lost its scripts (SCRIPT FLUSH; a
+        restart does the same) answers NOSCRIPT without running anything, and the call
+        must go again at once as EVAL. SCRIPT FLUSH three times mid-job: every task ends
+        ok exactly once, the worker logs no failed take and no refused or failed call,
+        Redis answered NOSCRIPT after each flush, and EVALSHA carried the calls."""
+        org = self.c.start_origin(delay_ms=20)
+        self.c.start_master()
+        self.c.start_worker("w1", "--concurrency", "8", "--host-conns", "8")
+        self.c.wait_workers_registered(1)
+        n = 600
+        urls = [org.url("/img/%d.jpg?size=1024" % i) for i in range(n)]
+        jid = self.submit_id("--attempts", "1", self.c.write_input(urls))
+        noscript = []
+        for k in (1, 2, 3):
+            self.wait_for("progress", lambda: self.done(jid) >= k * n / 4, 60)
+            before = self.error_count("NOSCRIPT")
+            self.rcall("SCRIPT", "FLUSH")
+            self.wait_for("a NOSCRIPT", lambda: self.error_count("NOSCRIPT") > before, 10)
+            noscript.append(self.error_count("NOSCRIPT") - before)
+        self.wait_job(jid, 60)
+        rows = self.job_rows(jid)
+        self.assert_rows(rows, urls, "ok", attempts=1)
+        self.assert_files(rows)
+        log = self.worker_log(self.c.workers[0])
+        for bad in ("taking tasks failed", "command failed", "refused", "will retry"):
+            self.assertNotIn(bad, log)
+        calls = self.command_calls("evalsha")
+        self.say("EVALSHA calls %d, NOSCRIPT answers after the flushes %s", calls, noscript)
+        self.assertGreater(calls, 100, "the take and finish calls went as EVAL")
+        self.wait_drained()
+        self.c.check_alive()
+
+    def error_count(self, name):
+        """How many errors of this kind Redis answered (INFO errorstats)."""
+        for line in str(self.rcall("INFO", "errorstats")).splitlines():
+            if line.startswith("errorstat_%s:count=" % name):
+                return int(line.split("=", 1)[1].split(",")[0])
+        return 0
+
+    def command_calls(self, name):
+        """How many times Redis ran this command (INFO commandstats)."""
+        for line in str(self.rcall("INFO", "commandstats")).splitlines():
+            if line.startswith("cmdstat_%s:calls=" % name):
+                return int(line.split("=", 1)[1].split(",")[0])
+        return 0
 
 
 class TwinTest(LinkBase):
