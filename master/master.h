@@ -101,6 +101,7 @@ redisReply *fpm_redis_cmd(fpm *m, const char *fmt, ...);
 int fpm_redis_append(fpm *m, const char *fmt, ...);
 int fpm_redis_append_argv(fpm *m, int argc, const char **argv, const size_t *lens);
 int fpm_redis_append_call(fpm *m, fp_call *c);
+/* A script's call, by its SHA1 (fp_call_by_sha; sent again with the source after NOSCRIPT). */
 redisReply *fpm_redis_call(fpm *m, fp_call *c);
 redisReply *fpm_redis_reply(fpm *m);
 /* 1 (and logs, counts) if r is an error reply; what names the step for the log. */

@@ -138,10 +138,19 @@ int fpm_redis_append_call(fpm *m, fp_call *c)
 redisReply *fpm_redis_call(fpm *m, fp_call *c)
 {
     uint64_t t0 = fpm_now_ms();
+    redisReply *r;
 
     if (m->rc == NULL || m->rc->err)
         return NULL;
-    return timed(m, t0, redisCommandArgv(m->rc, c->argc, c->argv, c->len));
+    fp_call_by_sha(c);
+    r = redisCommandArgv(m->rc, c->argc, c->argv, c->len);
+    if (r && r->type == REDIS_REPLY_ERROR && fp_call_is_by_sha(c) &&
+        fp_redis_error_noscript(r->str)) {
+        freeReplyObject(r); /* nothing ran: the same call with the source, which caches it */
+        fp_call_by_source(c);
+        r = redisCommandArgv(m->rc, c->argc, c->argv, c->len);
+    }
+    return timed(m, t0, r);
 }
 
 redisReply *fpm_redis_reply(fpm *m)

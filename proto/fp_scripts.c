@@ -1,10 +1,11 @@
-/* fp_scripts.c - Lua source of the scripts declared in fp_scripts.h.
- * Redis caches a script by its SHA1, so sending the source with EVAL costs only bandwidth. */
+/* fp_scripts.c - Lua source of the scripts declared in fp_scripts.h, and the calls that
+ * run them. */
 #include "fp_scripts.h"
 
 #include "fp_polite.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -305,6 +306,7 @@ static void reset(fp_call *c)
     c->argc = 0;
     c->used = 0;
     c->task_at = -1;
+    c->script = NULL;
 }
 
 static void add_task(fp_call *c, const char *task, size_t len)
@@ -319,6 +321,59 @@ static void start(fp_call *c, const char *script, int numkeys)
     add_str(c, "EVAL");
     add_str(c, script);
     add_u64(c, (uint64_t)numkeys);
+    c->script = script;
+}
+
+#define SHA_CACHE 32 /* more than the scripts there are */
+
+const char *fp_script_sha(const char *script)
+{
+    static struct {
+        const char *script;
+        char hex[41];
+    } cache[SHA_CACHE];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+    size_t k;
+
+    for (k = 0; k < SHA_CACHE && cache[k].script; k++)
+        if (cache[k].script == script)
+            return cache[k].hex[0] ? cache[k].hex : NULL;
+    if (k == SHA_CACHE)
+        return NULL;
+    cache[k].script = script;
+    if (EVP_Digest(script, strlen(script), md, &n, EVP_sha1(), NULL) != 1 || n != 20)
+        return NULL; /* remembered as none: EVAL it is */
+    for (i = 0; i < n; i++)
+        snprintf(cache[k].hex + 2 * i, 3, "%02x", md[i]);
+    return cache[k].hex;
+}
+
+void fp_call_by_sha(fp_call *c)
+{
+    const char *sha = c->script ? fp_script_sha(c->script) : NULL;
+
+    if (sha == NULL || c->argc < 2)
+        return;
+    c->argv[0] = "EVALSHA";
+    c->len[0] = 7;
+    c->argv[1] = sha;
+    c->len[1] = 40;
+}
+
+void fp_call_by_source(fp_call *c)
+{
+    if (c->script == NULL || c->argc < 2)
+        return;
+    c->argv[0] = "EVAL";
+    c->len[0] = 4;
+    c->argv[1] = c->script;
+    c->len[1] = strlen(c->script);
+}
+
+int fp_call_is_by_sha(const fp_call *c)
+{
+    return c->argc >= 2 && c->len[0] == 7 && memcmp(c->argv[0], "EVALSHA", 7) == 0;
 }
 
 void fp_call_finish_head(fp_call *c, const char *worker, int n)

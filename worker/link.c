@@ -7,7 +7,6 @@
 
 #include <hiredis/async.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,38 +29,6 @@
 static void maybe_adopt(fp_link *q);
 static void batch_close(fp_link *q);
 static void take(fp_link *q, const char *check, size_t check_len);
-
-/* Scripts by SHA1 ---------------------------------------------------------------------- */
-
-/* The take and the finish, the calls every task makes, go as EVALSHA: with EVAL, Redis
- * receives and hashes the whole source (9-12 KB) on every call. A Redis that has not seen
- * the script (restarted, SCRIPT FLUSH) answers NOSCRIPT without running anything; the call
- * then goes again as EVAL, which caches it (outbox.c for results, pull_reply_cb for takes).
- * Rarer calls keep EVAL. */
-static void script_sha(const char *script, char hex[41])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0, i;
-
-    hex[0] = '\0';
-    if (EVP_Digest(script, strlen(script), md, &n, EVP_sha1(), NULL) != 1 || n != 20) {
-        fp_warn("no SHA1 from libcrypto: scripts go to Redis as EVAL");
-        return;
-    }
-    for (i = 0; i < n; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-}
-
-/* EVAL <source> ... as EVALSHA <sha> ...; left as it is without a SHA1. */
-static void by_sha(fp_call *c, const char *sha)
-{
-    if (sha[0] == '\0')
-        return;
-    c->argv[0] = "EVALSHA";
-    c->len[0] = 7;
-    c->argv[1] = sha;
-    c->len[1] = 40;
-}
 
 /* Connections ----------------------------------------------------------------------- */
 
@@ -253,7 +220,9 @@ static void adopt_cb(uv_timer_t *t)
 
 /* A task may wait for a local slot after it was taken: its lease outlives the longest
  * transfer by a minute. The lease is given back when the task is settled; the expiry is
- * only the backstop. */
+ * only the backstop. The take and the finish, the calls every task makes, go by their
+ * script's SHA1 (fp_call_by_sha); a NOSCRIPT answer sends the same call again with the
+ * source (pull_reply_cb here, outbox.c for results). */
 static void take(fp_link *q, const char *check, size_t check_len)
 {
     static fp_call call;
@@ -263,9 +232,9 @@ static void take(fp_link *q, const char *check, size_t check_len)
     fp_call_take(&call, q->conf->id, check ? 0 : q->want, q->recovered_slots, lease_ms, check,
                  check_len);
     if (q->take_eval)
-        q->take_eval = 0;
+        q->take_eval = 0; /* Redis answered NOSCRIPT to the last one: the source, once */
     else
-        by_sha(&call, q->sha_take);
+        fp_call_by_sha(&call);
     /* A task to judge is kept until the reply, in case it must go again (NOSCRIPT). */
     if (check != q->take_check) {
         free(q->take_check);
@@ -311,9 +280,9 @@ static void batch_close(fp_link *q)
     cmd = fp_cmd_new(&q->out, 1);
     fp_cmd_set_tag(cmd, q->batch_n > 1 ? FP_CMD_BATCH : FP_CMD_FINISH);
     fp_call_finish_head(&head, q->conf->id, q->batch_n);
-    by_sha(&head, q->sha_finish);
-    if (q->sha_finish[0])
-        fp_cmd_set_script(cmd, fp_script_finish);
+    fp_call_by_sha(&head);
+    if (fp_call_is_by_sha(&head))
+        fp_cmd_set_script(cmd, head.script);
     fp_cmd_add(cmd, &head, 0, head.argc);
     fp_cmd_move(cmd, q->batch_keys);
     fp_cmd_move(cmd, q->batch_args);
@@ -428,8 +397,6 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
     q->arg = arg;
     fp_key_proc(q->proc_key, conf->id);
     fp_key_heartbeat(q->hb_key, conf->id);
-    script_sha(fp_script_take, q->sha_take);
-    script_sha(fp_script_finish, q->sha_finish);
     fp_owner_token(q->owner, sizeof(q->owner));
     if (fp_owner_start(conf, q->owner) != 0) {
         free(q);

@@ -27,9 +27,8 @@ struct fp_link {
     char owner[FP_OWNER_MAX]; /* named in the heartbeat (owner.h) */
     fp_owner_beats beats;     /* and whether the id is known to be ours (owner.h) */
     int want, recovered_slots, pulling;
-    /* The SHA1 (hex) of the take and finish scripts, sent as EVALSHA ("": EVAL), and the
-     * take to send as EVAL once, after Redis answered NOSCRIPT (take_check: its task). */
-    char sha_take[41], sha_finish[41];
+    /* The next take goes as EVAL with the source (Redis answered NOSCRIPT to the last
+     * one), take_check: the task that take judged. */
     int take_eval;
     char *take_check;
     size_t take_check_len;

@@ -273,12 +273,13 @@ class SlowRedisTest(LinkBase):
 class ScriptCacheTest(LinkBase):
 
     def test_scripts_by_sha_survive_a_script_flush(self):
-        """The take and the finish go as EVALSHA, so Redis neither receives nor hashes their
-        9-12 KB of source with every call. A Redis that lost its scripts (SCRIPT FLUSH; a
-        restart does the same) answers NOSCRIPT without running anything, and the call
-        must go again at once as EVAL. SCRIPT FLUSH three times mid-job: every task ends
-        ok exactly once, the worker logs no failed take and no refused or failed call,
-        Redis answered NOSCRIPT after each flush, and EVALSHA carried the calls."""
+        """The take and the finish, and the master's calls, go as EVALSHA, so Redis neither
+        receives nor hashes 9-12 KB of source with every call. A Redis that lost its
+        scripts (SCRIPT FLUSH; a restart does the same) answers NOSCRIPT without running
+        anything, and the call must go again at once as EVAL. SCRIPT FLUSH three times
+        mid-job: every task ends ok exactly once, neither the worker nor the master logs a
+        failed or refused call, Redis answered NOSCRIPT after each flush, and EVALSHA
+        carried the calls."""
         org = self.c.start_origin(delay_ms=20)
         self.c.start_master()
         self.c.start_worker("w1", "--concurrency", "8", "--host-conns", "8")
@@ -300,6 +301,7 @@ class ScriptCacheTest(LinkBase):
         log = self.worker_log(self.c.workers[0])
         for bad in ("taking tasks failed", "command failed", "refused", "will retry"):
             self.assertNotIn(bad, log)
+        self.assertNotIn("NOSCRIPT", self.c.master.tail(300))
         calls = self.command_calls("evalsha")
         self.say("EVALSHA calls %d, NOSCRIPT answers after the flushes %s", calls, noscript)
         self.assertGreater(calls, 100, "the take and finish calls went as EVAL")

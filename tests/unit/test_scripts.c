@@ -52,6 +52,43 @@ static void finish_one(void **state)
     arg_is(&c, 14, "7");
 }
 
+/* EVALSHA and back: only the first two arguments change. */
+static void by_sha_and_back(void **state)
+{
+    static fp_call c;
+    static const char one[] = "return 1";
+    const char *sha;
+    int argc;
+
+    (void)state;
+    /* What Redis's SCRIPT LOAD "return 1" answers. */
+    assert_string_equal(fp_script_sha(one), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+    assert_ptr_equal(fp_script_sha(one), fp_script_sha(one)); /* computed once */
+    fp_call_take(&c, "w2", 48, 4, 90000, NULL, 0);
+    argc = c.argc;
+    assert_ptr_equal(c.script, fp_script_take);
+    assert_false(fp_call_is_by_sha(&c));
+    fp_call_by_sha(&c);
+    assert_true(fp_call_is_by_sha(&c));
+    sha = fp_script_sha(fp_script_take);
+    assert_non_null(sha);
+    assert_int_equal(strlen(sha), 40);
+    assert_int_equal(strspn(sha, "0123456789abcdef"), 40);
+    arg_is(&c, 0, "EVALSHA");
+    arg_is(&c, 1, sha);
+    assert_int_equal(c.argc, argc);
+    arg_is(&c, 2, "4");
+    arg_is(&c, 3, "fp:tasks");
+    fp_call_by_source(&c);
+    assert_false(fp_call_is_by_sha(&c));
+    arg_is(&c, 0, "EVAL");
+    assert_ptr_equal(c.argv[1], fp_script_take);
+    assert_int_equal(c.len[1], strlen(fp_script_take));
+    /* The finish of several results keeps its script through the parts. */
+    fp_call_finish(&c, "w1", &sample);
+    assert_ptr_equal(c.script, fp_script_finish);
+}
+
 static void finish_parts_and_no_task(void **state)
 {
     static fp_call head, part;
@@ -154,6 +191,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(finish_one),
         cmocka_unit_test(finish_parts_and_no_task),
+        cmocka_unit_test(by_sha_and_back),
         cmocka_unit_test(the_others),
         cmocka_unit_test(trim),
     };
