@@ -19,7 +19,13 @@
  * parked; tasks of a cancelled job (parked or retried before it was cancelled) are
  * dropped. ARGV[6], if not empty, is a task BLMOVE already moved into the processing
  * list: it is judged first, and parked (taken out of the list) if it must wait; if it is
- * a recovered task beyond the worker's slots it goes back to the tail too. */
+ * a recovered task beyond the worker's slots it goes back to the tail too.
+ * ARGV[7] of the ARGV[1] tasks are spare ones, beyond the worker's free slots (it keeps
+ * them ready for the slots that free up next): those come only out of what the queue holds
+ * beyond the other workers' concurrency (ARGV[8], the worker's own, for each other worker
+ * registered). So the last tasks of a queue go to free slots, never to one worker's spare
+ * while another worker's slots stand idle (an extra round of transfers at the end of a
+ * job). The reply's last element counts the spare tasks not handed out. */
 const char fp_script_take[] = FP_LUA_POLITE
     "local function push(key, list)\n"
     "  for i = 1, #list, 1000 do\n"
@@ -100,6 +106,14 @@ const char fp_script_take[] = FP_LUA_POLITE
     "  return 'broken'\n"
     "end\n"
     "local want, rslots = tonumber(ARGV[1]), tonumber(ARGV[3])\n"
+    "local spare, held = tonumber(ARGV[7]) or 0, 0\n"
+    "if spare > 0 then\n"
+    "  local others = redis.call('SCARD', KEYS[3]) - 1\n"
+    "  local room = redis.call('LLEN', KEYS[1]) - (want - spare)\n"
+    "               - others * (tonumber(ARGV[8]) or 0)\n"
+    "  held = spare - math.max(0, math.min(spare, room))\n"
+    "  want = want - held\n"
+    "end\n"
     "-- the flags are read once per task: recovered (4) here, robots (8) in judge\n"
     "local f6 = ARGV[6] ~= '' and flags(ARGV[6]) or 0\n"
     "if ARGV[6] ~= '' and rslots <= 0 and bit.band(f6, 4) ~= 0 then\n"
@@ -146,7 +160,7 @@ const char fp_script_take[] = FP_LUA_POLITE
     "end\n"
     "push(KEYS[1], skip)\n"
     "if now then fp_save(now) end\n"
-    "return {out, #skip, doom, broken, err}\n";
+    "return {out, #skip, doom, broken, err, held}\n";
 
 /* Checks first, writes after: a key of the wrong type, a command the ACL user may not run
  * on a key, or an argument that is not a number refuses every task of its job before
@@ -422,8 +436,8 @@ void fp_call_finish(fp_call *c, const char *worker, const fp_finish *f)
     }
 }
 
-void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots, long lease_ms,
-                  const char *check, size_t check_len)
+void fp_call_take(fp_call *c, const char *worker, int n, int spare, int concurrency,
+                  int recovered_slots, long lease_ms, const char *check, size_t check_len)
 {
     start(c, fp_script_take, 4);
     add_str(c, FP_KEY_TASKS);
@@ -439,6 +453,8 @@ void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots, lo
         add(c, check, check_len);
     else
         add(c, "", 0);
+    add_u64(c, (uint64_t)(spare > 0 ? spare : 0));
+    add_u64(c, (uint64_t)(concurrency > 0 ? concurrency : 0));
 }
 
 void fp_call_seal(fp_call *c, uint64_t job)

@@ -183,9 +183,12 @@ void fp_call_finish(fp_call *c, const char *worker, const fp_finish *f);
 void fp_call_finish_head(fp_call *c, const char *worker, int n);
 void fp_call_finish_part(fp_call *c, const fp_finish *f);
 
-/* check: a task BLMOVE moved into the processing list, to judge (NULL: none). */
-void fp_call_take(fp_call *c, const char *worker, int n, int recovered_slots, long lease_ms,
-                  const char *check, size_t check_len);
+/* Up to n tasks, spare of them beyond the worker's free slots (taken only out of what the
+ * queue holds beyond the other workers' concurrency, counted as the worker's own:
+ * fp_script_take); check: a task BLMOVE moved into the processing list, to judge (NULL:
+ * none). */
+void fp_call_take(fp_call *c, const char *worker, int n, int spare, int concurrency,
+                  int recovered_slots, long lease_ms, const char *check, size_t check_len);
 void fp_call_seal(fp_call *c, uint64_t job);
 /* status: what the attempt ended with, retry_after_s: the host's Retry-After (-1: none);
  * both feed the host's backpressure (fp_polite.h). */

@@ -41,7 +41,7 @@ static void beat_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
         fp_warn("redis: setting the heartbeat failed: %s", ((redisReply *)reply)->str);
     if (rc > 0 && !q->lost) {
         q->lost = 1;
-        q->want = 0;
+        q->want = q->spare = 0;
         uv_timer_stop(&q->heartbeat);
         uv_timer_stop(&q->adopt);
         fp_error("another worker (owner %s) took over id %s while this one (owner %s) was cut "

@@ -90,7 +90,10 @@ static void deliver(fp_link *q, const redisReply *r, fp_take_verdict v, const ch
 
 static void kick_cb(uv_timer_t *t)
 {
-    fp_link_kick(t->data);
+    fp_link *q = t->data;
+
+    q->held = 0;
+    fp_link_kick(q);
 }
 
 /* q->pulling stays set while a reply is delivered, so the top-ups it causes do not send
@@ -122,10 +125,12 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
         fp_link_progress(q);
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 6 &&
         r->element[0]->type == REDIS_REPLY_ARRAY && r->element[2]->type == REDIS_REPLY_ARRAY &&
-        r->element[3]->type == REDIS_REPLY_ARRAY && r->element[4]->type == REDIS_REPLY_STRING) {
-        /* The take script (fp_scripts.h): {run, passed over, host given up, unjudged, why}. */
+        r->element[3]->type == REDIS_REPLY_ARRAY && r->element[4]->type == REDIS_REPLY_STRING &&
+        r->element[5]->type == REDIS_REPLY_INTEGER) {
+        /* The take script (fp_scripts.h): {run, passed over, host given up, unjudged, why,
+         * spare held back}. */
         const redisReply *tasks = r->element[0], *doomed = r->element[2], *broken = r->element[3];
         for (i = 0; i < tasks->elements; i++)
             deliver(q, tasks->element[i], FP_TAKE_RUN, "");
@@ -136,6 +141,15 @@ static void pull_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
         if (tasks->elements == 0 && r->element[1]->integer > 0 && !q->stopping) {
             /* Only recovered tasks left and we hold our share: BLMOVE would take one
              * anyway, so look again a little later. */
+            q->pulling = 0;
+            uv_timer_start(&q->kick, kick_cb, 200, 0);
+            return;
+        }
+        if (tasks->elements == 0 && r->element[5]->integer > 0 && q->want <= q->spare &&
+            !q->stopping) {
+            /* Only spare tasks wanted and the queue holds none to spare: look again when a
+             * slot frees, or a little later (the master may have fed more). */
+            q->held = 1;
             q->pulling = 0;
             uv_timer_start(&q->kick, kick_cb, 200, 0);
             return;
@@ -229,8 +243,8 @@ static void take(fp_link *q, const char *check, size_t check_len)
     long lease_ms = q->conf->connect_timeout_ms + q->conf->timeout_ms + 60000;
 
     q->pulling = 1;
-    fp_call_take(&call, q->conf->id, check ? 0 : q->want, q->recovered_slots, lease_ms, check,
-                 check_len);
+    fp_call_take(&call, q->conf->id, check ? 0 : q->want, check ? 0 : q->spare,
+                 q->conf->concurrency, q->recovered_slots, lease_ms, check, check_len);
     if (q->take_eval)
         q->take_eval = 0; /* Redis answered NOSCRIPT to the last one: the source, once */
     else
@@ -255,15 +269,18 @@ void fp_link_kick(fp_link *q)
         return;
     }
     if (!q->pull.up || q->pulling || q->stopping || q->want <= 0 || q->need_adopt || q->lost ||
-        !fp_owner_fresh(&q->beats, uv_now(q->loop)))
+        (q->held && q->want <= q->spare) || !fp_owner_fresh(&q->beats, uv_now(q->loop)))
         return;
     take(q, NULL, 0);
 }
 
-void fp_link_want(fp_link *q, int n, int recovered_slots)
+void fp_link_want(fp_link *q, int n, int spare, int recovered_slots)
 {
     q->want = n;
+    q->spare = spare < 0 ? 0 : spare > n ? n : spare;
     q->recovered_slots = recovered_slots;
+    if (q->want > q->spare)
+        q->held = 0; /* a slot is free: take now */
     fp_link_kick(q);
 }
 
@@ -521,7 +538,7 @@ static void deadline_cb(uv_timer_t *t)
 void fp_link_shutdown(fp_link *q, long wait_ms, fp_link_closed_cb closed, void *arg)
 {
     q->stopping = 1;
-    q->want = 0;
+    q->want = q->spare = 0;
     q->closed = closed;
     q->closed_arg = arg;
     uv_timer_start(&q->deadline, deadline_cb, (uint64_t)(wait_ms > 0 ? wait_ms : 1), 0);

@@ -62,9 +62,12 @@ fp_link *fp_link_new(uv_loop_t *loop, const fp_conf *conf, const fp_counters *st
 
 /* Asks for up to n more tasks, at most recovered_slots of them recovered ones (tasks a
  * dead worker left; one at a time, so one that kills workers never takes along a task it
- * already killed once).
+ * already killed once). spare of the n are beyond the free slots: Redis hands those out
+ * only from a queue longer than the other workers can start at once (fp_script_take);
+ * while it holds them all back and no slot is free, the link asks again after 200 ms or
+ * once a slot frees, not before.
  * Replaces an earlier wish; 0 stops asking. */
-void fp_link_want(fp_link *q, int n, int recovered_slots);
+void fp_link_want(fp_link *q, int n, int spare, int recovered_slots);
 
 /* Final result of a task: removes the task from the processing list and records the
  * result, atomically (a loop turn's results go in one call). f's strings are copied.

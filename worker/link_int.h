@@ -26,7 +26,8 @@ struct fp_link {
     char proc_key[FP_KEY_MAX], hb_key[FP_KEY_MAX];
     char owner[FP_OWNER_MAX]; /* named in the heartbeat (owner.h) */
     fp_owner_beats beats;     /* and whether the id is known to be ours (owner.h) */
-    int want, recovered_slots, pulling;
+    int want, spare, recovered_slots, pulling;
+    int held; /* the last take held every spare task back and no slot was free */
     /* The next take goes as EVAL with the source (Redis answered NOSCRIPT to the last
      * one), take_check: the task that take judged. */
     int take_eval;

@@ -111,14 +111,16 @@ void fp_wk_top_up(fp_worker *w)
     if (w->draining)
         return;
     if (fp_wk_paused(w)) {
-        fp_link_want(w->link, 0, 0);
+        fp_link_want(w->link, 0, 0, 0);
         return;
     }
-    /* Ask in batches (fewer round trips), unless we are about to run dry. */
+    /* Ask in batches (fewer round trips), unless we are about to run dry. The prefetch
+     * part of want is spare: beyond the free slots (fp_link_want). */
     if (want >= batch || w->inflight + w->hosts.waiting < batch)
-        fp_link_want(w->link, want > 0 ? want : 0, RECOVERED_MAX - w->recovered);
+        fp_link_want(w->link, want > 0 ? want : 0, want < prefetch ? want : prefetch,
+                     RECOVERED_MAX - w->recovered);
     else
-        fp_link_want(w->link, 0, 0);
+        fp_link_want(w->link, 0, 0, 0);
 }
 
 /* Results --------------------------------------------------------------------------- */
@@ -542,7 +544,7 @@ static void grace_cb(uv_timer_t *t)
 static void drain(fp_worker *w)
 {
     w->draining = 1;
-    fp_link_want(w->link, 0, 0);
+    fp_link_want(w->link, 0, 0, 0);
     uv_timer_start(&w->grace, grace_cb, (uint64_t)w->conf->grace_ms, 0);
     fp_wk_schedule(w);
 }

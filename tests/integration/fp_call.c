@@ -5,7 +5,7 @@
  *   fp-call finish WORKER TASK JOB IDX RESULT OK STATUS BYTES TOTAL_US [...]
  *           (one group of 8 per result, in one call as the worker batches them;
  *            TASK "" for none)
- *   fp-call take WORKER N RECOVERED_SLOTS LEASE_MS [CHECK]
+ *   fp-call take WORKER N RECOVERED_SLOTS LEASE_MS [CHECK [SPARE CONCURRENCY]]
  *   fp-call abandon WORKER TASK JOB IDX RESULT STATUS
  *   fp-call retry WORKER JOB TASK NEXT DELAY_MS STATUS RETRY_AFTER_S
  *   fp-call trim JOB WRITER N LAST LEASE_MS [HIST]  (HIST: "<bucket> <count> ...")
@@ -108,9 +108,11 @@ int main(int argc, char **argv)
 
     if (argc >= 2 && strcmp(argv[1], "finish") == 0) {
         rc = finish(argc, argv);
-    } else if ((argc == 6 || argc == 7) && strcmp(argv[1], "take") == 0) {
-        fp_call_take(&c, argv[2], atoi(argv[3]), atoi(argv[4]), atol(argv[5]),
-                     argc == 7 ? argv[6] : NULL, argc == 7 ? strlen(argv[6]) : 0);
+    } else if ((argc == 6 || argc == 7 || argc == 9) && strcmp(argv[1], "take") == 0) {
+        const char *check = argc >= 7 && argv[6][0] ? argv[6] : NULL;
+        fp_call_take(&c, argv[2], atoi(argv[3]), argc == 9 ? atoi(argv[7]) : 0,
+                     argc == 9 ? atoi(argv[8]) : 0, atoi(argv[4]), atol(argv[5]), check,
+                     check ? strlen(check) : 0);
         put_call(&c, 0, c.argc);
         rc = 0;
     } else if (argc == 8 && strcmp(argv[1], "abandon") == 0) {

@@ -121,6 +121,40 @@ class FairnessTest(unittest.TestCase):
         # (more of those on a loaded machine or under ASan).
         self.assertLessEqual(held, 2 * conc + 32, msg)
 
+    def test_last_tasks_go_to_free_slots(self):
+        """A worker's spare tasks (taken ahead for the slots that free up next) come only
+        out of what the queue holds beyond the other workers' concurrency (the take script,
+        fp_scripts.c). Two workers of 10 slots, 40 slow URLs: 2 rounds of 20 transfers. A
+        worker that took 5 spare tasks in the second round too would leave the other 5
+        slots short, and its 5 spare would run in a third round; so each worker must run
+        exactly 20. A worker that wants only spare tasks while the queue has none to
+        spare must not ask Redis again and again either (it waits 200 ms, or for a free
+        slot): the EVALSHA calls stay few."""
+        org = self.c.start_origin(delay_ms=400)
+        self.c.start_master()
+        for _ in range(2):
+            self.c.start_worker(None, "--concurrency", "10", "--host-conns", "10")
+        self.c.wait_workers_registered(2)
+        urls = [org.url("/img/%d.jpg?size=1024" % i) for i in range(40)]
+        res = self.c.path("results.tsv")
+        sub = self.c.submit("--wait", "--results", res, self.c.write_input(urls))
+        self.check(sub.rc == 0, "submit: %r" % sub)
+        rows = fp.read_tsv(res)
+        self.assertEqual([x["url"] for x in rows], urls)
+        self.assertEqual(collections.Counter(x["status"] for x in rows), {"ok": 40})
+        by_worker = collections.Counter(x["worker"] for x in rows)
+        calls = 0
+        for line in str(self.c.redis().call("INFO", "commandstats")).splitlines():
+            if line.startswith("cmdstat_evalsha:calls="):
+                calls = int(line.split("=", 1)[1].split(",")[0])
+        msg = "results by worker %s, EVALSHA calls %d, job took %.2f s\n%s" % (
+            dict(by_worker), calls, sub.elapsed, self.c.logs())
+        sys.stderr.write("\n" + msg.split("\n")[0] + "\n")
+        self.assertEqual(sorted(by_worker.values()), [20, 20], msg)
+        self.assertLess(calls, 300, msg)
+        self.assert_queues_drained()
+        self.c.check_alive()
+
 
 if __name__ == "__main__":
     fp.main()

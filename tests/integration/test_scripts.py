@@ -267,6 +267,33 @@ class TakeTest(ScriptBase):
             self.assertEqual(sum(v.count(t) for v in places.values()), 1, (t, places))
         return places
 
+    def test_spare_only_from_the_surplus(self):
+        """Spare tasks (beyond the free slots) come only out of what the queue holds
+        beyond the other workers' concurrency: with one other worker of concurrency 3, a
+        take of 2 free and 4 spare from 8 queued tasks gets 2 + (8 - 2 - 3) = 5, and the
+        reply counts the 1 held back; from 4 queued, the 2 free ones only. Alone (no other
+        worker registered), a worker takes its spare from whatever is there, and the
+        reply counts what it did not get (the worker then waits for a free slot, or 200
+        ms, instead of blocking in BLMOVE for a spare task)."""
+        self.job(1, 20, host_conns=0)
+        tasks = [task(1, i) for i in range(8)]
+        self.rcall("RPUSH", "fp:tasks", *tasks)
+        self.rcall("SADD", "fp:workers", "w0")
+        r = self.call("take", "w1", 6, 1, 90000, "", 4, 3)
+        self.assertEqual((r[0], r[5]), (tasks[:5], 1))
+        self.where(tasks)
+        self.rcall("DEL", "fp:proc:w1")
+        self.rcall("DEL", "fp:tasks")
+        self.rcall("RPUSH", "fp:tasks", *tasks[:4])
+        r = self.call("take", "w1", 6, 1, 90000, "", 4, 3)
+        self.assertEqual((r[0], r[5]), (tasks[:2], 4))
+        self.rcall("SREM", "fp:workers", "w0")
+        self.rcall("RPUSH", "fp:tasks", *tasks[4:])
+        r = self.call("take", "w1", 6, 1, 90000, "", 4, 3)
+        self.assertEqual((r[0], r[5]), (tasks[2:8], 0))
+        r = self.call("take", "w1", 6, 1, 90000, "", 4, 3)
+        self.assertEqual((r[0], r[5]), ([], 4))
+
     def test_damaged_host_key(self):
         """Finding 5: a task whose host state cannot be read (fp:host:<h> a string:
         WRONGTYPE) is not lost: it goes to the processing list and the reply names it

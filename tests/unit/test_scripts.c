@@ -64,7 +64,7 @@ static void by_sha_and_back(void **state)
     /* What Redis's SCRIPT LOAD "return 1" answers. */
     assert_string_equal(fp_script_sha(one), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
     assert_ptr_equal(fp_script_sha(one), fp_script_sha(one)); /* computed once */
-    fp_call_take(&c, "w2", 48, 4, 90000, NULL, 0);
+    fp_call_take(&c, "w2", 48, 16, 64, 4, 90000, NULL, 0);
     argc = c.argc;
     assert_ptr_equal(c.script, fp_script_take);
     assert_false(fp_call_is_by_sha(&c));
@@ -113,8 +113,8 @@ static void the_others(void **state)
     static fp_call c;
 
     (void)state;
-    fp_call_take(&c, "w2", 48, 4, 90000, NULL, 0);
-    assert_int_equal(c.argc, 13);
+    fp_call_take(&c, "w2", 48, 16, 64, 4, 90000, NULL, 0);
+    assert_int_equal(c.argc, 15);
     arg_is(&c, 2, "4");
     arg_is(&c, 3, "fp:tasks");
     arg_is(&c, 4, "fp:proc:w2");
@@ -124,8 +124,11 @@ static void the_others(void **state)
     arg_is(&c, 9, "4");
     arg_is(&c, 11, "90000");
     arg_is(&c, 12, "");
-    fp_call_take(&c, "w2", 0, 0, 0, "T1\tx", 4);
+    arg_is(&c, 13, "16");
+    arg_is(&c, 14, "64");
+    fp_call_take(&c, "w2", 0, 0, 0, 0, 0, "T1\tx", 4);
     arg_is(&c, 7, "0");
+    arg_is(&c, 13, "0");
     arg_is(&c, 11, "1"); /* a lease always expires */
     arg_is(&c, 12, "T1\tx");
     assert_int_equal(c.task_at, -1); /* judged, not settled */
